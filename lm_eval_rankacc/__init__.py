@@ -1,0 +1,25 @@
+"""lm-eval-rankacc: ranking-accuracy tasks for EleutherAI's lm-evaluation-harness.
+
+Kept import-light on purpose: the start-up hook imports this package in every
+Python process, so nothing heavy (torch, lm-eval, datasets) is imported here.
+"""
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+
+def tasks_dir() -> Path:
+    """The folder holding the package's lm-eval task YAMLs.
+
+    Inside an installed wheel the tasks live in ``lm_eval_rankacc/tasks``; in a
+    source checkout (and an editable install) they live in ``tasks/`` beside
+    the package.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "tasks", here.parent / "tasks"):
+        if (candidate / "rankacc.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"lm_eval_rankacc: no task folder found next to {here} (looked for tasks/rankacc.yaml)"
+    )

@@ -1,0 +1,138 @@
+"""Start-up hook that lets plain ``lm_eval --tasks 'rankacc_*'`` find the package's tasks.
+
+lm-eval 0.4.13 has no plugin entry point for external tasks. The package
+installs ``lm_eval_rankacc_autoload.pth``, which imports this module at
+interpreter start. All it does then is put a finder on ``sys.meta_path`` that
+answers for one module name only, lm-eval's task index
+(``lm_eval.tasks._index``). When that module is first imported, the hook wraps
+``TaskIndex.build`` so that the package's task folder is scanned first (user
+``--include_path`` folders still come later and may override), and removes
+itself. Any other Python program never imports lm-eval's task index and is
+unaffected.
+
+Guarded: if lm-eval's internals are not as expected it warns once and does
+nothing. ``LM_EVAL_RANKACC_AUTOLOAD=0`` switches it off.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import inspect
+import os
+import sys
+import warnings
+from pathlib import Path
+
+ENV = "LM_EVAL_RANKACC_AUTOLOAD"
+TARGET = "lm_eval.tasks._index"
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _same_path(a, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == b
+    except (OSError, TypeError):
+        return False
+
+
+def patch_task_index(module) -> bool:
+    """Wrap ``module.TaskIndex.build`` to scan the package's tasks folder; False if not possible."""
+    task_index = getattr(module, "TaskIndex", None)
+    build = inspect.getattr_static(task_index, "build", None) if task_index else None
+    func = getattr(build, "__func__", None)
+    if not isinstance(build, staticmethod) or func is None:
+        return _give_up("lm_eval.tasks._index.TaskIndex.build is not a staticmethod")
+    params = list(inspect.signature(func).parameters)
+    if not params or params[0] != "paths":
+        return _give_up(f"TaskIndex.build has signature {params}, expected (paths, ...)")
+    if getattr(func, "_rankacc_wrapped", False):
+        return True
+
+    from lm_eval_rankacc import tasks_dir
+
+    ours = tasks_dir().resolve()
+
+    def build_with_rankacc(paths, *args, **kwargs):
+        paths = list(paths)
+        if not any(_same_path(p, ours) for p in paths):
+            paths.insert(0, ours)
+        return func(paths, *args, **kwargs)
+
+    build_with_rankacc._rankacc_wrapped = True  # type: ignore[attr-defined]
+    build_with_rankacc.__wrapped__ = func  # type: ignore[attr-defined]
+    task_index.build = staticmethod(build_with_rankacc)
+    return True
+
+
+_warned = False
+
+
+def _give_up(reason: str) -> bool:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(
+            f"lm_eval_rankacc: start-up hook disabled ({reason}); use "
+            "--include_path \"$(python -m lm_eval_rankacc.tasks_dir)\" instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return False
+
+
+class _TaskIndexFinder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: it lets the normal finders locate lm-eval's task
+    index, then wraps the loader so the module is patched right after it runs."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None:
+            _give_up("lm-eval's task index has no standard loader")
+            return None
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _uninstall()
+            try:
+                patch_task_index(module)
+            except Exception as err:  # never break lm-eval itself
+                _give_up(f"{type(err).__name__}: {err}")
+
+        loader.exec_module = exec_and_patch
+        return spec
+
+
+_finder = _TaskIndexFinder()
+
+
+def _uninstall() -> None:
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+
+
+def install() -> None:
+    """Patch now if lm-eval's task index is already imported, else wait for it."""
+    if not enabled():
+        return
+    module = sys.modules.get(TARGET)
+    if module is not None:
+        patch_task_index(module)
+    elif _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
+
+
+install()

@@ -1,0 +1,288 @@
+"""The lm-eval glue: task data loading and the token counts behind R~.
+
+``load_docs`` is every task's ``custom_dataset``: lm-eval calls it with the
+task's ``dataset_kwargs`` together with ``--metadata`` (and, in lm-eval
+0.4.13, every ``--model_args`` key too, which is why unknown keys are
+ignored rather than rejected). It reads the hub source or local
+``data_files`` in the source's own schema, converts the rows with the
+source's converter, reports dropped rows, and draws the fixed sample.
+
+Conversion happens here rather than in ``process_docs`` because lm-eval's
+``process_docs`` never sees ``--metadata``, and the sample must be drawn
+from converted documents so that it holds exactly ``sample_size`` of them.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from lm_eval_rankacc.sources import Conversion, HubDataset, HubFile, get_source
+
+log = logging.getLogger("lm-eval")
+
+#: Documents per task unless ``--metadata '{"sample_size": N}'`` (0 = all), as in the paper.
+DEFAULT_SAMPLE_SIZE = 1000
+DEFAULT_SEED = 0
+#: Prompt and response are joined as prompt + " " + response (the task's target_delimiter).
+JOIN = " "
+#: The split name under which the loader hands the documents to lm-eval (``test_split``).
+EVAL_SPLIT = "test"
+
+
+class TaskDataError(ValueError):
+    """Bad task input (a malformed row, a bad option, missing files); names the task."""
+
+
+# ----------------------------------------------------------------- options
+def _check_int(task: str, key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TaskDataError(
+            f"{task}: metadata '{key}' must be an integer >= {minimum}, got {value!r}"
+        )
+    return value
+
+
+def resolve_data_files(task: str, data_files: Any) -> list[Path]:
+    """Paths matched by ``data_files`` (a path or glob, or a list of them); an error if none match."""
+    patterns = data_files if isinstance(data_files, (list, tuple)) else [data_files]
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise TaskDataError(
+            f"{task}: metadata 'data_files' must be a path or glob string (or a list of them), got {data_files!r}"
+        )
+    paths: list[Path] = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        files = [Path(m) for m in matched if Path(m).is_file()]
+        if not files:
+            raise TaskDataError(f"{task}: data_files {pattern!r} matches no file")
+        paths.extend(files)
+    return paths
+
+
+# ----------------------------------------------------------------- reading
+def read_records(path: Path) -> list[Any]:
+    """Records of one local file in a hub schema: .json (a list, or an object
+    with one list), .jsonl, either gzipped, or .parquet."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raw = path.read_bytes()
+    if name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+        name = name[:-3]
+    text = raw.decode("utf-8")
+    if name.endswith(".jsonl"):
+        records = []
+        for line_no, line in enumerate(io.StringIO(text), start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise TaskDataError(f"{path}: line {line_no} is not valid JSON ({err.msg})") from None
+        return records
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TaskDataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            data = lists[0]
+    if not isinstance(data, list):
+        raise TaskDataError(f"{path}: expected a JSON list of records")
+    return data
+
+
+#: A local mirror of the hub sources, for air-gapped machines: files in each
+#: dataset's hub schema at ``$RANKACC_DATA_DIR/<source>/<split>.<ext>`` (for a
+#: single-file source, ``<source>/<hub filename>``) are read instead of the hub.
+MIRROR_ENV = "RANKACC_DATA_DIR"
+
+
+def mirror_files(source: str, hub: HubDataset | HubFile, split: str) -> list[Path]:
+    root = os.environ.get(MIRROR_ENV)
+    if not root:
+        return []
+    folder = Path(root).expanduser() / source
+    if isinstance(hub, HubFile):
+        return [folder / hub.filename] if (folder / hub.filename).is_file() else []
+    return sorted(p for p in folder.glob(f"{split}.*") if p.is_file())
+
+
+def read_hub(hub: HubDataset | HubFile, split: str) -> list[Any]:
+    """Rows of the pinned hub source (needs network access to the hub or its cache)."""
+    if isinstance(hub, HubFile):
+        from huggingface_hub import hf_hub_download
+
+        local = hf_hub_download(hub.repo, hub.filename, repo_type="dataset", revision=hub.revision)
+        return read_records(Path(local))
+    import datasets
+
+    ds = datasets.load_dataset(
+        hub.path, hub.name, data_dir=hub.data_dir, revision=hub.revision, split=split
+    )
+    return list(ds)
+
+
+# ----------------------------------------------------------------- sampling
+def sample_indices(n: int, sample_size: int, seed: int) -> list[int]:
+    """The fixed subsample: the first ``sample_size`` of numpy's
+    ``default_rng(seed).permutation(n)`` (the generator ``datasets`` uses for
+    ``train_test_split``), returned in document order. 0 or >= n means all."""
+    if sample_size == 0 or sample_size >= n:
+        return list(range(n))
+    import numpy as np
+
+    return sorted(int(i) for i in np.random.default_rng(seed).permutation(n)[:sample_size])
+
+
+def report_drops(task: str, n_rows: int, conversion: Conversion) -> None:
+    for reason, count in sorted(conversion.dropped.items()):
+        log.warning("%s: dropped %d of %d rows: %s", task, count, n_rows, reason)
+
+
+def load_docs(
+    *,
+    source: str,
+    task: str,
+    split: str = "test",
+    sample_size: Any = DEFAULT_SAMPLE_SIZE,
+    seed: Any = DEFAULT_SEED,
+    data_files: Any = None,
+    ties: str = "include",
+    **_ignored: Any,
+):
+    """lm-eval ``custom_dataset`` for every rankacc task: a DatasetDict whose
+    ``test`` split holds the task's documents in the common schema."""
+    import datasets
+
+    from lm_eval_rankacc.schema import RowError
+
+    sample_size = _check_int(task, "sample_size", sample_size, 0)
+    seed = _check_int(task, "seed", seed, 0)
+    module = get_source(source)
+    if data_files is not None:
+        files = resolve_data_files(task, data_files)
+        rows: list[Any] = []
+        for path in files:
+            rows.extend(read_records(path))
+        where = ", ".join(str(p) for p in files)
+    elif isinstance(module.HUB, Path):  # data shipped with the package
+        rows, where = read_records(module.HUB), str(module.HUB.name)
+    elif files := mirror_files(source, module.HUB, split):
+        rows = [r for path in files for r in read_records(path)]
+        where = ", ".join(str(p) for p in files)
+    else:
+        rows = read_hub(module.HUB, split)
+        where = f"{getattr(module.HUB, 'path', getattr(module.HUB, 'repo', ''))} ({split})"
+    try:
+        conversion = module.convert(rows, split, ties=ties)
+    except RowError as err:
+        raise TaskDataError(f"{task}: {where}: {err}") from None
+    report_drops(task, len(rows), conversion)
+    docs = conversion.docs
+    if not docs:
+        raise TaskDataError(f"{task}: {where}: no documents left after conversion")
+    ids = [d["id"] for d in docs]
+    if len(set(ids)) != len(ids):
+        raise TaskDataError(f"{task}: {where}: document ids are not unique")
+    keep = sample_indices(len(docs), sample_size, seed)
+    if len(keep) < len(docs):
+        log.info(
+            "%s: scoring a fixed sample of %d of %d documents (seed %d); "
+            "--metadata '{\"sample_size\": 0}' scores all",
+            task, len(keep), len(docs), seed,
+        )
+    docs = [docs[i] for i in keep]
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "prompt": datasets.Value("string"),
+            "responses": datasets.Sequence(datasets.Value("string")),
+            "ranks": datasets.Sequence(datasets.Value("int64")),
+            "votes": datasets.Sequence(datasets.Value("int64")),
+            "alpha": datasets.Value("float64"),
+        }
+    )
+    return datasets.DatasetDict({EVAL_SPLIT: datasets.Dataset.from_list(docs, features=features)})
+
+
+def doc_to_target(doc: dict[str, Any]) -> int:
+    """Index of a best-ranked response (lm-eval logs it as the target)."""
+    return list(doc["ranks"]).index(min(doc["ranks"]))
+
+
+# ----------------------------------------------------------------- token counts
+class Loglikelihood(tuple):
+    """lm-eval's ``(loglikelihood, is_greedy)`` result for one request, plus
+    ``n_tokens``: the number of continuation tokens the backend scored."""
+
+    n_tokens: int | None = None
+
+    def __new__(cls, result, n_tokens: int | None):
+        obj = super().__new__(cls, result)
+        obj.n_tokens = n_tokens
+        return obj
+
+    def __reduce__(self):  # keeps n_tokens through lm-eval's request cache
+        return (Loglikelihood, (tuple(self), self.n_tokens))
+
+
+def _is_rankacc_doc(doc: Any) -> bool:
+    return isinstance(doc, dict) and {"id", "prompt", "responses", "ranks"} <= doc.keys()
+
+
+def _continuation_tokens(lm: Any, context: str, continuation: str) -> int | None:
+    """Continuation length under the backend's own context/continuation split
+    (``TemplateLM._encode_pair``), which is what its loglikelihood scored."""
+    if not context:
+        return None
+    return len(lm._encode_pair(context, continuation)[1])
+
+
+def install_token_counts() -> bool:
+    """Make lm-eval's tokenizing backends (hf, vllm, local-completions, every
+    ``TemplateLM``) report the continuation token count of each rankacc
+    request. Other tasks' requests are returned untouched. Idempotent; returns
+    False (and changes nothing) if lm-eval's internals are not as expected."""
+    try:
+        from lm_eval.api.model import TemplateLM
+    except ImportError:
+        return False
+    original = TemplateLM.__dict__.get("loglikelihood")
+    if original is None or not hasattr(TemplateLM, "_encode_pair"):
+        log.warning("lm_eval_rankacc: lm-eval's TemplateLM changed; rank_acc_norm will be left out")
+        return False
+    if getattr(original, "_rankacc_wrapped", False):
+        return True
+
+    def loglikelihood(self, requests, *args, **kwargs):
+        results = original(self, requests, *args, **kwargs)
+        out = []
+        for request, result in zip(requests, results, strict=True):
+            if _is_rankacc_doc(getattr(request, "doc", None)):
+                try:
+                    n = _continuation_tokens(self, *request.args)
+                except Exception:  # a backend whose tokenizer cannot split: count unknown
+                    n = None
+                result = Loglikelihood(result, n)
+            out.append(result)
+        return out
+
+    loglikelihood._rankacc_wrapped = True  # type: ignore[attr-defined]
+    loglikelihood.__wrapped__ = original  # type: ignore[attr-defined]
+    loglikelihood.__doc__ = original.__doc__
+    TemplateLM.loglikelihood = loglikelihood
+    return True
+
+
+install_token_counts()

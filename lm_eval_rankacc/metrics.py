@@ -1,0 +1,121 @@
+"""Per-document ranking-accuracy metrics for lm-eval (``process_results``).
+
+Each response is scored by lm-eval as log p(" " + response | prompt). From
+those scores, per document:
+
+- ``rank_acc``       R  (Def. 2.3): summed log-probability; ties (Def. C.1)
+  compared on the summed log-probability.
+- ``rank_acc_norm``  R~ (Eq. 15): mean log-probability per token, token counts
+  from the backend's own tokenizer split; ties compared on the geometric-mean
+  token probability exp(mean). Left out (with one notice) when the backend
+  reports no token counts.
+- ``rank_acc_bytes``: mean log-probability per UTF-8 byte of the scored
+  continuation; ties compared on exp(mean). Tokenizer-free.
+- ``pair_acc`` / ``pair_acc_norm`` (documents with n > 2 responses): share of
+  human-strictly-ordered pairs the model orders correctly.
+- ``invalid``: number of NaN / infinite log-likelihoods (summed over the task).
+- ``scores``: the raw per-response values (``loglik``, ``n_tokens``,
+  ``n_bytes``), kept in ``--log_samples`` output for later analysis; its
+  aggregate is the number of responses scored.
+
+All metrics are pure functions of one document, so data-parallel runs that
+shard documents and gather per-document values give the same aggregates.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lm_eval_rankacc import harness
+from lm_eval_rankacc.theory import (
+    TIE_EPS,
+    geometric_mean_prob,
+    is_valid,
+    pair_accuracy,
+    per_unit,
+    ranking_correct,
+)
+
+log = logging.getLogger("lm-eval")
+_notified: set[str] = set()
+
+
+def _notify_once(key: str, message: str) -> None:
+    if key not in _notified:
+        _notified.add(key)
+        log.warning(message)
+
+
+def document_scores(doc: dict[str, Any], results: list[Any]) -> dict[str, list]:
+    """The raw per-response values of one document: summed log-likelihood,
+    scored continuation tokens (None when unknown) and UTF-8 bytes."""
+    if len(results) != len(doc["responses"]):
+        raise ValueError(
+            f"document {doc['id']}: {len(results)} results for {len(doc['responses'])} responses"
+        )
+    return {
+        "loglik": [float(r[0]) for r in results],
+        "n_tokens": [getattr(r, "n_tokens", None) for r in results],
+        "n_bytes": [len((harness.JOIN + resp).encode("utf-8")) for resp in doc["responses"]],
+    }
+
+
+def ranking_metrics(
+    ranks: list[int],
+    loglik: list[float],
+    n_tokens: list[int | None],
+    n_bytes: list[int],
+    eps: float = TIE_EPS,
+) -> dict[str, float]:
+    """All ranking metrics of one document from its raw scores."""
+    out: dict[str, float] = {}
+
+    def add(name: str, scores: list[float], tie_scores: list[float]) -> None:
+        out[name] = float(ranking_correct(scores, ranks, tie_scores, eps))
+        if len(ranks) > 2:
+            pa = pair_accuracy(scores, ranks)
+            if pa is not None:
+                out[name.replace("rank_acc", "pair_acc")] = pa
+
+    add("rank_acc", loglik, loglik)
+    if all(n is not None for n in n_tokens):
+        per_token = [per_unit(ll, n) for ll, n in zip(loglik, n_tokens)]
+        add("rank_acc_norm", per_token, [geometric_mean_prob(x) for x in per_token])
+    per_byte = [per_unit(ll, n) for ll, n in zip(loglik, n_bytes)]
+    out["rank_acc_bytes"] = float(
+        ranking_correct(per_byte, ranks, [geometric_mean_prob(x) for x in per_byte], eps)
+    )
+    return out
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """lm-eval ``process_results`` for every rankacc task."""
+    scores = document_scores(doc, results)
+    metrics = ranking_metrics(list(doc["ranks"]), scores["loglik"], scores["n_tokens"], scores["n_bytes"])
+    if "rank_acc_norm" not in metrics:
+        _notify_once(
+            "norm",
+            "rankacc: this backend reports no token counts, so rank_acc_norm (R~) is left out; "
+            "rank_acc and rank_acc_bytes are unaffected",
+        )
+    invalid = sum(not is_valid(x) for x in scores["loglik"])
+    if invalid:
+        _notify_once(
+            "invalid",
+            "rankacc: the model returned NaN or infinite log-likelihoods; such documents count as "
+            "wrong, and the 'invalid' metric counts the responses affected",
+        )
+    metrics["invalid"] = invalid
+    metrics["scores"] = scores
+    return metrics
+
+
+def total(items: list[int]) -> int:
+    """Aggregation of ``invalid``: the sum over documents (lm-eval has no "sum")."""
+    return int(sum(items))
+
+
+def count_responses(items: list[dict[str, list]]) -> int:
+    """Aggregation of ``scores``: the number of responses scored."""
+    return sum(len(item["loglik"]) for item in items)

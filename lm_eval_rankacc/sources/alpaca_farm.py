@@ -1,0 +1,77 @@
+"""Alpaca Farm human cross-annotations (Dubois et al., 2023), file
+``alpaca_farm_human_crossannotations.json`` of the hub dataset
+``tatsu-lab/alpaca_eval``: one row per (pair, rater) with ``instruction``,
+``output_1``, ``output_2`` and ``preference`` (1 or 2).
+
+Rows are grouped by pair with an order-insensitive key (instruction and the
+unordered pair of outputs): a row that lists the outputs swapped has its vote
+flipped. The document keeps the orientation of the pair's first row;
+``votes`` = raters preferring [output_1, output_2], ``alpha`` = share
+preferring output_1, ranks from alpha (alpha = 0.5 is a human tie). With
+``ties="exclude"`` tied pairs are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from lm_eval_rankacc.schema import RowError, get_field, make_doc, require_str
+from lm_eval_rankacc.sources import Conversion, HubFile
+
+HUB = HubFile(
+    repo="tatsu-lab/alpaca_eval",
+    filename="alpaca_farm_human_crossannotations.json",
+    revision="main",
+)
+
+DROP_TIE = "tied pairs (alpha = 0.5) excluded"
+
+
+def preference_code(value: Any, row: int) -> int:
+    """1 or 2 (floats 1.0 / 2.0 accepted); anything else is an unknown code."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in (1, 2):
+        raise RowError(row, "preference", f"unknown preference code {value!r} (expected 1 or 2)")
+    return int(value)
+
+
+def pair_id(prompt: str, outputs: tuple[str, str]) -> str:
+    key = "\x00".join([prompt, *sorted(outputs)])
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+def convert(rows: Iterable[dict[str, Any]], split: str, ties: str = "include", **_: Any) -> Conversion:
+    if ties not in ("include", "exclude"):
+        raise ValueError(f"ties must be 'include' or 'exclude', got {ties!r}")
+    pairs: dict[str, dict[str, Any]] = {}
+    for i, record in enumerate(rows):
+        prompt = require_str(get_field(record, i, "instruction"), i, "instruction")
+        extra = record.get("input") if isinstance(record, dict) else None
+        if isinstance(extra, str) and extra.strip():
+            prompt = f"{prompt}\n\n{extra}"
+        outputs = (
+            require_str(get_field(record, i, "output_1"), i, "output_1"),
+            require_str(get_field(record, i, "output_2"), i, "output_2"),
+        )
+        winner = preference_code(get_field(record, i, "preference"), i) - 1
+        key = pair_id(prompt, outputs)
+        pair = pairs.setdefault(key, {"prompt": prompt, "outputs": outputs, "votes": [0, 0], "row": i})
+        if outputs != pair["outputs"]:  # listed swapped: flip the vote
+            winner = 1 - winner
+        pair["votes"][winner] += 1
+
+    out = Conversion()
+    for key, pair in pairs.items():
+        votes = pair["votes"]
+        if votes[0] == votes[1]:
+            if ties == "exclude":
+                out.dropped[DROP_TIE] += 1
+                continue
+            ranks = [1, 1]
+        else:
+            ranks = [1, 2] if votes[0] > votes[1] else [2, 1]
+        out.docs.append(
+            make_doc(key, pair["prompt"], list(pair["outputs"]), ranks, votes, row=pair["row"])
+        )
+    return out

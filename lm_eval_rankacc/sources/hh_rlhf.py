@@ -1,0 +1,46 @@
+"""Anthropic HH-RLHF (Bai et al., 2022): hub schema ``{"chosen": str, "rejected": str}``,
+each a full ``\\n\\nHuman: ...\\n\\nAssistant: ...`` transcript.
+
+prompt = the transcript up to and including the last ``\\n\\nAssistant:``;
+responses = the final assistant turns of chosen and rejected (the single space
+after ``Assistant:`` removed, so prompt + " " + response is the transcript);
+ranks = [1, 2]. Pairs whose transcripts differ before the last assistant turn
+are not a pair of responses to one prompt: they are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lm_eval_rankacc.schema import RowError, get_field, make_doc, require_str
+from lm_eval_rankacc.sources import Conversion, HubDataset
+
+HUB = HubDataset(path="Anthropic/hh-rlhf", revision="09be8c5bbc57cb3887f3a9732ad6aa7ec602a1fa")
+
+ASSISTANT = "\n\nAssistant:"
+DROP_PREFIX = "transcripts differ before the last assistant turn"
+
+
+def split_transcript(text: str, row: Any, field: str) -> tuple[str, str]:
+    """(prompt, final assistant response) of one transcript."""
+    cut = text.rfind(ASSISTANT)
+    if cut < 0:
+        raise RowError(row, field, f"has no {ASSISTANT!r} turn")
+    prompt = text[: cut + len(ASSISTANT)]
+    response = text[cut + len(ASSISTANT) :]
+    return prompt, response[1:] if response.startswith(" ") else response
+
+
+def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:
+    out = Conversion()
+    for i, record in enumerate(rows):
+        chosen = require_str(get_field(record, i, "chosen"), i, "chosen")
+        rejected = require_str(get_field(record, i, "rejected"), i, "rejected")
+        prompt_w, response_w = split_transcript(chosen, i, "chosen")
+        prompt_l, response_l = split_transcript(rejected, i, "rejected")
+        if prompt_w != prompt_l:
+            out.dropped[DROP_PREFIX] += 1
+            continue
+        out.docs.append(make_doc(f"{split}/{i}", prompt_w, [response_w, response_l], [1, 2], row=i))
+    return out
