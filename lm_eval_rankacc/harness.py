@@ -158,11 +158,14 @@ def load_docs(
     sample_size: Any = DEFAULT_SAMPLE_SIZE,
     seed: Any = DEFAULT_SEED,
     data_files: Any = None,
-    ties: str = "include",
-    **_ignored: Any,
+    **options: Any,
 ):
     """lm-eval ``custom_dataset`` for every rankacc task: a DatasetDict whose
-    ``test`` split holds the task's documents in the common schema."""
+    ``test`` split holds the task's documents in the common schema.
+
+    ``options`` (the rest of ``dataset_kwargs`` and ``--metadata``) go to the
+    source's converter, which takes the keys it knows (e.g. ``ties``) and
+    ignores the others (lm-eval also passes every ``--model_args`` key)."""
     import datasets
 
     from lm_eval_rankacc.schema import RowError
@@ -185,7 +188,7 @@ def load_docs(
         rows = read_hub(module.HUB, split)
         where = f"{getattr(module.HUB, 'path', getattr(module.HUB, 'repo', ''))} ({split})"
     try:
-        conversion = module.convert(rows, split, ties=ties)
+        conversion = module.convert(rows, split, **options)
     except RowError as err:
         raise TaskDataError(f"{task}: {where}: {err}") from None
     report_drops(task, len(rows), conversion)
