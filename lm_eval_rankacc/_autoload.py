@@ -3,12 +3,16 @@
 lm-eval 0.4.13 has no plugin entry point for external tasks. The package
 installs ``lm_eval_rankacc_autoload.pth``, which imports this module at
 interpreter start. All it does then is put a finder on ``sys.meta_path`` that
-answers for one module name only, lm-eval's task index
-(``lm_eval.tasks._index``). When that module is first imported, the hook wraps
-``TaskIndex.build`` so that the package's task folder is scanned first (user
-``--include_path`` folders still come later and may override), and removes
-itself. Any other Python program never imports lm-eval's task index and is
-unaffected.
+answers for two module names only:
+
+- lm-eval's task index (``lm_eval.tasks._index``): once imported, the hook
+  wraps ``TaskIndex.build`` so that the package's task folder is scanned
+  first (user ``--include_path`` folders still come later and may override);
+- lm-eval's model package (``lm_eval.models``): once imported, the package's
+  backends (``hf-prefix``) are registered lazily, by name, beside lm-eval's.
+
+The finder removes itself when both have run. Any other Python program never
+imports these modules and is unaffected.
 
 Guarded: if lm-eval's internals are not as expected it warns once and does
 nothing. ``LM_EVAL_RANKACC_AUTOLOAD=0`` switches it off.
@@ -24,7 +28,8 @@ import warnings
 from pathlib import Path
 
 ENV = "LM_EVAL_RANKACC_AUTOLOAD"
-TARGET = "lm_eval.tasks._index"
+INDEX_MODULE = "lm_eval.tasks._index"
+MODELS_MODULE = "lm_eval.models"
 
 
 def enabled() -> bool:
@@ -67,6 +72,20 @@ def patch_task_index(module) -> bool:
     return True
 
 
+def register_models(module) -> bool:
+    """Register the package's backends lazily in lm-eval's model registry."""
+    try:
+        from lm_eval.api.registry import model_registry
+    except ImportError as err:
+        return _give_up(f"lm_eval.api.registry: {err}")
+    from lm_eval_rankacc.models import MODELS
+
+    for name, target in MODELS.items():
+        if name not in model_registry:
+            model_registry.register(name, target=target)
+    return True
+
+
 _warned = False
 
 
@@ -83,12 +102,12 @@ def _give_up(reason: str) -> bool:
     return False
 
 
-class _TaskIndexFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: it lets the normal finders locate lm-eval's task
-    index, then wraps the loader so the module is patched right after it runs."""
+class _LmEvalFinder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: it lets the normal finders locate the lm-eval
+    module, then wraps its loader so the module is patched right after it runs."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != TARGET:
+        if fullname not in _pending:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -104,11 +123,14 @@ class _TaskIndexFinder(importlib.abc.MetaPathFinder):
             _give_up("lm-eval's task index has no standard loader")
             return None
 
+        patch = _pending.pop(fullname)
+        if not _pending:
+            _uninstall()
+
         def exec_and_patch(module):
             exec_module(module)
-            _uninstall()
             try:
-                patch_task_index(module)
+                patch(module)
             except Exception as err:  # never break lm-eval itself
                 _give_up(f"{type(err).__name__}: {err}")
 
@@ -116,7 +138,8 @@ class _TaskIndexFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-_finder = _TaskIndexFinder()
+_finder = _LmEvalFinder()
+_pending = {INDEX_MODULE: patch_task_index, MODELS_MODULE: register_models}
 
 
 def _uninstall() -> None:
@@ -128,10 +151,10 @@ def install() -> None:
     """Patch now if lm-eval's task index is already imported, else wait for it."""
     if not enabled():
         return
-    module = sys.modules.get(TARGET)
-    if module is not None:
-        patch_task_index(module)
-    elif _finder not in sys.meta_path:
+    for name in list(_pending):
+        if name in sys.modules:
+            _pending.pop(name)(sys.modules[name])
+    if _pending and _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
 
 
