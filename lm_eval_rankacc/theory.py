@@ -101,3 +101,231 @@ def geometric_mean_prob(normalised_loglik: float) -> float:
     """exp(mean log-probability): the per-unit geometric-mean probability the
     paper's code compares under the tie rule for normalised accuracy."""
     return math.exp(normalised_loglik) if is_valid(normalised_loglik) else math.nan
+
+
+# =============================================================================
+# Vectorised rules and idealized ranking accuracy (Sec. 3, Cor. 3.3, App. C.4)
+# and the DPO ranking condition (Thm. 4.1). NumPy twins of the scalar rules
+# above: one definition of each rule, the twins are tested to agree with them.
+#
+# Arrays hold N documents of n responses each: ``scores`` (N, n) floats,
+# ``ranks`` (N, n) ints (1 = best, equal = human tie), ``alpha`` (N,) floats,
+# the share of raters preferring response 1 (NaN where the data has none).
+# =============================================================================
+
+import numpy as np  # noqa: E402
+
+#: alpha = 1 (or 0) is replaced by 1 - ALPHA_EPS (or ALPHA_EPS) before taking
+#: log(alpha / (1 - alpha)), symmetrically for both responses (App. C.4).
+ALPHA_EPS = 1e-3
+
+
+def pairs_ranked_correctly(preferred: np.ndarray, dispreferred: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`pair_ranked_correctly` (Def. 2.3): s(y_w) >= s(y_l),
+    both scores finite."""
+    preferred = np.asarray(preferred, dtype=float)
+    dispreferred = np.asarray(dispreferred, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(preferred) & np.isfinite(dispreferred) & (preferred >= dispreferred)
+
+
+def ties_ranked_correctly(tie_score_1: np.ndarray, tie_score_2: np.ndarray, eps: float = TIE_EPS) -> np.ndarray:
+    """Vectorised :func:`tie_ranked_correctly` (Def. C.1): |t_1 - t_2| < eps,
+    both tie scores finite."""
+    t1 = np.asarray(tie_score_1, dtype=float)
+    t2 = np.asarray(tie_score_2, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(t1) & np.isfinite(t2) & (np.abs(t1 - t2) < eps)
+
+
+def _check_shapes(scores: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=float)
+    ranks = np.asarray(ranks)
+    if scores.ndim != 2 or scores.shape != ranks.shape or scores.shape[1] < 2:
+        raise ValueError(
+            f"need (N, n) scores and ranks with n >= 2, got shapes {scores.shape} and {ranks.shape}"
+        )
+    return scores, ranks
+
+
+def _ordered_column_pairs(ranks: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """For n > 2: every column pair (i, j), i != j, with the mask of documents
+    in which response i is strictly preferred to response j."""
+    n = ranks.shape[1]
+    out = []
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                out.append((i, j, ranks[:, i] < ranks[:, j]))
+    any_pair = np.zeros(len(ranks), dtype=bool)
+    for _, _, mask in out:
+        any_pair |= mask
+    if not any_pair.all():
+        raise ValueError(
+            f"{int((~any_pair).sum())} document(s) of {n} responses are all tied: no ranking to check"
+        )
+    return out
+
+
+def rankings_correct(
+    scores: np.ndarray,
+    ranks: np.ndarray,
+    tie_scores: np.ndarray | None = None,
+    eps: float = TIE_EPS,
+) -> np.ndarray:
+    """Vectorised :func:`ranking_correct` for N documents of n responses each:
+    a boolean (N,) array.
+
+    n = 2: Def. 2.3 on ``scores`` for strict pairs, Def. C.1 on ``tie_scores``
+    (default ``scores``) for human ties. n > 2: Def. A.8, every human-strictly-
+    ordered pair must be ordered correctly. Any non-finite score makes the
+    document wrong.
+    """
+    return _rankings_correct(scores, ranks, None, tie_scores, eps)
+
+
+def _rankings_correct(
+    scores: np.ndarray,
+    ranks: np.ndarray,
+    shift: np.ndarray | None,
+    tie_scores: np.ndarray | None,
+    eps: float,
+) -> np.ndarray:
+    """The rule behind :func:`rankings_correct` and
+    :func:`idealized_rankings_correct`: the preferred response's score plus
+    ``shift`` (the idealized reweighting, broadcast (B, N), or None) must be
+    >= the dispreferred one's; ties use the tie rule on ``tie_scores``."""
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN margins of invalid documents
+        return _rankings_correct_impl(scores, ranks, shift, tie_scores, eps)
+
+
+def _rankings_correct_impl(scores, ranks, shift, tie_scores, eps):  # noqa: ANN001
+    scores, ranks = _check_shapes(scores, ranks)
+    valid = np.isfinite(scores).all(axis=1)
+    if ranks.shape[1] == 2:
+        tie = ranks[:, 0] == ranks[:, 1]
+        first = ranks[:, 0] < ranks[:, 1]
+        # margin of the preferred response over the dispreferred one
+        margin = np.where(first, scores[:, 0] - scores[:, 1], scores[:, 1] - scores[:, 0])
+        if shift is not None:
+            margin = margin + shift
+        strict_ok = margin >= 0  # == pairs_ranked_correctly for finite scores
+        if tie.any():
+            ts = scores if tie_scores is None else np.asarray(tie_scores, dtype=float)
+            tie_ok = ties_ranked_correctly(ts[:, 0], ts[:, 1], eps)
+            strict_ok = np.where(tie, tie_ok, strict_ok)
+        return valid & strict_ok
+    ok = np.broadcast_to(valid, np.broadcast_shapes(valid.shape, np.shape(shift) if shift is not None else ()))
+    ok = ok.copy()
+    for i, j, mask in _ordered_column_pairs(ranks):
+        margin = scores[:, i] - scores[:, j]
+        if shift is not None:
+            margin = margin + shift
+        ok &= ~mask | (margin >= 0)
+    return ok
+
+
+def response1_log_odds(
+    alpha: np.ndarray,
+    ranks: np.ndarray,
+    alpha_eps: float = ALPHA_EPS,
+) -> np.ndarray:
+    """log(alpha / (1 - alpha)) of response 1 over response 2 for N pairs
+    (the Bradley-Terry reward gap r(y_1) - r(y_2), Cor. 3.3).
+
+    ``alpha`` (N,) is the share of raters preferring response 1, NaN where the
+    data has no rater proportions; then the preferred response (from
+    ``ranks``) is taken to have alpha = 1. alpha is clipped to
+    [alpha_eps, 1 - alpha_eps] symmetrically, so a unanimous vote for
+    response 2 gives exactly minus the log-odds of a unanimous vote for
+    response 1. Human ties (equal ranks) get 0 whatever alpha says.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    ranks = np.asarray(ranks)
+    first = ranks[:, 0] < ranks[:, 1]
+    tie = ranks[:, 0] == ranks[:, 1]
+    alpha = np.where(np.isnan(alpha), np.where(first, 1.0, 0.0), alpha)
+    # symmetric clipping: work with the minority share m = min(alpha, 1 - alpha)
+    minority = np.clip(np.minimum(alpha, 1.0 - alpha), alpha_eps, 0.5)
+    magnitude = np.log1p(-minority) - np.log(minority)  # log((1 - m) / m) >= 0
+    out = np.where(alpha > 0.5, magnitude, np.where(alpha < 0.5, -magnitude, 0.0))
+    return np.where(tie, 0.0, out)
+
+
+def idealized_rankings_correct(
+    scores: np.ndarray,
+    ranks: np.ndarray,
+    alpha: np.ndarray | None,
+    betas: float | Sequence[float] | np.ndarray,
+    tie_scores: np.ndarray | None = None,
+    alpha_eps: float = ALPHA_EPS,
+    eps: float = TIE_EPS,
+) -> np.ndarray:
+    """Whether the idealized model pi* (Sec. 3) ranks each document correctly:
+    a boolean (B, N) array, one row per beta.
+
+    pi*(y|x) is proportional to pRef(y|x) exp(r(x, y) / beta) with the
+    Bradley-Terry reward of the rater proportions, so for a pair (Cor. 3.3,
+    App. C.4) it ranks y_w above y_l when
+
+        log pRef(y_w|x) - log pRef(y_l|x) + (1/beta) log(alpha / (1 - alpha)) >= 0,
+
+    alpha = share of raters preferring y_w (see :func:`response1_log_odds` for
+    eps clipping and missing alpha). Computed as a sum of logs, never as a
+    probability ratio, so beta = 0.01 with log-ratios of thousands is exact.
+    ``>=`` (not ``>``) is Def. 2.3 as used by :func:`ranking_correct`: the
+    idealized R* at beta = infinity is the reference's observed R.
+
+    Human ties (alpha = 0.5): log(alpha / (1 - alpha)) = 0, pi* orders the two
+    responses exactly as pRef does, and the tie rule (Def. C.1,
+    :func:`ties_ranked_correctly`) is applied to the reference's tie scores
+    ``tie_scores`` (default ``scores``): the idealized tie outcome is the
+    reference's observed one, for every beta.
+
+    n > 2 (Def. A.8, exact match): no proportions per pair exist in the data;
+    every human-strictly-ordered pair (i, j) is taken with alpha = 1 (clipped
+    to 1 - alpha_eps) and the document is correct when every such pair is;
+    tied responses impose no order. ``alpha`` is ignored for n > 2.
+
+    ``scores`` are log-probabilities: summed for R*, per token for R~*.
+    """
+    scores, ranks = _check_shapes(scores, ranks)
+    betas = np.atleast_1d(np.asarray(betas, dtype=float))
+    if betas.ndim != 1 or not (betas > 0).all() or not np.isfinite(betas).all():
+        raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
+    inv_beta = (1.0 / betas)[:, None]
+    if ranks.shape[1] == 2:
+        if alpha is None:
+            alpha = np.full(len(ranks), np.nan)
+        lo1 = response1_log_odds(alpha, ranks, alpha_eps)
+        # reweighting of the preferred over the dispreferred response
+        lo_w = np.where(ranks[:, 0] <= ranks[:, 1], lo1, -lo1)
+        shift = inv_beta * lo_w[None, :]
+    else:
+        shift = inv_beta * np.log((1.0 - alpha_eps) / alpha_eps) * np.ones((1, len(ranks)))
+    return _rankings_correct(scores, ranks, shift, tie_scores, eps)
+
+
+def reference_log_ratio(loglik_preferred: np.ndarray, loglik_dispreferred: np.ndarray) -> np.ndarray:
+    """Thm. 4.1's c = log pRef(y_l|x) - log pRef(y_w|x): positive when the
+    reference model ranks the pair wrongly."""
+    return np.asarray(loglik_dispreferred, dtype=float) - np.asarray(loglik_preferred, dtype=float)
+
+
+def dpo_loss_threshold(c: np.ndarray, beta: float) -> np.ndarray:
+    """Thm. 4.1: a policy ranks the pair correctly exactly when its DPO loss on
+    it is below -log sigmoid(beta * c) = log(1 + exp(-beta * c)) (computed as
+    ``logaddexp``, so it never overflows). Large c: a threshold near 0, the
+    loss must be driven almost to zero (hard to learn)."""
+    with np.errstate(under="ignore"):  # exp(-huge) -> 0 is the right answer
+        return np.logaddexp(0.0, -float(beta) * np.asarray(c, dtype=float))
+
+
+def per_units(loglik: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`per_unit`: loglik / units, NaN where units is unknown
+    (NaN), 0 or negative, or the log-likelihood is not finite."""
+    loglik = np.asarray(loglik, dtype=float)
+    units = np.asarray(units, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(loglik) & (units > 0)
+        return np.where(ok, loglik / np.where(ok, units, 1.0), np.nan)

@@ -7,6 +7,9 @@
 (``<dir>/<source>/<split>.jsonl``, ``<dir>/alpaca_farm/<hub file>``) with a
 few hand-written rows in each dataset's own hub schema, so that every
 ``rankacc_*`` task runs offline.
+
+``offline_env``: the environment for ``lm_eval`` subprocesses (hub offline,
+one OpenMP thread); ``torch_one_thread``: the same for in-process torch.
 """
 
 from __future__ import annotations
@@ -86,14 +89,6 @@ ALPACA_FARM = [
 ]
 ALPACA_FARM_FILE = "alpaca_farm_human_crossannotations.json"
 
-#: Expected document counts per task with this mirror.
-MIRROR_DOCS = {
-    "rankacc_hh_rlhf_test": len(HH_RLHF_TEST),
-    "rankacc_hh_rlhf_train": len(HH_RLHF_TRAIN) - 1,
-    "rankacc_alpaca_farm_val": 2,
-    "rankacc_alpaca_farm_val_ties": 3,
-}
-
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,15 +96,65 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
+def torch_one_thread():
+    """One torch intra-op thread for in-process model runs. The tiny model
+    gains nothing from more, and on a small shared machine two OpenMP threads
+    stall at every barrier while another process holds a core (a forward pass
+    of the tiny model then takes ~0.25 s instead of ~1 ms)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, torch_one_thread) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def package_task_splits() -> dict[str, set[str]]:
+    """{source: the splits the package's ``rankacc_*`` task YAMLs read}."""
+    import yaml
+
+    from lm_eval_rankacc import tasks_dir
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # ignore !function
+    out: dict[str, set[str]] = {}
+    for path in sorted(tasks_dir().rglob("rankacc_*.yaml")):
+        kwargs = (yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}).get("dataset_kwargs") or {}
+        if "source" in kwargs and "split" in kwargs:
+            out.setdefault(kwargs["source"], set()).add(kwargs["split"])
+    return out
 
 
 @pytest.fixture(scope="session")
 def hub_mirror(tmp_path_factory) -> Path:
+    """``RANKACC_DATA_DIR`` for every packaged task: the hh-rlhf and Alpaca
+    Farm rows above, plus the rows of ``preference_rows`` (the sources added
+    with the multi-response tasks) where that module exists. A split that a
+    packaged task reads but has no rows of its own gets its source's first
+    split's rows, so that ``lm_eval --tasks 'rankacc_*'`` runs offline."""
     root = tmp_path_factory.mktemp("hub-mirror")
-    _write_jsonl(root / "hh_rlhf" / "test.jsonl", HH_RLHF_TEST)
-    _write_jsonl(root / "hh_rlhf" / "train.jsonl", HH_RLHF_TRAIN)
+    splits: dict[str, dict[str, list]] = {"hh_rlhf": {"test": HH_RLHF_TEST, "train": HH_RLHF_TRAIN}}
+    try:
+        import preference_rows
+    except ImportError:
+        preference_rows = None
+    for source, (split, rows) in getattr(preference_rows, "MIRROR", {}).items():
+        splits.setdefault(source, {}).setdefault(split, rows)
+    for source, needed in package_task_splits().items():
+        if source in splits:
+            first = next(iter(splits[source].values()))
+            for split in sorted(needed):
+                splits[source].setdefault(split, first)
+    for source, by_split in splits.items():
+        for split, rows in by_split.items():
+            _write_jsonl(root / source / f"{split}.jsonl", rows)
     (root / "alpaca_farm").mkdir()
     (root / "alpaca_farm" / ALPACA_FARM_FILE).write_text(
         json.dumps(ALPACA_FARM, ensure_ascii=False, indent=1), encoding="utf-8"
@@ -127,6 +172,8 @@ def offline_env() -> dict[str, str]:
         TRANSFORMERS_OFFLINE="1",
         TOKENIZERS_PARALLELISM="false",
         PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS="1",  # see torch_one_thread
+        MKL_NUM_THREADS="1",
     )
     env.pop("LM_EVAL_RANKACC_AUTOLOAD", None)
     env.pop("RANKACC_DATA_DIR", None)

@@ -1,0 +1,1 @@
+"""Presentation of the analyses: tables (:mod:`.tables`) and figures (:mod:`.figures`)."""

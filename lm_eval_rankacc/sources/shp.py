@@ -1,0 +1,134 @@
+"""Stanford Human Preferences (SHP; Ethayarajh et al., 2022), hub dataset
+``stanfordnlp/SHP``: one row per pair of top-level Reddit comments on a post,
+``{"post_id", "history", "c_root_id_A", "c_root_id_B", "created_at_utc_A",
+"created_at_utc_B", "score_A", "score_B", "human_ref_A", "human_ref_B",
+"labels", ...}`` with ``labels`` = 1 when comment A is preferred, 0 when B is.
+
+Option ``form``:
+
+``pairs`` (default): one document per row. prompt = ``history``; responses =
+[human_ref_A, human_ref_B]; ranks = [1, 2] if labels = 1 else [2, 1].
+Document id = ``<post_id>/<c_root_id_A>/<c_root_id_B>``. A comment pair listed
+again (same post, same two comment ids, in either order) is dropped and
+counted; if the copies disagree on the preferred comment, every copy is
+dropped (:class:`~lm_eval_rankacc.sources.common.PairLedger`).
+
+``multi``: one document per post (id = ``post_id``) with every distinct
+comment that appears in the post's rows. Each row describes its comment A
+and comment B completely (``c_root_id``, ``human_ref``, ``score``,
+``created_at_utc``); a comment is identified by its ``c_root_id``, and its
+text, score and timestamp are taken from the first row that lists it. Every
+later row listing the same comment must give the same text, score and
+timestamp, and every row of a post the same ``history``: otherwise the row is
+an error naming the field. Comments are kept in order of first appearance and
+ranked by the key (score, created_at_utc), descending (dense ranks; equal keys
+tied): a higher score is better, and at equal score the later comment, which
+had less time to collect votes, is better. ``labels`` is not used. Identical
+comment texts, posts left with fewer than two distinct comments, and posts
+whose comments are all tied follow
+:func:`~lm_eval_rankacc.sources.common.scored_document`; such drops are
+counted in rows (every row of the post).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lm_eval_rankacc.schema import RowError, get_field, make_doc, require_str
+from lm_eval_rankacc.sources import Conversion, HubDataset
+from lm_eval_rankacc.sources.common import PairLedger, require_int, scored_document
+
+HUB = HubDataset(path="stanfordnlp/SHP", revision="e94b5f32602712d78ed494fe79105b1959396686")
+
+FORMS = ("pairs", "multi")
+SIDES = ("A", "B")
+
+
+def _post(record: Any, row: int) -> tuple[str, str]:
+    post = require_str(get_field(record, row, "post_id"), row, "post_id", allow_empty=False)
+    history = require_str(get_field(record, row, "history"), row, "history", allow_empty=False)
+    return post, history
+
+
+def _comment_ids(record: dict, row: int) -> tuple[str, str]:
+    ids = tuple(
+        require_str(get_field(record, row, f"c_root_id_{s}"), row, f"c_root_id_{s}", allow_empty=False)
+        for s in SIDES
+    )
+    if ids[0] == ids[1]:
+        raise RowError(row, "c_root_id_B", f"is the same comment as c_root_id_A ({ids[0]!r})")
+    return ids
+
+
+def _texts(record: dict, row: int) -> tuple[str, str]:
+    return tuple(require_str(get_field(record, row, f"human_ref_{s}"), row, f"human_ref_{s}") for s in SIDES)
+
+
+def _label(record: dict, row: int) -> int:
+    value = get_field(record, row, "labels")
+    if isinstance(value, bool) or value not in (0, 1):
+        raise RowError(row, "labels", f"unknown label {value!r} (expected 1 = A preferred, 0 = B preferred)")
+    return int(value)
+
+
+def convert(rows: Iterable[Any], split: str, form: str = "pairs", **_: Any) -> Conversion:
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+    return pairs(rows) if form == "pairs" else multi(rows)
+
+
+def pairs(rows: Iterable[Any]) -> Conversion:
+    ledger = PairLedger()
+    for i, record in enumerate(rows):
+        post, history = _post(record, i)
+        ids = _comment_ids(record, i)
+        texts = _texts(record, i)
+        ranks = [1, 2] if _label(record, i) == 1 else [2, 1]
+        doc = make_doc(f"{post}/{ids[0]}/{ids[1]}", history, list(texts), ranks, row=i)
+        ledger.add((post, frozenset(ids)), frozenset(zip(ids, ranks)), doc)
+    return ledger.into(Conversion())
+
+
+def multi(rows: Iterable[Any]) -> Conversion:
+    posts: dict[str, dict[str, Any]] = {}
+    for i, record in enumerate(rows):
+        post_id, history = _post(record, i)
+        ids = _comment_ids(record, i)
+        texts = _texts(record, i)
+        post = posts.setdefault(post_id, {"history": history, "row": i, "rows": 0, "comments": {}})
+        if history != post["history"]:
+            raise RowError(i, "history", f"differs from row {post['row']} of the same post {post_id!r}")
+        post["rows"] += 1
+        for side, cid, text in zip(SIDES, ids, texts):
+            comment = {
+                "text": text,
+                "score": require_int(get_field(record, i, f"score_{side}"), i, f"score_{side}"),
+                "created_at_utc": require_int(
+                    get_field(record, i, f"created_at_utc_{side}"), i, f"created_at_utc_{side}"
+                ),
+                "row": i,
+            }
+            first = post["comments"].setdefault(cid, comment)
+            for key, field in (("text", "human_ref"), ("score", "score"), ("created_at_utc", "created_at_utc")):
+                if comment[key] != first[key]:
+                    differs = (
+                        "a different text than" if key == "text"
+                        else f"{key} {comment[key]!r} here but {first[key]!r}"
+                    )
+                    raise RowError(i, f"{field}_{side}", f"comment {cid!r} has {differs} in row {first['row']}")
+    out = Conversion()
+    for post_id, post in posts.items():
+        comments = list(post["comments"].values())
+        doc, reason = scored_document(
+            post_id,
+            post["history"],
+            [c["text"] for c in comments],
+            [(c["score"], c["created_at_utc"]) for c in comments],
+            row=post["row"],
+        )
+        if reason is not None:
+            out.dropped[f"{reason} (every row of the post)"] += post["rows"]
+        else:
+            out.docs.append(doc)
+    return out

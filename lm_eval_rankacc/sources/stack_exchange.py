@@ -1,0 +1,37 @@
+"""Stack Exchange preferences (HuggingFace H4), hub dataset
+``HuggingFaceH4/stack-exchange-preferences``: one row per question,
+``{"qid", "question": str, "answers": [{"text": str, "pm_score": int, ...}], ...}``
+(question and answers are the site's HTML).
+
+The dataset holds about 10M questions in one parquet folder per site; only
+one pinned file is read, ``data/cs.stackexchange.com/train-00000-of-00001.parquet``
+(Computer Science Stack Exchange), and the default sample of 1,000 documents
+is drawn from its rows.
+
+prompt = ``question``; responses = the answers' ``text``; ranks = dense ranks
+of ``pm_score`` (higher is better, equal scores tied). Identical answer texts,
+questions left with fewer than two distinct answers, and questions whose
+answers are all tied follow :func:`~lm_eval_rankacc.sources.common.scored_document`.
+Document id = ``<split>/<row>`` in the pinned file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lm_eval_rankacc.sources import Conversion, HubDataset, fields
+
+#: Revision and file layout as pinned in public code (see the README).
+HUB = HubDataset(
+    path="HuggingFaceH4/stack-exchange-preferences",
+    revision="c7bda74048748f55749cd663c3d8d1025a841fd9",
+    data_files="data/cs.stackexchange.com/train-00000-of-00001.parquet",
+)
+
+
+def convert(rows: Iterable[Any], split: str, **_: Any) -> Conversion:
+    return fields.scored(
+        rows, split, prompt_field="question", responses_field="answers",
+        score_field="pm_score", text_field="text",
+    )

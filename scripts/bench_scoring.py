@@ -1,0 +1,159 @@
+"""Benchmark: score the same documents three ways, side by side, in one run.
+
+1. stock lm-eval ``hf`` backend (prompt re-encoded for every response),
+2. ``hf-prefix`` (each shared prompt run once per document),
+3. a naive loop like the paper's released scorer: one forward pass per
+   (prompt, response), batch size 1.
+
+Each method runs in its own subprocess (so peak memory is its own), in
+rotation, ``--repeats`` times; the table shows medians. It prints wall time,
+tokens/s (prompt + response tokens as the stock backend runs them), peak
+memory, speed-up over stock, the bound of the optimisation (tokens the stock
+backend runs / tokens with each prompt once), and the largest log-likelihood
+difference from stock.
+
+Data: ``pairs`` = the first N clean pairs of the real HH-RLHF harmless-base
+test split (``../shared/data`` beside the checkout by default); ``multi`` =
+the same prompts with 4 responses each (the pair's two responses plus the two
+responses of the next pair), to measure documents with n >= 4.
+
+    python scripts/bench_scoring.py --model "$(rankacc demo-model)" --n 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
+
+
+def load_docs(path: Path, n: int, kind: str) -> list[dict]:
+    from lm_eval_rankacc.sources import hh_rlhf
+
+    with gzip.open(path, "rt") as f:
+        rows = [json.loads(line) for line in f]
+    docs = hh_rlhf.convert(rows, "test").docs[: n + 1]
+    if kind == "multi":
+        docs = [
+            dict(d, responses=d["responses"] + nxt["responses"], ranks=[1, 2, 3, 4])
+            for d, nxt in zip(docs, docs[1:])
+        ]
+    return docs[:n]
+
+
+def requests_of(docs):
+    from lm_eval.api.instance import Instance
+
+    return [
+        Instance("loglikelihood", doc=d, arguments=(d["prompt"], " " + r), idx=k)
+        for d in docs for k, r in enumerate(d["responses"])
+    ]
+
+
+def run_one(args) -> dict:
+    """In a subprocess: score all requests with one method, print JSON."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    docs = load_docs(Path(args.data), args.n, args.kind)
+    reqs = requests_of(docs)
+    if args.method in ("hf", "hf-prefix"):
+        from lm_eval.api.registry import get_model
+
+        lm = get_model(args.method)(pretrained=args.model, device=args.device, batch_size=args.batch_size, dtype=args.dtype)
+    else:
+        from lm_eval.models.huggingface import HFLM
+
+        lm = HFLM(pretrained=args.model, device=args.device, batch_size=1, dtype=args.dtype)
+    encoded = [lm._encode_pair(*r.args) for r in reqs]
+    stock_tokens = sum(len(c) + len(t) - 1 for c, t in encoded)
+    once = {}
+    for (c, t), r in zip(encoded, reqs):
+        once.setdefault(tuple(c), 0)
+        once[tuple(c)] += len(t) - 1
+    needed = sum(len(c) + extra for c, extra in once.items())
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    if args.method == "naive":
+        out = []
+        with torch.no_grad():
+            for c, t in encoded:
+                ids = torch.tensor([c + t[:-1]], device=lm.device)
+                lp = torch.log_softmax(lm.model(ids).logits[0, len(c) - 1 :].float(), -1)
+                out.append(float(lp.gather(1, torch.tensor(t, device=lm.device)[:, None]).sum()))
+    else:
+        out = [ll for ll, _ in lm.loglikelihood(reqs, disable_tqdm=True)]
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if args.device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
+    params = sum(p.numel() for p in lm.model.parameters())
+    return {"wall": wall, "stock_tokens": stock_tokens, "needed_tokens": needed, "peak_gib": peak, "logliks": out, "params": params}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="a transformers model folder or hub id")
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--n", type=int, default=200, help="documents")
+    ap.add_argument("--kinds", default="pairs,multi")
+    ap.add_argument("--methods", default="hf,hf-prefix,naive")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="for MFU on a GPU (H100/H200 bf16 dense)")
+    ap.add_argument("--method", help=argparse.SUPPRESS)
+    ap.add_argument("--kind", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.method:
+        print(json.dumps(run_one(args)))
+        return
+    if not Path(args.data).is_file():
+        sys.exit(f"bench_scoring: no data at {args.data} (the real HH-RLHF harmless-base test split); pass --data")
+    for kind in args.kinds.split(","):
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):
+            for method in args.methods.split(","):
+                cmd = [sys.executable, __file__, *sys.argv[1:], "--method", method, "--kind", kind]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode:
+                    sys.exit(f"{method} failed:\n{done.stderr[-3000:]}")
+                runs.setdefault(method, []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+        stock = runs["hf"][0] if "hf" in runs else next(iter(runs.values()))[0]
+        bound = stock["stock_tokens"] / stock["needed_tokens"]
+        stock_wall = statistics.median(r["wall"] for r in runs.get("hf", [stock]))
+        print(f"\n{kind}: {args.n} documents, {len(stock['logliks'])} requests, batch size {args.batch_size}, "
+              f"{args.device} {args.dtype}, {args.repeats} repeat(s), medians")
+        print(f"tokens as stock hf runs them: {stock['stock_tokens']:,}; with each prompt once: "
+              f"{stock['needed_tokens']:,}; bound on the speed-up: {bound:.2f}x")
+        print("| method | wall s | tokens/s | peak GiB | speed-up vs hf | share of bound | max |dLL| vs hf | MFU |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for method, rs in runs.items():
+            wall = statistics.median(r["wall"] for r in rs)
+            diff = max(abs(a - b) for a, b in zip(rs[0]["logliks"], stock["logliks"]))
+            speed = stock_wall / wall
+            mfu = 2 * rs[0]["params"] * stock["needed_tokens"] / wall / (args.peak_tflops * 1e12)
+            mfu_text = f"{mfu:.1%}" if args.device.startswith("cuda") else "n/a"
+            print(f"| {method} | {wall:.2f} | {stock['stock_tokens'] / wall:,.0f} | "
+                  f"{max(r['peak_gib'] for r in rs):.2f} | {speed:.2f}x | {speed / bound:.0%} | {diff:.2e} | {mfu_text} |")
+
+if __name__ == "__main__":
+    main()

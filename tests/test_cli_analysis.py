@@ -1,0 +1,193 @@
+"""``rankacc idealized | flips | hardness``: output formats, files, exit codes,
+and an end-to-end run on two lm_eval outputs of different tiny models."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rankacc_samples import TS, doc, write_run
+
+from lm_eval_rankacc.cli import main
+
+REF = [
+    doc("p1", [-10.0, -9.0], [1, 2], 0.75, n_tokens=[2, 1], prompt="Q1?", responses=["right | one", "wrong\none"]),
+    doc("p2", [-5.0, -8.0], [2, 1], 0.2, n_tokens=[1, 4]),
+    doc("p3", [-4.0, -4.005], [1, 1], 0.5, n_tokens=[1, 1]),
+    doc("p4", [-20.0, -2.0], [1, 2], None, n_tokens=[10, 1]),
+]
+POL = [doc(e["doc"]["id"], [x + (3.0 if k == 0 else 0.0) for k, x in enumerate(e["loglik"])], e["doc"]["ranks"],
+           e["doc"]["alpha"], e["n_tokens"], prompt=e["doc"]["prompt"], responses=e["doc"]["responses"])
+       for e in REF]
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    return write_run(tmp_path / "ref", {"rankacc_x": REF}, model="ref"), write_run(
+        tmp_path / "pol", {"rankacc_x": POL}, model="pol"
+    )
+
+
+def _run(argv, capsys):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_idealized_formats(runs, capsys, tmp_path):
+    ref, pol = runs
+    rc, out, _ = _run(["idealized", ref, "--policy", pol, "--betas", "0.1,1,10"], capsys)
+    assert rc == 0
+    assert "| rankacc_x \u2020 | excluded | ref | 3 |" in out and "| rankacc_x \u2020 | included | pol | 4 |" in out
+    assert "0.0000 / 0.3333 / 1.0000" in out  # R* min / median / max over the betas
+    rc, out, _ = _run(["idealized", ref, "--policy", pol, "--betas", "0.1,1,10", "--format", "csv"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["ties"], r["model"]) for r in rows] == [
+        ("excluded", "ref"), ("excluded", "pol"), ("included", "ref"), ("included", "pol")]
+    # policy moved p1's y_1 up by 3 nats: right on p1 only (of p1, p2, p4)
+    assert float(rows[1]["R"]) == pytest.approx(1 / 3) and float(rows[1]["gap"]) == pytest.approx(0.0)
+    rc, out, _ = _run(["idealized", ref, "--format", "json", "--betas", "0.1,1,10"], capsys)
+    data = json.loads(out)
+    assert data["kind"] == "idealized" and data["meta"]["betas"] == [0.1, 1.0, 10.0]
+    assert data["sections"][0]["rows"][0]["R_star@1"] == pytest.approx(1 / 3)
+    target = tmp_path / "t.md"
+    rc, out, err = _run(["idealized", ref, "-o", target], capsys)
+    assert rc == 0 and out == "" and target.read_text().startswith("# Idealized")
+    assert "note: \u2020 alpha" in err and "eps alone" in err
+
+
+def test_flips_and_hardness_outputs(runs, capsys, tmp_path):
+    ref, pol = runs
+    rc, out, _ = _run(["flips", ref, pol, "--format", "csv", "--csv", tmp_path / "docs.csv"], capsys)
+    assert rc == 0
+    rows = {(r["ties"], r["category"]): int(r["count"]) for r in csv.DictReader(io.StringIO(out))}
+    assert rows[("excluded", "incorrect->correct")] == 1 and rows[("excluded", "incorrect->incorrect")] == 2
+    per_doc = list(csv.DictReader((tmp_path / "docs.csv").open()))
+    assert {r["id"]: r["category"] for r in per_doc}["p1"] == "incorrect->correct"
+    rc, out, _ = _run(["flips", ref, pol, "--metric", "rank_acc_norm", "--format", "json"], capsys)
+    assert rc == 0 and json.loads(out)["meta"]["metric"] == "rank_acc_norm"
+    rc, out, _ = _run(["hardness", ref, "--beta", "0.5", "--top", "2", "--csv", tmp_path / "h.csv",
+                       "--plot", tmp_path / "h.png"], capsys)
+    assert rc == 0
+    assert "## rankacc_x: hard to learn" in out and "right \\| one" in out and "wrong one" in out
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    h = list(csv.DictReader((tmp_path / "h.csv").open()))
+    assert {r["id"]: float(r["c"]) for r in h} == {"p1": 1.0, "p2": 3.0, "p4": 18.0}
+    assert [r["rejected"] for r in h if r["id"] == "p1"] == ["wrong\none"]  # full text in the CSV
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("missing", "no such file or folder"),
+        ("nolog", "--log_samples"),
+        ("malformed", "not valid JSON"),
+        ("other_task", "is not a rankacc task"),
+        ("different_docs", "score different documents"),
+        ("bad_betas", "betas must be"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, capsys, setup, message):
+    ref = write_run(tmp_path / "ref", {"rankacc_x": REF}, model="ref")
+    pol = tmp_path / "pol"
+    args = ["flips", ref, pol]
+    if setup == "nolog":
+        write_run(pol, {"rankacc_x": POL}, samples=False)
+    elif setup == "malformed":
+        sub = write_run(pol, {"rankacc_x": POL})
+        path = sub / f"samples_rankacc_x_{TS}.jsonl"
+        path.write_text(path.read_text()[:-40])
+    elif setup == "other_task":
+        pol.mkdir()
+        args = ["hardness", pol / f"samples_hellaswag_{TS}.jsonl"]
+        (pol / f"samples_hellaswag_{TS}.jsonl").write_text(json.dumps({"doc": {"ctx": "c"}, "resps": [], "acc": 1}) + "\n")
+    elif setup == "different_docs":
+        write_run(pol, {"rankacc_x": POL[:3]})
+    elif setup == "bad_betas":
+        args = ["idealized", ref, "--betas", "0.1,-1"]
+    rc, out, err = _run(args, capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"rankacc {args[0]}: error: ") and message in err
+
+
+def test_missing_tasks_are_reported(tmp_path, capsys):
+    ref = write_run(tmp_path / "ref", {"rankacc_x": REF, "rankacc_y": REF}, model="ref")
+    pol = write_run(tmp_path / "pol", {"rankacc_x": POL}, model="pol")
+    rc, out, _ = _run(["idealized", ref, "--policy", pol], capsys)
+    assert rc == 0 and "| rankacc_y \u2020 | excluded | pol | 3 | missing |" in out
+    assert "pol: task rankacc_y missing from its run" in out
+    rc, out, _ = _run(["flips", ref, pol], capsys)
+    assert rc == 0 and "pol: missing task(s) rankacc_y: not compared" in out
+    rc, out, err = _run(["flips", ref, pol, "--tasks", "rankacc_y"], capsys)
+    assert rc == 2 and "share no rankacc task" in err
+
+
+def test_python_api_matches_cli(runs, capsys):
+    from lm_eval_rankacc import analysis
+    from lm_eval_rankacc.report.tables import render
+
+    ref, pol = runs
+    rc, out, _ = _run(["flips", ref, pol], capsys)
+    assert out == render(analysis.flips(ref, pol), "md")
+
+
+# ----------------------------------------------------------------- end to end
+def _perturbed_copy(src: Path, dst: Path, seed: int = 1, scale: float = 0.5) -> Path:
+    """A second tiny model: the same architecture and tokenizer with noisy weights."""
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(src, dst)
+    weights = load_file(str(src / "model.safetensors"))
+    rng = np.random.default_rng(seed)
+    noisy = {k: (v + scale * rng.standard_normal(v.shape).astype(v.dtype) * (v.std() + 1e-3)) for k, v in weights.items()}
+    save_file(noisy, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
+@pytest.mark.slow
+def test_end_to_end_two_tiny_models(tiny_model_dir, tmp_path, offline_env, capsys):
+    second = _perturbed_copy(tiny_model_dir, tmp_path / "tiny-b")
+    procs = []
+    for name, model in (("a", tiny_model_dir), ("b", second)):
+        cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model}",
+               "--device", "cpu", "--tasks", "rankacc_demo", "--output_path", str(tmp_path / f"out-{name}"),
+               "--log_samples", "--batch_size", "16"]
+        procs.append(subprocess.Popen(cmd, env=offline_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for proc in procs:
+        log, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, log[-3000:]
+    out_a, out_b = tmp_path / "out-a", tmp_path / "out-b"
+    results = {k: json.loads(next((tmp_path / f"out-{k}").glob("*/results_*.json")).read_text())["results"]["rankacc_demo"]
+               for k in "ab"}
+
+    rc, text, _ = _run(["idealized", out_a, "--policy", out_b, "--format", "json"], capsys)
+    assert rc == 0
+    rows = json.loads(text)["sections"][0]["rows"]
+    included = {r["role"]: r for r in rows if r["ties"] == "included"}
+    # recomputed observed accuracies are lm-eval's own aggregates
+    assert included["reference"]["R"] == pytest.approx(results["a"]["rank_acc,none"])
+    assert included["reference"]["R_norm"] == pytest.approx(results["a"]["rank_acc_norm,none"])
+    assert included["policy"]["R"] == pytest.approx(results["b"]["rank_acc,none"])
+    assert included["policy"]["R_norm"] == pytest.approx(results["b"]["rank_acc_norm,none"])
+    assert included["reference"]["n"] == 33 and {r["ties"] for r in rows} == {"excluded", "included"}
+
+    rc, text, _ = _run(["flips", out_a, out_b, "--format", "json"], capsys)
+    assert rc == 0
+    data = json.loads(text)
+    assert len(data["documents"]) == 33
+    inc = [r for r in data["sections"][0]["rows"] if r["ties"] == "included"]
+    assert sum(r["count"] for r in inc) == 33
+    after = sum(r["count"] for r in inc if r["category"].endswith("->correct"))
+    assert after / 33 == pytest.approx(results["b"]["rank_acc,none"])
+
+    rc, text, _ = _run(["hardness", out_a, "--top", "3", "--plot", tmp_path / "c.png", "--csv", tmp_path / "c.csv"], capsys)
+    assert rc == 0 and "## rankacc_demo: hard to learn" in text
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    assert len(list(csv.DictReader((tmp_path / "c.csv").open()))) == 29  # 33 minus 4 human ties
