@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +153,27 @@ def report_drops(task: str, n_rows: int, conversion: Conversion) -> None:
         log.warning("%s: dropped %d of %d rows: %s", task, count, n_rows, reason)
 
 
+_TASK_LINE = re.compile(r"""^task:[ \t]*["']?([^"'\s#]+)""", re.MULTILINE)
+
+
+def task_name(config_source: Any) -> str:
+    """The ``task:`` of the YAML file lm-eval loaded the task from (passed to
+    the loader as ``config_source``), so ``dataset_kwargs`` need not repeat it;
+    the file name if it has none, a generic name when there is no file."""
+    if isinstance(config_source, str) and config_source:
+        path = Path(config_source)
+        try:
+            match = _TASK_LINE.search(path.read_text(encoding="utf-8"))
+        except OSError:
+            match = None
+        return match.group(1) if match else path.stem
+    return "rankacc task"
+
+
 def load_docs(
     *,
     source: str,
-    task: str,
+    task: str | None = None,
     split: str = "test",
     sample_size: Any = DEFAULT_SAMPLE_SIZE,
     seed: Any = DEFAULT_SEED,
@@ -172,6 +190,7 @@ def load_docs(
 
     from lm_eval_rankacc.schema import RowError
 
+    task = task or task_name(options.get("config_source"))
     sample_size = _check_int(task, "sample_size", sample_size, 0)
     seed = _check_int(task, "seed", seed, 0)
     module = get_source(source)

@@ -22,7 +22,7 @@ from lm_eval_rankacc.harness import Loglikelihood, TaskDataError, load_docs, sam
 from lm_eval_rankacc.metrics import process_results
 from lm_eval_rankacc.sources import common, get_source, shp
 
-NEW_TASKS = {  # task -> (source, split, form option or None, multi-response template)
+NEW_TASKS = {  # task -> (source, split, form option or None, n > 2 responses)
     "rankacc_gptj_pairwise_train": ("gptj_pairwise", "train", None, False),
     "rankacc_shp_test": ("shp", "test", "pairs", False),
     "rankacc_shp_train": ("shp", "train", "pairs", False),
@@ -258,10 +258,9 @@ def test_task_yamls_group_and_pins():
     for name, (source, split, form, multi) in NEW_TASKS.items():
         cfg = _task_yaml(name)
         kw = cfg["dataset_kwargs"]
-        assert cfg["task"] == kw["task"] == name and name in group
+        assert cfg["task"] == name and "task" not in kw and name in group
         assert (kw["source"], kw["split"], kw.get("form")) == (source, split, form)
-        metrics = {m["metric"] for m in cfg["metric_list"]}
-        assert ("pair_acc" in metrics) is multi
+        assert {"rank_acc", "pair_acc"} <= {m["metric"] for m in cfg["metric_list"]}
         hub = get_source(source).HUB
         assert cfg["dataset_path"] == hub.path
         if source != "gptj_pairwise":  # no public pin found for it
@@ -269,14 +268,13 @@ def test_task_yamls_group_and_pins():
     assert get_source("stack_exchange").HUB.data_files == "data/cs.stackexchange.com/train-00000-of-00001.parquet"
 
 
-def test_multi_template_keeps_the_default_metrics():
-    def names(file):
-        from lm_eval.tasks._yaml_loader import load_yaml
+def test_base_template_declares_every_metric():
+    from lm_eval.tasks._yaml_loader import load_yaml
 
-        return [m["metric"] for m in load_yaml(tasks_dir() / file, resolve_func=False)["metric_list"]]
-
-    default, multi = names("_default_template_yaml"), names("_multi_template_yaml")
-    assert set(default) <= set(multi) and {"pair_acc", "pair_acc_norm"} <= set(multi)
+    declared = {m["metric"] for m in load_yaml(tasks_dir() / "_default_template_yaml", resolve_func=False)["metric_list"]}
+    doc = {"id": "d", "prompt": "p", "responses": ["a", "b", "c"], "ranks": [1, 2, 3], "votes": [], "alpha": None}
+    emitted = process_results(doc, [harness.Loglikelihood((-1.0, False), 1)] * 3)
+    assert set(emitted) == declared
 
 
 def test_read_hub_reads_only_the_pinned_file(monkeypatch):
@@ -371,7 +369,7 @@ def test_fields_needs_a_data_source_and_reads_the_hub(monkeypatch):
 def test_user_task_name_comes_from_its_yaml(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("include: /x/_fields_template_yaml\ntask: my_prefs  # mine\ndataset_kwargs: {}\n")
-    assert authoring.task_name(str(path)) == "my_prefs"
+    assert harness.task_name(str(path)) == "my_prefs"
     with pytest.raises(TaskDataError, match=r"^my_prefs: dataset_kwargs is missing 'rejected_field'"):
         authoring.load_docs(config_source=str(path), version=1.0, prompt_field="q", chosen_field="c",
                             data_files=str(R.write_jsonl(tmp_path / "d.jsonl", [{"q": "x"}])))
