@@ -13,7 +13,9 @@
   relies on);
 - (d) ``--model local-completions`` against the test's OpenAI-compatible
   server on the same tiny model reproduces the ``hf`` backend's metrics and
-  per-document log-likelihoods.
+  per-document log-likelihoods;
+- (e) ``--model hf-prefix`` (the shared-prompt backend, registered through the
+  start-up hook) reproduces the ``hf`` backend's numbers on every task.
 
 Each lm_eval process spends ~10 s of CPU importing and indexing lm-eval's
 tasks, so the module starts all four at once (module fixture ``cli_runs``) and each test waits for its own.
@@ -128,7 +130,7 @@ def cli_runs(tiny_model_dir, hub_mirror, offline_env, server, tmp_path_factory):
     tiny = str(tiny_model_dir)
     mirror_env = {**offline_env, "RANKACC_DATA_DIR": str(hub_mirror)}
     no_hook_env = {**offline_env, "LM_EVAL_RANKACC_AUTOLOAD": "0"}
-    out = {name: work / name for name in ("hf", "dummy", "completions")}
+    out = {name: work / name for name in ("hf", "dummy", "completions", "prefix")}
     runs: dict[str, Run] = {}
     try:
         # (a) exactly the documented command
@@ -156,6 +158,13 @@ def cli_runs(tiny_model_dir, hub_mirror, offline_env, server, tmp_path_factory):
              f"model={tiny},base_url={server.base_url},tokenizer_backend=huggingface,tokenizer={tiny},num_concurrent=1",
              "--tasks", "rankacc_demo", "--output_path", str(out["completions"]), "--log_samples"],
             offline_env, work, out["completions"],
+        )
+        # (e)
+        runs["prefix"] = Run(
+            "prefix",
+            [lm_eval, "--model", "hf-prefix", "--model_args", f"pretrained={tiny}", "--tasks", "rankacc_*",
+             "--batch_size", "3", "--output_path", str(out["prefix"]), "--log_samples"],
+            mirror_env, work, out["prefix"],
         )
         yield runs
     finally:
@@ -233,3 +242,19 @@ def test_local_completions_matches_hf(cli_runs):
         assert a["scores"]["n_tokens"] == h["scores"]["n_tokens"], a["doc"]["id"]
         assert a["scores"]["n_bytes"] == h["scores"]["n_bytes"]
         assert [a[m] for m in METRICS] == [h[m] for m in METRICS], a["doc"]["id"]
+
+
+# ------------------------------------------------------------------ (e)
+def test_hf_prefix_matches_hf_on_every_task(cli_runs):
+    prefix, hf = cli_runs["prefix"], cli_runs["hf"]
+    p_results, h_results = prefix.results()["results"], hf.results()["results"]
+    assert p_results.keys() == h_results.keys()
+    for task, values in h_results.items():
+        for key, value in values.items():
+            if key.startswith(("rank_acc", "pair_acc")) and "stderr" not in key:
+                assert p_results[task][key] == value, (task, key)
+        for p, h in zip(prefix.samples(task), hf.samples(task), strict=True):
+            assert p["doc"]["id"] == h["doc"]["id"]
+            assert max(abs(x - y) for x, y in zip(p["scores"]["loglik"], h["scores"]["loglik"])) <= 1e-4
+            assert p["scores"]["n_tokens"] == h["scores"]["n_tokens"]
+            assert [r[0][1] for r in p["resps"]] == [r[0][1] for r in h["resps"]]  # is_greedy

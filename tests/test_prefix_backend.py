@@ -1,0 +1,115 @@
+"""hf-prefix: the same log-likelihoods and is_greedy flags as lm-eval's hf
+backend, checked request by request on a tiny model (and on real HH-RLHF
+prompts when ../shared/data is present)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+
+from lm_eval_rankacc.models.prefix import HFPrefixLM, Packed
+from lm_eval_rankacc.sources import hh_rlhf
+
+HH_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
+
+DOCS = [
+    {"prompt": "Question: What is the capital of France?\nAnswer:", "responses": ["Paris.", "Berlin, surely.", "Paris.", "I do not know"]},
+    {"prompt": "Say hello.", "responses": ["Hello there!", "Hi"]},
+    {"prompt": "Ends with a space ", "responses": ["x", "a longer response with more tokens than the other"]},
+    {"prompt": "Alone", "responses": ["a context no other request shares"]},
+    {"prompt": "Numbers: 1 2 3", "responses": [" 4 5", "4", "five six seven eight nine ten eleven"]},
+]
+
+
+def requests_of(docs):
+    return [
+        Instance("loglikelihood", doc=d, arguments=(d["prompt"], " " + r), idx=k)
+        for d in docs for k, r in enumerate(d["responses"])
+    ]
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model_dir):
+    return HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=4)
+
+
+def prefix_lm(tiny_model_dir, **kwargs):
+    return HFPrefixLM(pretrained=str(tiny_model_dir), device="cpu", **kwargs)
+
+
+def assert_same(got, expected, tol=1e-4, rtol=0.0):
+    assert len(got) == len(expected)
+    for (ll, greedy), (ll_ref, greedy_ref) in zip(got, expected):
+        assert abs(ll - ll_ref) <= tol + rtol * abs(ll_ref), (ll, ll_ref)
+        assert greedy == greedy_ref
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, "auto"])
+def test_matches_hf(tiny_model_dir, hf, batch_size):
+    reqs = requests_of(DOCS)
+    lm = prefix_lm(tiny_model_dir, batch_size=batch_size)
+    assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf.loglikelihood(reqs, disable_tqdm=True))
+    assert lm._checked is True  # the packed path ran (and passed its self-check)
+
+
+def test_overlong_requests_take_the_parent_path(tiny_model_dir, hf):
+    reqs = requests_of(DOCS)
+    encoded = [hf._encode_pair(*r.args) for r in reqs]
+    window = max(len(cont) for _, cont in encoded) + 1  # every response fits, not every prompt + response
+    assert sum(len(c) + len(t) > window + 1 for c, t in encoded) >= 3
+    short_hf = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=2, max_length=window)
+    lm = prefix_lm(tiny_model_dir, batch_size=2, max_length=window)
+    assert_same(lm.loglikelihood(reqs, disable_tqdm=True), short_hf.loglikelihood(reqs, disable_tqdm=True))
+    assert lm._checked is True
+
+
+def test_packing_layout():
+    p = Packed([1, 2, 3], [[4, 5], [6], [7, 8, 9]])
+    assert p.tokens == [1, 2, 3, 4, 6, 7, 8, 9][:3] + [4] + [] + [7, 8]
+    assert p.positions == [0, 1, 2, 3, 3, 4]
+    allow = p.allowed()
+    assert allow[3].tolist() == [True, True, True, True, False, False]  # response 1 sees prompt + itself
+    assert allow[5].tolist() == [True, True, True, False, True, True]  # response 3 never sees response 1
+    assert p.logit_rows(0) == [2, 3] and p.logit_rows(1) == [2] and p.logit_rows(2) == [2, 4, 5]
+
+
+def test_self_check_falls_back_when_packing_is_wrong(tiny_model_dir, hf, monkeypatch, caplog):
+    lm = prefix_lm(tiny_model_dir, batch_size=4)
+    real_forward = HFPrefixLM._forward
+
+    def broken(self, batch):  # as if the model ignored the 4-D mask
+        for i, (ll, greedy) in real_forward(self, batch):
+            yield i, (ll + 1.0, greedy)
+
+    monkeypatch.setattr(HFPrefixLM, "_forward", broken)
+    reqs = requests_of(DOCS)
+    with caplog.at_level(logging.WARNING, logger="lm-eval"):
+        got = lm.loglikelihood(reqs, disable_tqdm=True)
+    assert lm._checked is False and "does not honour packed 4-D attention masks" in caplog.text
+    assert_same(got, hf.loglikelihood(reqs, disable_tqdm=True))
+
+
+@pytest.mark.skipif(not HH_REAL.is_file(), reason="../shared/data (real HH-RLHF) is absent")
+@pytest.mark.parametrize("batch_size", [2, 8])
+def test_real_hh_rlhf_prompts(tiny_model_dir, hf, batch_size):
+    with gzip.open(HH_REAL, "rt") as f:
+        rows = [json.loads(next(f)) for _ in range(24)]
+    docs = hh_rlhf.convert(rows, "test").docs
+    reqs = requests_of(docs)
+    # the tiny byte-level model spends ~4 tokens a word: give it a window for these transcripts
+    ref = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=batch_size, max_length=4096)
+    lm = prefix_lm(tiny_model_dir, batch_size=batch_size, max_length=4096)
+    expected = ref.loglikelihood(reqs, disable_tqdm=True)
+    # Sums over thousands of tokens carry float32 rounding of ~1e-7 relative: the
+    # stock backend itself moves by that much between batch sizes (checked here).
+    one_by_one = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=1, max_length=4096)
+    assert_same(one_by_one.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
+    assert_same(lm.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
+    assert lm._checked is True
