@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 #: Tolerance of the tie rule (Def. C.1): a human tie is ranked correctly when
 #: the two tie scores differ by less than this.
 TIE_EPS = 0.01
@@ -34,19 +36,17 @@ def pair_ranked_correctly(score_preferred: float, score_dispreferred: float) -> 
     """Def. 2.3: the model ranks y_w above y_l when s(y_w) >= s(y_l).
 
     Equal scores count as correct (so identical responses are never penalised,
-    whatever their order). An invalid score makes the pair wrong.
+    whatever their order). An invalid score makes the pair wrong. One document
+    of :func:`pairs_ranked_correctly`.
     """
-    return (
-        is_valid(score_preferred)
-        and is_valid(score_dispreferred)
-        and score_preferred >= score_dispreferred
-    )
+    return bool(pairs_ranked_correctly(score_preferred, score_dispreferred))
 
 
 def tie_ranked_correctly(tie_score_1: float, tie_score_2: float, eps: float = TIE_EPS) -> bool:
     """Def. C.1: a human tie (alpha = 0.5) is ranked correctly when the model's
-    two tie scores are within ``eps`` of each other (strictly less than eps)."""
-    return is_valid(tie_score_1) and is_valid(tie_score_2) and abs(tie_score_1 - tie_score_2) < eps
+    two tie scores are within ``eps`` of each other (strictly less than eps).
+    One document of :func:`ties_ranked_correctly`."""
+    return bool(ties_ranked_correctly(tie_score_1, tie_score_2, eps))
 
 
 def ranking_correct(
@@ -55,7 +55,7 @@ def ranking_correct(
     tie_scores: Sequence[float] | None = None,
     eps: float = TIE_EPS,
 ) -> bool:
-    """Whether one document is ranked correctly.
+    """Whether one document is ranked correctly (one row of :func:`rankings_correct`).
 
     - n = 2, strict human order: Def. 2.3 on ``scores``.
     - n = 2, human tie: Def. C.1 on ``tie_scores`` (defaults to ``scores``).
@@ -69,15 +69,8 @@ def ranking_correct(
     """
     if len(scores) != len(ranks) or len(ranks) < 2:
         raise ValueError(f"need one score per response and n >= 2, got {len(scores)} scores, {len(ranks)} ranks")
-    if not all(is_valid(s) for s in scores):
-        return False
-    if len(ranks) == 2 and ranks[0] == ranks[1]:
-        ts = scores if tie_scores is None else tie_scores
-        return tie_ranked_correctly(ts[0], ts[1], eps)
-    pairs = strictly_ordered_pairs(ranks)
-    if not pairs:
-        raise ValueError(f"all {len(ranks)} responses are tied: no ranking to check")
-    return all(pair_ranked_correctly(scores[i], scores[j]) for i, j in pairs)
+    ties = None if tie_scores is None else [list(tie_scores)]
+    return bool(rankings_correct([list(scores)], [list(ranks)], ties, eps)[0])
 
 
 def pair_accuracy(scores: Sequence[float], ranks: Sequence[int]) -> float | None:
@@ -105,15 +98,14 @@ def geometric_mean_prob(normalised_loglik: float) -> float:
 
 # =============================================================================
 # Vectorised rules and idealized ranking accuracy (Sec. 3, Cor. 3.3, App. C.4)
-# and the DPO ranking condition (Thm. 4.1). NumPy twins of the scalar rules
-# above: one definition of each rule, the twins are tested to agree with them.
+# and the DPO ranking condition (Thm. 4.1). These are the rules themselves: the
+# scalar functions above are their one-document views.
 #
 # Arrays hold N documents of n responses each: ``scores`` (N, n) floats,
 # ``ranks`` (N, n) ints (1 = best, equal = human tie), ``alpha`` (N,) floats,
 # the share of raters preferring response 1 (NaN where the data has none).
 # =============================================================================
 
-import numpy as np  # noqa: E402
 
 #: alpha = 1 (or 0) is replaced by 1 - ALPHA_EPS (or ALPHA_EPS) before taking
 #: log(alpha / (1 - alpha)), symmetrically for both responses (App. C.4).

@@ -59,7 +59,7 @@ def test_more_than_two_responses():
 
 
 def test_all_tied_many_responses_rejected():
-    with pytest.raises(ValueError, match="all 3 responses are tied"):
+    with pytest.raises(ValueError, match="of 3 responses are all tied"):
         ranking_correct([-1.0, -2.0, -3.0], [1, 1, 1])
 
 
