@@ -96,6 +96,85 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
     p.set_defaults(func=_analysis)
 
 
+# ----------------------------------------------------------------- leaderboard
+def _leaderboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lm_eval_rankacc import leaderboard
+    from lm_eval_rankacc.report import figures, html, tables
+    from lm_eval_rankacc.runs import RunError
+
+    for option, path, suffixes in (("--plot", args.plot, (".png", ".svg")), ("--html", args.html, (".html", ".htm"))):
+        if path and Path(path).suffix.lower() not in suffixes:
+            raise UsageError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
+    try:
+        report = leaderboard.leaderboard(args.runs, args.metric, args.sort, args.reference, args.betas, args.tasks)
+        text = tables.render(report, args.format)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        if args.plot:
+            figures.leaderboard_plot(report, args.plot)
+        if args.html:
+            png = figures.leaderboard_plot(report, fmt="png")
+            Path(args.html).write_text(html.render_html(report, png), encoding="utf-8")
+    except RunError as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:  # -o / --plot / --html into a folder that is not there or not writable
+        raise UsageError(f"cannot write the output: {err}") from None
+    if args.output or args.format == "csv":  # notes not shown on stdout
+        for note in report.notes:
+            print(f"rankacc leaderboard: note: {note}", file=sys.stderr)
+    return 0
+
+
+def _add_leaderboard_command(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    p = sub.add_parser("leaderboard", help="compare models: one row per model, one column per task and metric")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="lm-eval --output_path folder (one or more models), model sub-folder or results JSON")
+    p.add_argument("--metric", default="rank_acc,rank_acc_norm", help="comma-separated metrics (columns per task)")
+    p.add_argument("--sort", default=None, metavar="COLUMN",
+                   help="column to sort by, e.g. rankacc_demo/rank_acc or model (default: first task, first metric)")
+    p.add_argument("--format", choices=("md", "csv", "latex", "json"), default="md")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="write the table here instead of stdout")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw the figure (.png or .svg)")
+    p.add_argument("--html", default=None, metavar="FILE.html", help="also write a self-contained HTML page")
+    p.add_argument("--reference", default=None, metavar="REF_RUN",
+                   help="reference run (with --log_samples): add its idealized accuracy and each model's gap")
+    p.add_argument("--betas", default=None, help="beta grid of the idealized accuracy (default 0.01,0.1,1,5,10)")
+    p.add_argument("--tasks", default=None, help="comma-separated task name globs (default: all)")
+    p.set_defaults(func=_leaderboard)
+
+
+# ----------------------------------------------------------------- training
+#: Sub-commands whose options are HfArgumentParser's (DPOArguments / SFTArguments + TrainingArguments).
+TRAINING_COMMANDS = {
+    "sft": "supervised fine-tuning on the preferred responses (the reference model); `rankacc sft --help`",
+    "dpo": "DPO / DPO^gamma / IPO training with per-datapoint ranking tracking; `rankacc dpo --help`",
+}
+
+
+def _plot_training(args: argparse.Namespace) -> int:
+    from lm_eval_rankacc.training.figures import plot_training
+
+    try:
+        for path in plot_training(args.run_dir, args.out_dir):
+            print(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return 0
+
+
+def _add_training_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    for name, help_text in TRAINING_COMMANDS.items():  # parsed by main() before argparse; listed here for --help
+        sub.add_parser(name, help=help_text, add_help=False)
+    p = sub.add_parser("plot-training", help="redraw the figures of a `rankacc dpo` run from its tracking log")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --output_dir of a `rankacc dpo` run")
+    p.add_argument("--out-dir", default=None, help="write the PNGs here (default: RUN_DIR)")
+    p.set_defaults(func=_plot_training)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rankacc", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -105,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=_demo_model)
     _add_analysis_commands(sub)
+    _add_training_commands(sub)
+    _add_leaderboard_command(sub)
     return parser
 
 
@@ -113,6 +194,11 @@ class UsageError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TRAINING_COMMANDS:
+        from lm_eval_rankacc.training.run import main as training_main
+
+        return training_main(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -235,6 +235,8 @@ def find_results(path: str | Path) -> list[Path]:
     if not path.exists():
         raise RunError(f"{path}: no such file or folder")
     if path.is_file():
+        if path.name.startswith("samples_") and path.suffix == ".jsonl":
+            raise RunError(f"{path}: a samples file; pass the results_<timestamp>.json beside it, or its folder")
         return [path]
     candidates: list[Path] = []
     level = [path]
@@ -257,11 +259,15 @@ def find_results(path: str | Path) -> list[Path]:
 
 # ----------------------------------------------------------------- document sets
 def _same_documents(a: TaskResult, b: TaskResult) -> bool:
-    if a.version != b.version or a.n != b.n:
+    if a.n != b.n or (a.version is not None and b.version is not None and a.version != b.version):
         return False
     if a.docs is not None and b.docs is not None:
         return a.docs == b.docs  # the documents themselves, whatever the configuration says
     return a.config == b.config
+
+
+def _setting(config: dict[str, Any], key: str) -> str:
+    return repr(config[key]) if key in config else "default"
 
 
 def _differences(a: TaskResult, b: TaskResult) -> str:
@@ -273,7 +279,7 @@ def _differences(a: TaskResult, b: TaskResult) -> str:
         parts.append(f"version {b.version} vs {a.version}")
     for key in sorted(set(a.config) | set(b.config)):
         if a.config.get(key) != b.config.get(key):
-            parts.append(f"{key} {b.config.get(key, '(default)')!r} vs {a.config.get(key, '(default)')!r}")
+            parts.append(f"{key} {_setting(b.config, key)} vs {_setting(a.config, key)}")
     if a.docs and b.docs and a.docs != b.docs:
         parts.append("different document ids / doc hashes in the samples")
     return "; ".join(parts) or "documents differ"
@@ -320,11 +326,28 @@ def _column_type(rows: list[dict[str, Any]], key: str) -> str:
     return "num" if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) else "text"
 
 
-def _sort(rows: list[dict[str, Any]], columns: list[str], sort: str | None, default: str) -> str:
+def _aliases(tasks: list[str], columns: list[str]) -> dict[str, str]:
+    """Other names of the columns, lower case: the display headers ("rankacc_demo R~"),
+    and with one task the bare metric names and labels ("rank_acc", "R")."""
+    out = {c.lower(): c for c in columns}
+    suffixes = {m: metric_label(m) for m in METRIC_LABELS}
+    suffixes.update({v[1]: v[3] for v in IDEALIZED.values()})
+    suffixes.update({v[2]: v[4] for v in IDEALIZED.values()})
+    for column in columns:
+        task, sep, name = column.partition("/")
+        if not sep:
+            continue
+        for alias in {name, suffixes.get(name, name)}:
+            out.setdefault(f"{task} {alias}".lower(), column)
+            if len(tasks) == 1:
+                out.setdefault(alias.lower(), column)
+    return out
+
+
+def _sort(rows: list[dict[str, Any]], columns: list[str], sort: str | None, default: str, tasks: list[str]) -> str:
     key = sort or default
     if key not in columns:
-        by_label = {c.lower(): c for c in columns}
-        key = by_label.get(key.lower().replace(" ", "/"), key)
+        key = _aliases(tasks, columns).get(key.strip().lower(), key)
     if key not in columns:
         raise RunError(f"--sort: no column {sort!r}; columns: {', '.join(columns)}")
     numeric = _column_type(rows, key) == "num"
@@ -349,6 +372,8 @@ def leaderboard(
     metrics = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m and m.strip()]
     if not metrics:
         raise RunError("--metric: name at least one metric (e.g. rank_acc,rank_acc_norm)")
+    if isinstance(runs, (str, Path)):
+        runs = [runs]
     if not runs:
         raise RunError("name at least one run")
     patterns = split_patterns(tasks)
@@ -376,23 +401,20 @@ def leaderboard(
     models: dict[tuple, list[ResultsFile]] = {}
     for rf in files:
         models.setdefault(rf.key, []).append(rf)
-    chosen: list[tuple[ResultsFile, dict[str, TaskResult]]] = []
-    superseded: list[dict[str, Any]] = []
+    chosen: list[tuple[ResultsFile, dict[str, TaskResult]]] = []  # (newest file, the winning task results)
     for group in models.values():
         group.sort(key=lambda f: (f.stamp, str(f.path)), reverse=True)
         winners: dict[str, TaskResult] = {}
         for rf in group:
-            lost = [t for t in rf.tasks if t in winners]
-            for t in rf.tasks:
-                winners.setdefault(t, rf.tasks[t])
-            if lost:
-                superseded.append({"file": rf, "tasks": lost})
+            for t, tr in rf.tasks.items():
+                winners.setdefault(t, tr)
         chosen.append((group[0], dict(sorted(winners.items()))))
-    _unique_labels([rf for rf, _ in chosen] + [s["file"] for s in superseded])
-    used_files = {id(tr): rf for group in models.values() for rf in group for tr in rf.tasks.values()}
+    _unique_labels([rf for rf, _ in chosen])
+    label_of = {rf.key: rf.label for rf, _ in chosen}
+    winners_of = {rf.key: trs for rf, trs in chosen}
 
-    all_tasks = sorted({t for _, tr in chosen for t in tr})
-    available = sorted({m for _, tr in chosen for r in tr.values() for m in r.values})
+    all_tasks = sorted({t for _, trs in chosen for t in trs})
+    available = sorted({m for _, trs in chosen for r in trs.values() for m in r.values})
     unknown = [m for m in metrics if m not in available]
     if unknown:
         raise RunError(f"--metric: {', '.join(unknown)} reported by no run (available: {', '.join(available)})")
@@ -400,56 +422,35 @@ def leaderboard(
     # document sets per task
     doc_sets: dict[str, dict[int, str]] = {}
     for task in all_tasks:
-        holders = [k for k, (_, tr) in enumerate(chosen) if task in tr]
+        holders = [k for k, (_, trs) in enumerate(chosen) if task in trs]
         results = [chosen[k][1][task] for k in holders]
         sets = document_sets(results)
-        letters = {holders[j]: chr(ord("A") + s) for s, g in enumerate(sets) for j in g}
-        doc_sets[task] = letters
+        doc_sets[task] = {holders[j]: chr(ord("A") + s) for s, g in enumerate(sets) for j in g}
         if len(sets) > 1:
-            def who(g):
-                return ", ".join(chosen[holders[j]][0].label for j in g)
-            first = results[sets[0][0]]
-            parts = [f"{chr(ord('A') + s)} = {who(g)} (n {results[g[0]].n})" for s, g in enumerate(sets)]
-            diffs = [f"{chr(ord('A') + s)} vs A: {_differences(first, results[g[0]])}"
+            parts = [f"{chr(ord('A') + s)} = {', '.join(chosen[holders[j]][0].label for j in g)} "
+                     f"(n {results[g[0]].n})" for s, g in enumerate(sets)]
+            diffs = [f"{chr(ord('A') + s)} vs A: {_differences(results[sets[0][0]], results[g[0]])}"
                      for s, g in enumerate(sets) if s]
             notes.append(f"{task}: scored on {len(sets)} different document sets, not comparable across sets: "
                          f"{'; '.join(parts)}. {'; '.join(diffs)}")
-            for g in sets:
-                unverified = [j for j in g if results[j].docs is None]
-                if len(g) > 1 and unverified:
-                    notes.append(f"{task}: {', '.join(chosen[holders[j]][0].label for j in unverified)}: no samples "
-                                 "logged, documents matched by count, version and configuration only")
+        for g in sets:
+            unverified = [chosen[holders[j]][0].label for j in g if results[j].docs is None]
+            if len(g) > 1 and unverified:
+                notes.append(f"{task}: {', '.join(unverified)}: no samples logged, so the documents are matched "
+                             "by count, task version and configuration only")
 
-    # the reference: idealized accuracy and alignment gap
+    # the reference: idealized accuracy (analysis.idealized) and alignment gap
     ideal_metrics = [m for m in metrics if m in IDEALIZED]
-    ref_info: dict[str, tuple[dict[str, Any], TaskResult]] = {}
-    ref_label = None
+    ref_tasks: dict[str, tuple[dict[str, Any], TaskResult]] = {}
     if reference is not None:
         if not ideal_metrics:
             raise RunError("--reference needs rank_acc or rank_acc_norm among --metric")
-        from lm_eval_rankacc import analysis
-
-        ref_run = load_run(reference, patterns, require_match=False)
-        kwargs = {} if betas is None else {"betas": betas}
-        report = analysis.idealized(ref_run, (), **kwargs)
-        ref_files = {}
-        for p in find_results(ref_run.folder):
-            rf = read_results(p, patterns)
-            for tr in rf.tasks.values():
-                if tr.samples is not None:
-                    ref_files[tr.samples.resolve()] = tr
-        ref_label = _short(ref_run.label)
-        for task, ts in ref_run.tasks.items():
-            rows = [r for r in report.sections[0].rows if r["task"] == task]
-            row = next((r for r in rows if r["ties"] == "included"), None) or rows[0]
-            tr = ref_files.get(ts.path.resolve()) or TaskResult(task, {}, {}, len(ts), None, {})
-            tr.docs = _docs_digest(ts.ids, ts.hashes)
-            ref_info[task] = (row, tr)
-        missing = [t for t in all_tasks if t not in ref_info]
+        ref_run, ref_tasks, ref_notes, betas_used = _reference(reference, patterns, betas)
+        missing = [t for t in all_tasks if t not in ref_tasks]
         if missing:
-            notes.append(f"reference {ref_label}: no samples of {', '.join(missing)}: no idealized accuracy there")
-        notes.extend(f"reference: {n}" for n in report.notes if not n.startswith("reference: "))
-        betas_used = report.meta["betas"]
+            notes.append(f"reference {ref_run.label}: no samples of {', '.join(missing)}, so no idealized "
+                         "accuracy there")
+        notes.extend(ref_notes)
 
     # rows
     columns = list(IDENTITY)
@@ -459,10 +460,8 @@ def leaderboard(
         columns += [f"{task}/n", f"{task}/docs"]
         if reference is not None:
             for m in ideal_metrics:
-                _, star, gap, _, _ = IDEALIZED[m]
-                columns += [f"{task}/{star}", f"{task}/{gap}"]
+                columns += [f"{task}/{IDEALIZED[m][1]}", f"{task}/{IDEALIZED[m][2]}"]
     rows = []
-    gap_notes: dict[str, list[str]] = {}
     for k, (rf, trs) in enumerate(chosen):
         row: dict[str, Any] = {"model": rf.label, "backend": rf.backend, "pretrained": rf.name,
                                "revision": rf.revision, "dtype": rf.dtype}
@@ -477,60 +476,76 @@ def leaderboard(
             row[f"{task}/docs"] = doc_sets[task].get(k)
             if reference is None:
                 continue
-            ideal = ref_info.get(task)
+            ideal = ref_tasks.get(task)
             same = tr is not None and ideal is not None and _same_documents(ideal[1], tr)
             if tr is not None and ideal is not None and not same:
-                gap_notes.setdefault(task, []).append(rf.label)
+                notes.append(f"{task}: {rf.label} scored other documents than the reference "
+                             f"({_differences(ideal[1], tr)}): no alignment gap")
             for m in ideal_metrics:
                 key, star, gap, _, _ = IDEALIZED[m]
                 value = None if ideal is None else ideal[0].get(key)
-                row[f"{task}/{star}"] = value
                 observed = row[f"{task}/{m}"]
-                row[f"{task}/{gap}"] = value - observed if same and value is not None and observed is not None else None
+                row[f"{task}/{star}"] = value
+                row[f"{task}/{gap}"] = (value - observed) if same and value is not None and observed is not None \
+                    else None
         rows.append(row)
-        rf.info["row"] = row
-    for task, labels in gap_notes.items():
-        notes.append(f"{task}: {', '.join(labels)} scored other documents than the reference "
-                     f"({_differences(ref_info[task][1], chosen[[r['model'] for r in rows].index(labels[0])][1][task])}): "
-                     "no alignment gap")
-    default = f"{all_tasks[0]}/{metrics[0]}"
-    sort_key = _sort(rows, columns, sort, default)
+    sort_key = _sort(rows, columns, sort, f"{all_tasks[0]}/{metrics[0]}", all_tasks)
 
-    # the runs (results files) behind the rows, and the superseded ones
+    # the results files behind the rows, and the superseded ones
+    order = [r["model"] for r in rows]
     run_columns = ["model", "status", "tasks", "date", "results_file", "samples", "backend", "pretrained",
                    "revision", "dtype", "num_parameters", "lm_eval_version"]
     run_rows = []
-    for rf in sorted(files, key=lambda f: ([r["model"] for r in rows].index(_row_label(f, chosen)), f.stamp)):
-        won = sorted(t for t in rf.tasks if used_files.get(id(rf.tasks[t])) is rf
-                     and any(trs.get(t) is rf.tasks[t] for _, trs in chosen))
-        lost = sorted(set(rf.tasks) - set(won))
-        status = "used" if not lost else ("superseded" if not won else f"superseded for {', '.join(lost)}")
+    for rf in sorted(files, key=lambda f: (order.index(label_of[f.key]), f.stamp)):
+        winners = winners_of[rf.key]
+        lost = sorted(t for t, tr in rf.tasks.items() if winners[t] is not tr)
+        status = "used" if not lost else ("superseded" if len(lost) == len(rf.tasks) else
+                                          f"superseded for {', '.join(lost)}")
         run_rows.append({
-            "model": _row_label(rf, chosen), "status": status, "tasks": ", ".join(sorted(rf.tasks)),
+            "model": label_of[rf.key], "status": status, "tasks": ", ".join(sorted(rf.tasks)),
             "date": _date(rf.stamp), "results_file": str(rf.path),
             "samples": "yes" if any(t.samples for t in rf.tasks.values()) else "no",
             "backend": rf.backend, "pretrained": rf.name, "revision": rf.revision, "dtype": rf.dtype,
             "num_parameters": rf.info.get("num_parameters"), "lm_eval_version": rf.info.get("lm_eval_version"),
         })
-    for s in superseded:
-        rf = s["file"]
-        newer = {t: next(trs[t] for f, trs in chosen if f.key == rf.key) for t in s["tasks"]}
-        where = sorted({str(used_files[id(tr)].path.name) for tr in newer.values()})
-        notes.append(f"superseded: {_row_label(rf, chosen)}: {rf.path} ({', '.join(s['tasks'])}); "
-                     f"newer: {', '.join(where)}")
+        if lost:
+            newer = sorted({str(f.path.name) for f in files if f.key == rf.key and f is not rf
+                            and any(winners[t] is f.tasks.get(t) for t in lost)})
+            notes.append(f"superseded: {label_of[rf.key]}: {rf.path} ({', '.join(lost)}); newer: {', '.join(newer)}")
     meta: dict[str, Any] = {
         "models": len(rows), "tasks": all_tasks, "metrics": metrics,
-        "sort": f"{sort_key} ({'descending' if _column_type(rows, sort_key) == 'num' else 'ascending'}; "
+        "sort": f"{sort_key} ({'descending' if _column_type(rows, sort_key) == 'num' else 'ascending'}, "
                 "missing last)",
     }
     if reference is not None:
-        meta.update({"reference": f"{ref_label} ({ref_run.folder})", "betas": list(betas_used)})
+        meta.update({"reference": f"{ref_run.label} ({ref_run.folder})", "betas": list(betas_used)})
     return Report("leaderboard", "Ranking-accuracy leaderboard", meta,
                   [Section("leaderboard", columns, rows), Section("runs", run_columns, run_rows)], notes)
 
 
-def _row_label(rf: ResultsFile, chosen: list[tuple[ResultsFile, dict[str, TaskResult]]]) -> str:
-    return next(f.label for f, _ in chosen if f.key == rf.key)
+def _reference(reference: str | Path, patterns: list[str] | None, betas: Sequence[float] | str | None):
+    """The reference run (with samples), and per task the row of
+    :func:`analysis.idealized` over all documents with the task's document
+    identity (digest of the samples, count, version, configuration)."""
+    from lm_eval_rankacc import analysis
+
+    ref_run = load_run(reference, patterns, require_match=False)
+    report = analysis.idealized(ref_run, (), **({} if betas is None else {"betas": betas}))
+    beside: dict[Path, TaskResult] = {}
+    for p in find_results(ref_run.folder):
+        for tr in read_results(p, patterns).tasks.values():
+            if tr.samples is not None:
+                beside[tr.samples.resolve()] = tr
+    out = {}
+    for task, ts in ref_run.tasks.items():
+        rows = [r for r in report.sections[0].rows if r["task"] == task]
+        row = next((r for r in rows if r["ties"] == "included"), rows[0])  # all documents
+        tr = beside.get(ts.path.resolve()) or TaskResult(task, {}, {}, len(ts), None, {})
+        tr.docs = _docs_digest(ts.ids, ts.hashes)
+        out[task] = (row, tr)
+    ref_run.label = _short(ref_run.label)
+    notes = [f"reference: {n}" for n in report.notes if not n.startswith("reference: ")]
+    return ref_run, out, notes, report.meta["betas"]
 
 
 # ----------------------------------------------------------------- display (md, latex, html)

@@ -5,7 +5,8 @@
 ``local-completions`` backends) load without any network access.
 
 Deterministic: the tokenizer is trained on a fixed corpus and the weights come
-from ``torch.manual_seed(0)``, so two calls produce identical models.
+from ``torch.manual_seed(seed)`` (default 0), so two calls with the same seed
+produce identical models.
 
 The tokenizer is byte-level (GPT-2 style), so it encodes any text, including
 non-ASCII, with a small vocabulary (256 byte symbols + a few merges + specials).
@@ -61,10 +62,11 @@ def _build_tokenizer():
     )
 
 
-def make_tiny_model(path: str | Path) -> Path:
+def make_tiny_model(path: str | Path, seed: int = 0) -> Path:
     """Create a tiny random Llama model + tokenizer in ``path``; return the path.
 
-    The weights are float32, ``max_position_embeddings`` is 512.
+    The weights are float32, ``max_position_embeddings`` is 512; ``seed``
+    draws them (the tokenizer is the same for every seed).
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -88,7 +90,7 @@ def make_tiny_model(path: str | Path) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(torch.float32).eval()
     # A random init with std 0.02 gives near-uniform next-token distributions;
     # sharpen the output layer so that log-probs (and greedy choices) differ
@@ -104,4 +106,4 @@ def make_tiny_model(path: str | Path) -> Path:
 if __name__ == "__main__":  # pragma: no cover - manual use
     import sys
 
-    print(make_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny-llama"))
+    print(make_tiny_model(sys.argv[1] if len(sys.argv) > 1 else "tiny-llama", int(sys.argv[2]) if len(sys.argv) > 2 else 0))

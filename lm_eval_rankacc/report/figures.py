@@ -1,6 +1,6 @@
-"""Figures of the analyses. matplotlib is imported only when a figure is drawn
-(with the non-interactive Agg backend), so the rest of the package never
-needs it."""
+"""Figures of the analyses and the leaderboard. matplotlib is imported only
+when a figure is drawn (with the non-interactive Agg backend), so the rest of
+the package never needs it."""
 
 from __future__ import annotations
 
@@ -46,3 +46,77 @@ def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
     fig.savefig(path, format="png")
     plt.close(fig)
     return path
+
+
+def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | None = None) -> bytes:
+    """The paper's Figure 1 view of a leaderboard report: one panel per task,
+    each model's value of every metric (R and R~ by default) as a point with
+    its standard error, each model in the same colour in every panel. Points
+    on another document set than the task's set A are drawn hollow; missing
+    values are left out, never drawn as 0. Written to ``path`` (PNG or SVG,
+    by suffix or ``fmt``) when given; the image bytes are returned."""
+    if report.kind != "leaderboard":
+        raise ValueError(f"leaderboard_plot needs a leaderboard report, got {report.kind!r}")
+    fmt = (fmt or (Path(path).suffix.lstrip(".") if path else "png")).lower()
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"the figure is written as .png or .svg, not {fmt!r}")
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from lm_eval_rankacc.leaderboard import metric_label
+
+    rows = report.sections[0].rows
+    tasks, metrics = report.meta["tasks"], report.meta["metrics"]
+    cmap = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20")
+    colours = {r["model"]: cmap(k % cmap.N) for k, r in enumerate(rows)}
+    ncols = min(len(tasks), 3)
+    nrows = -(-len(tasks) // ncols)
+    width = max(1.6 + 0.9 * len(metrics) * max(1.0, len(rows) / 4), 3.2)
+    stars = {"rank_acc": "R_star", "rank_acc_norm": "R_norm_star"} if "reference" in report.meta else {}
+    names = [str(r["model"]) for r in rows] + (["idealized (reference)"] if stars else [])
+    side = 0.6 + 0.07 * max(len(n) for n in names)  # inches for the legend
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + side, 3.4 * nrows), dpi=100, squeeze=False)
+    spread = 0.7 / max(len(rows), 1)
+    for ax, task in zip(axes.flat, tasks):
+        several = len({r.get(f"{task}/docs") for r in rows} - {None}) > 1
+        for j, metric in enumerate(metrics):  # the reference's idealized accuracy: one dashed line
+            star = next((r.get(f"{task}/{stars[metric]}") for r in rows if metric in stars), None)
+            if star is not None:
+                ax.hlines(star, j - 0.45, j + 0.45, colors="grey", linestyles="dashed", linewidth=1)
+        for k, row in enumerate(rows):
+            for j, metric in enumerate(metrics):
+                value = row.get(f"{task}/{metric}")
+                if value is None:
+                    continue
+                x = j + (k - (len(rows) - 1) / 2) * spread
+                hollow = several and row.get(f"{task}/docs") != "A"
+                ax.errorbar(x, value, yerr=row.get(f"{task}/{metric}_stderr"), fmt="o", markersize=6, capsize=2,
+                            color=colours[row["model"]], markerfacecolor="white" if hollow else colours[row["model"]])
+        ax.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
+        ax.set_xlim(-0.6, len(metrics) - 0.4)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(task + (" (hollow: other documents)" if several else ""), fontsize=9)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    axes[0][0].set_ylabel("ranking accuracy")
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=m) for m, c in colours.items()]
+    if stars:
+        handles.append(Line2D([], [], color="grey", linestyle="dashed", label="idealized (reference)"))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0 - side / fig.get_figwidth(), 0.5),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1.0 - side / fig.get_figwidth(), 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    plt.close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return data

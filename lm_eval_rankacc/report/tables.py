@@ -1,9 +1,10 @@
-"""Tables of the analyses (:mod:`lm_eval_rankacc.analysis`) as Markdown, CSV or JSON.
+"""Tables of the analyses (:mod:`lm_eval_rankacc.analysis`, :mod:`lm_eval_rankacc.leaderboard`)
+as Markdown, CSV, JSON or LaTeX.
 
 A :class:`Report` is plain data: sections of rows (dicts keyed by column),
 notes, metadata and optionally one row per document. :func:`render` turns it
 into text; :func:`documents_csv` writes the per-document rows. Renderers for
-further formats (LaTeX, HTML) belong here too.
+further text formats belong here too; the one-page HTML report is :mod:`.html`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-FORMATS = ("md", "csv", "json")
+FORMATS = ("md", "csv", "json", "latex")
 #: Longest text cell in Markdown (prompts and responses); CSV and JSON keep all.
 MD_TEXT_WIDTH = 80
 
@@ -132,7 +133,12 @@ def render_md(report: Report) -> str:
             value = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
         lines.append(f"- {key}: {value}")
     lines.append("")
-    lines += _md_idealized(report) if report.kind == "idealized" else _md_generic(report)
+    if report.kind == "leaderboard":
+        from lm_eval_rankacc import leaderboard
+
+        lines += leaderboard.markdown(report)
+    else:
+        lines += _md_idealized(report) if report.kind == "idealized" else _md_generic(report)
     if report.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report.notes]
     return "\n".join(lines).rstrip() + "\n"
@@ -149,8 +155,9 @@ def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """All sections in one CSV; with several sections a leading ``section`` column."""
-    if len(report.sections) == 1:
+    """All sections in one CSV; with several sections a leading ``section`` column
+    (a leaderboard: its table only, one row per model)."""
+    if len(report.sections) == 1 or report.kind == "leaderboard":
         s = report.sections[0]
         return _csv(s.columns, s.rows)
     columns = ["section"]
@@ -172,6 +179,41 @@ def render_json(report: Report) -> str:
     return json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n"
 
 
+# ----------------------------------------------------------------- latex
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "\u00b1": r"$\pm$", "\u2020": r"\dag{}", "\u2026": r"\dots{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` safe inside a LaTeX table cell."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _latex_cell(value: Any) -> str:
+    return latex_escape(_md_cell(value).replace("\\|", "|"))
+
+
+def render_latex(report: Report) -> str:
+    """Each section as a booktabs ``tabular`` (a leaderboard: value $\\pm$
+    standard error per task and metric); notes as LaTeX comments."""
+    lines = [f"% {report.title}"]
+    if report.kind == "leaderboard":
+        from lm_eval_rankacc import leaderboard
+
+        lines += leaderboard.latex(report)
+    else:
+        for section in report.sections:
+            lines += [f"% {section.title}", r"\begin{tabular}{" + "l" * len(section.columns) + "}", r"\toprule",
+                      " & ".join(latex_escape(c) for c in section.columns) + r" \\", r"\midrule"]
+            lines += [" & ".join(_latex_cell(r.get(c)) for c in section.columns) + r" \\" for r in section.rows]
+            lines += [r"\bottomrule", r"\end{tabular}", ""]
+    lines += [f"% note: {' '.join(n.split())}" for n in report.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def render(report: Report, fmt: str = "md") -> str:
     """The report as text in ``fmt`` (one of :data:`FORMATS`)."""
     if fmt == "md":
@@ -180,6 +222,8 @@ def render(report: Report, fmt: str = "md") -> str:
         return render_csv(report)
     if fmt == "json":
         return render_json(report)
+    if fmt == "latex":
+        return render_latex(report)
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
 
 

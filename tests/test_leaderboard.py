@@ -1,0 +1,359 @@
+"""``rankacc leaderboard``: many models' results side by side.
+
+End to end (slow): three real ``lm_eval`` runs into one output folder, run in
+parallel once per module: two tiny random models of different seeds (``hf``,
+with samples) and the ``dummy`` backend (no samples, no token counts); every
+cell is checked against the numbers in the results JSON, the figure and the
+HTML page are produced and the page is driven in a headless Chromium.
+Edge cases (missing tasks, duplicate runs, mismatched documents, bad input)
+use results folders written by hand in lm-eval's format.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from headless_chromium import Chromium, chromium_binary
+from rankacc_samples import TS, doc, sample_line, write_run
+from tiny_model import make_tiny_model
+
+from lm_eval_rankacc import analysis
+from lm_eval_rankacc.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(argv, capsys):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _json(argv, capsys) -> dict:
+    rc, out, err = _run([*argv, "--format", "json"], capsys)
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def _rows(data: dict) -> dict[str, dict]:
+    return {r["model"]: r for r in data["sections"][0]["rows"]}
+
+
+# ----------------------------------------------------------------- hand-written runs
+DOCS = [
+    doc("d1", [-10.0, -9.0], [1, 2], n_tokens=[2, 1]),
+    doc("d2", [-5.0, -8.0], [1, 2], n_tokens=[1, 4]),
+    doc("d3", [-4.0, -4.005], [1, 1], 0.5, n_tokens=[1, 1]),
+    doc("d4", [-2.0, -20.0], [1, 2], n_tokens=[1, 10]),
+]
+
+
+def _shift(entries, delta):
+    """The same documents scored by another model: response 1 moved by ``delta`` nats."""
+    return [doc(e["doc"]["id"], [e["loglik"][0] + delta, e["loglik"][1]], e["doc"]["ranks"], e["doc"]["alpha"],
+                e["n_tokens"], prompt=e["doc"]["prompt"], responses=e["doc"]["responses"]) for e in entries]
+
+
+def lm_run(folder: Path, tasks: dict[str, list], model: str, ts: str = TS, samples: bool = True,
+           metadata: dict | None = None, version: float = 1.0, backend: str = "hf",
+           dtype: str = "torch.float32") -> Path:
+    """An lm-eval output folder written by hand: samples as lm-eval logs
+    them and a results JSON with lm-eval's aggregates (mean, stderr of the
+    mean) and model identity; returns the results file."""
+    sub = write_run(folder, tasks, model=model, ts=ts, samples=samples, version=version, metadata=metadata)
+    path = sub / f"results_{ts}.json"
+    data = json.loads(path.read_text())
+    for task, entries in tasks.items():
+        lines = [sample_line(k, e) for k, e in enumerate(entries)]
+        entry = {"alias": task, "sample_len": len(entries)}
+        for metric in ("rank_acc", "rank_acc_norm", "rank_acc_bytes"):
+            values = np.array([line[metric] for line in lines], dtype=float)
+            entry[f"{metric},none"] = float(values.mean())
+            entry[f"{metric}_stderr,none"] = float(values.std(ddof=1) / np.sqrt(len(values)))
+        entry["invalid,none"], entry["invalid_stderr,none"] = 0, "N/A"
+        data["results"][task] = entry
+    data["config"] = {"model": backend, "model_args": {"pretrained": f"/models/{model}"}, "model_dtype": dtype,
+                      "model_revision": "main", "model_sha": ""}
+    data["lm_eval_version"] = "0.4.13"
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def test_cells_missing_tasks_and_formats(tmp_path, capsys):
+    out = tmp_path / "out"
+    a = lm_run(out, {"rankacc_x": DOCS, "rankacc_y": DOCS}, "model-a")
+    b = lm_run(out, {"rankacc_x": _shift(DOCS, -3.0)}, "model-b", samples=False)  # results only, like an API run
+    data = _json(["leaderboard", out], capsys)
+    rows = _rows(data)
+    assert set(rows) == {"model-a", "model-b"}
+    for path, model in ((a, "model-a"), (b, "model-b")):
+        results = json.loads(path.read_text())
+        for task, entry in results["results"].items():
+            for metric in ("rank_acc", "rank_acc_norm"):
+                assert rows[model][f"{task}/{metric}"] == entry[f"{metric},none"]
+                assert rows[model][f"{task}/{metric}_stderr"] == entry[f"{metric}_stderr,none"]
+            assert rows[model][f"{task}/n"] == results["n-samples"][task]["effective"]
+        assert rows[model]["pretrained"] == f"/models/{model}" and rows[model]["dtype"] == "float32"
+        assert rows[model]["backend"] == "hf" and rows[model]["revision"] == "main"
+    # a task the model did not run: missing, never 0
+    assert rows["model-b"]["rankacc_y/rank_acc"] is None and rows["model-b"]["rankacc_y/n"] is None
+    assert rows["model-a"]["rankacc_x/docs"] == rows["model-b"]["rankacc_x/docs"] == "A"
+    assert any("model-b: no samples logged" in n for n in data["notes"])
+
+    rc, md, _ = _run(["leaderboard", out], capsys)
+    assert rc == 0
+    header = next(line for line in md.splitlines() if line.startswith("| model |"))
+    assert header.split(" | ")[5:] == ["rankacc_x R", "rankacc_x R~", "rankacc_x n", "rankacc_y R", "rankacc_y R~",
+                                      "rankacc_y n |"]
+    line_b = next(line for line in md.splitlines() if line.startswith("| model-b |"))
+    assert line_b.endswith("| missing | missing | missing |") and " 0.0000 " not in line_b
+    assert "[A]" not in md  # one document set: no set tags
+
+    rc, text, _ = _run(["leaderboard", out, "--format", "csv", "--metric", "rank_acc"], capsys)
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert rows["model-a"]["rankacc_x/rank_acc"] == 0.75 and rows["model-b"]["rankacc_x/rank_acc"] == 0.5
+    assert [r["model"] for r in table] == ["model-a", "model-b"]  # default: first task's R, descending
+    assert table[1]["rankacc_y/rank_acc"] == "" and "rankacc_x/rank_acc_norm" not in table[1]
+    rc, text, _ = _run(["leaderboard", out, "--format", "csv", "--sort", "rankacc_x/rank_acc_stderr"], capsys)
+    stderrs = {m: rows[m]["rankacc_x/rank_acc_stderr"] for m in rows}
+    assert [r["model"] for r in csv.DictReader(io.StringIO(text))] == sorted(stderrs, key=lambda m: -stderrs[m])
+    rc, tex, _ = _run(["leaderboard", out, "--format", "latex"], capsys)
+    assert rc == 0 and r"\begin{tabular}" in tex and r"rankacc\_x $\tilde{R}$" in tex and r"$\pm$" in tex
+    rc, text, _ = _run(["leaderboard", out, "--sort", "model", "--format", "csv"], capsys)
+    assert [r["model"] for r in csv.DictReader(io.StringIO(text))] == ["model-a", "model-b"]
+    rc, text, _ = _run(["leaderboard", out, "--sort", "rankacc_y R", "--format", "csv"], capsys)
+    assert [r["model"] for r in csv.DictReader(io.StringIO(text))] == ["model-a", "model-b"]  # missing last
+
+
+def test_duplicate_runs_newest_wins(tmp_path, capsys):
+    out = tmp_path / "out"
+    old = lm_run(out, {"rankacc_x": DOCS, "rankacc_y": DOCS}, "model-a", ts="2026-01-01T00-00-00.000001")
+    new = lm_run(out, {"rankacc_x": _shift(DOCS, -3.0)}, "model-a", ts="2026-02-01T00-00-00.000001")
+    data = _json(["leaderboard", out], capsys)
+    (row,) = data["sections"][0]["rows"]
+    newest = json.loads(new.read_text())["results"]["rankacc_x"]
+    oldest = json.loads(old.read_text())["results"]
+    assert newest["rank_acc,none"] != oldest["rankacc_x"]["rank_acc,none"]
+    assert row["rankacc_x/rank_acc"] == newest["rank_acc,none"]
+    assert row["rankacc_y/rank_acc"] == oldest["rankacc_y"]["rank_acc,none"]  # only in the older run
+    runs = {r["results_file"]: r["status"] for r in data["sections"][1]["rows"]}
+    assert runs == {str(new): "used", str(old): "superseded for rankacc_x"}
+    assert any(n.startswith(f"superseded: model-a: {old} (rankacc_x); newer: {new.name}") for n in data["notes"])
+    # a whole run superseded, given twice (folder and file): read once
+    lm_run(out, {"rankacc_y": DOCS}, "model-a", ts="2026-03-01T00-00-00.000001")
+    data = _json(["leaderboard", out, old], capsys)
+    assert [r["status"] for r in data["sections"][1]["rows"]].count("superseded") == 1
+
+
+def test_mismatched_documents_are_flagged(tmp_path, capsys):
+    out = tmp_path / "out"
+    lm_run(out, {"rankacc_x": DOCS}, "model-a")
+    lm_run(out, {"rankacc_x": _shift(DOCS, 1.0)}, "model-b")
+    lm_run(out, {"rankacc_x": _shift(DOCS[:3], 2.0)}, "model-c", metadata={"sample_size": 3})  # smaller sample
+    other = [doc(e["doc"]["id"], e["loglik"], e["doc"]["ranks"], e["doc"]["alpha"], e["n_tokens"],
+                 prompt="another prompt") for e in DOCS]  # same ids and count, other content (another seed)
+    lm_run(out, {"rankacc_x": other}, "model-d")
+    lm_run(out, {"rankacc_x": DOCS}, "model-e", version=2.0)
+    data = _json(["leaderboard", out], capsys)
+    rows = _rows(data)
+    assert {m: r["rankacc_x/docs"] for m, r in rows.items()} == {
+        "model-a": "A", "model-b": "A", "model-c": "B", "model-d": "C", "model-e": "D"}
+    note = next(n for n in data["notes"] if n.startswith("rankacc_x: scored on 4 different document sets"))
+    assert "B vs A: n 3 vs 4; sample_size 3 vs default" in note
+    assert "C vs A: different document ids / doc hashes in the samples" in note
+    assert "D vs A: version 2.0 vs 1.0" in note
+    # values still shown, tagged with their set in every format meant for reading
+    rc, md, _ = _run(["leaderboard", out], capsys)
+    line_c = next(line for line in md.splitlines() if line.startswith("| model-c |"))
+    assert f"{rows['model-c']['rankacc_x/rank_acc']:.4f} \u00b1" in line_c and line_c.count("[B]") == 3
+    assert "[A], [B], ...: the task was scored on different document sets" in md
+
+    # the alignment gap needs the reference's documents
+    data = _json(["leaderboard", out, "--reference", out / "model-a", "--betas", "0.1,1,10"], capsys)
+    rows = _rows(data)
+    ideal = analysis.idealized(out / "model-a", betas=[0.1, 1, 10]).sections[0].rows
+    ref = next(r for r in ideal if r["ties"] == "included")
+    for model in ("model-a", "model-b"):
+        assert rows[model]["rankacc_x/R_star"] == ref["R_star_median"]
+        assert rows[model]["rankacc_x/gap"] == pytest.approx(ref["R_star_median"] - rows[model]["rankacc_x/rank_acc"])
+        assert rows[model]["rankacc_x/gap_norm"] == pytest.approx(
+            ref["R_norm_star_median"] - rows[model]["rankacc_x/rank_acc_norm"])
+    for model in ("model-c", "model-d", "model-e"):
+        assert rows[model]["rankacc_x/gap"] is None and rows[model]["rankacc_x/gap_norm"] is None
+        assert any(n.startswith(f"rankacc_x: {model} scored other documents than the reference")
+                   for n in data["notes"])
+    rc, md, _ = _run(["leaderboard", out, "--reference", out / "model-a"], capsys)
+    assert rc == 0 and "other docs" in next(line for line in md.splitlines() if line.startswith("| model-c |"))
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("missing", "no such file or folder"),
+        ("empty_folder", "no lm-eval results here"),
+        ("not_lm_eval", "not an lm-eval results file"),
+        ("not_json", "not an lm-eval results file (not readable JSON"),
+        ("other_tasks", "without a rankacc task (tasks: hellaswag)"),
+        ("bad_metric", "--metric: acc reported by no run (available:"),
+        ("bad_sort", "--sort: no column 'nope'"),
+        ("bad_plot", "--plot"),
+        ("reference_without_samples", "--log_samples"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, capsys, setup, message):
+    good = lm_run(tmp_path / "good", {"rankacc_x": DOCS}, "model-a").parent
+    args = ["leaderboard", good]
+    if setup == "missing":
+        args = ["leaderboard", tmp_path / "nope"]
+    elif setup == "empty_folder":
+        (tmp_path / "empty" / "sub").mkdir(parents=True)
+        (tmp_path / "empty" / "sub" / "notes_2026-01-02T03-04-05.json").write_text("{}")
+        args = ["leaderboard", tmp_path / "empty"]
+    elif setup == "not_lm_eval":
+        (tmp_path / "x.json").write_text(json.dumps({"accuracy": 0.5}))
+        args = ["leaderboard", tmp_path / "x.json"]
+    elif setup == "not_json":
+        (tmp_path / "x.json").write_text("model,acc\na,0.5\n")
+        args = ["leaderboard", good, tmp_path / "x.json"]
+    elif setup == "other_tasks":
+        path = tmp_path / f"results_{TS}.json"
+        path.write_text(json.dumps({"results": {"hellaswag": {"acc,none": 0.3}}, "versions": {"hellaswag": 1}}))
+        args = ["leaderboard", path]
+    elif setup == "bad_metric":
+        args += ["--metric", "acc"]
+    elif setup == "bad_sort":
+        args += ["--sort", "nope"]
+    elif setup == "bad_plot":
+        args += ["--plot", tmp_path / "figure.jpg"]
+    elif setup == "reference_without_samples":
+        ref = lm_run(tmp_path / "ref", {"rankacc_x": DOCS}, "model-r", samples=False).parent
+        args += ["--reference", ref]
+    rc, out, err = _run(args, capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("rankacc leaderboard: error: ") and message in err
+
+
+# ----------------------------------------------------------------- end to end
+#: Runs lm_eval's own command line once per argument list, in one process
+#: (each lm_eval start costs ~8 s of imports; the three runs then take ~2 s each).
+_LM_EVAL_SEVERAL = """
+import json, sys
+from lm_eval.__main__ import cli_evaluate
+for argv in json.loads(sys.argv[1]):
+    sys.argv = ["lm_eval", *argv]
+    cli_evaluate()
+"""
+
+
+@pytest.fixture(scope="module")
+def lm_runs(tiny_model_dir, tmp_path_factory, offline_env):
+    """One lm-eval output folder with three models on rankacc_demo, from
+    lm_eval's command line: tiny seed 0 and tiny seed 1 (``hf``,
+    --log_samples) and the ``dummy`` backend (no samples)."""
+    root = tmp_path_factory.mktemp("leaderboard")
+    seed1 = make_tiny_model(root / "tiny-seed1", seed=1)
+    out = root / "out"
+    common = ["--tasks", "rankacc_demo", "--output_path", str(out)]
+    hf = ["--model", "hf", "--device", "cpu", "--batch_size", "16", "--log_samples", "--model_args"]
+    commands = [[*hf, f"pretrained={tiny_model_dir}", *common], [*hf, f"pretrained={seed1}", *common],
+                ["--model", "dummy", *common]]
+    proc = subprocess.run([sys.executable, "-c", _LM_EVAL_SEVERAL, json.dumps(commands)], env=offline_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    results = {}
+    for path in out.glob("*/results_*.json"):
+        data = json.loads(path.read_text())
+        name = data["config"]["model_args"].get("pretrained")
+        results["dummy" if name is None else Path(name).name] = data
+    assert set(results) == {tiny_model_dir.name, "tiny-seed1", "dummy"}
+    return out, results, tiny_model_dir.name
+
+
+@pytest.mark.slow
+def test_real_runs_cell_by_cell(lm_runs, capsys):
+    out, results, seed0 = lm_runs
+    data = _json(["leaderboard", out, "--metric", "rank_acc,rank_acc_norm,rank_acc_bytes"], capsys)
+    rows = _rows(data)
+    assert set(rows) == set(results)
+    for model, res in results.items():
+        entry, row = res["results"]["rankacc_demo"], rows[model]
+        for metric in ("rank_acc", "rank_acc_norm", "rank_acc_bytes"):
+            expected = entry.get(f"{metric},none")
+            assert row[f"rankacc_demo/{metric}"] == expected, (model, metric)
+            assert row[f"rankacc_demo/{metric}_stderr"] == entry.get(f"{metric}_stderr,none")
+        assert row["rankacc_demo/n"] == res["n-samples"]["rankacc_demo"]["effective"] == 33
+        assert row["backend"] == res["config"]["model"]
+        assert row["pretrained"] == res["config"]["model_args"].get("pretrained")
+        assert row["rankacc_demo/docs"] == "A"  # the same 33 documents
+    assert rows[seed0]["dtype"] == rows["tiny-seed1"]["dtype"] == "float32"
+    assert rows[seed0]["revision"] == "main" and rows["dummy"]["pretrained"] is None
+    assert rows[seed0]["rankacc_demo/rank_acc"] != rows["tiny-seed1"]["rankacc_demo/rank_acc"]
+    # dummy reports no token counts: R~ is missing from its results, shown n/a, never 0
+    assert "rank_acc_norm,none" not in results["dummy"]["results"]["rankacc_demo"]
+    assert rows["dummy"]["rankacc_demo/rank_acc_norm"] is None
+    rc, md, _ = _run(["leaderboard", out], capsys)
+    line = next(x for x in md.splitlines() if x.startswith("| dummy |"))
+    r = results["dummy"]["results"]["rankacc_demo"]
+    assert f"| {r['rank_acc,none']:.4f} \u00b1 {r['rank_acc_stderr,none']:.4f} | n/a | 33 |" in line
+    assert any("dummy: no samples logged" in n for n in md.splitlines())
+
+    # the reference adds analysis.idealized's R* and the gap
+    ref = next(out.glob(f"*{seed0}"))
+    data = _json(["leaderboard", out, "--reference", ref], capsys)
+    ideal = next(r for r in analysis.idealized(ref).sections[0].rows if r["ties"] == "included")
+    for model, row in _rows(data).items():
+        assert row["rankacc_demo/R_star"] == ideal["R_star_median"]
+        assert row["rankacc_demo/gap"] == pytest.approx(ideal["R_star_median"] - row["rankacc_demo/rank_acc"])
+    assert _rows(data)[seed0]["rankacc_demo/gap"] == pytest.approx(ideal["gap"])
+    assert _rows(data)["dummy"]["rankacc_demo/gap_norm"] is None  # no R~ to subtract
+
+
+@pytest.mark.slow
+def test_figure_and_html_page_in_a_browser(lm_runs, tmp_path, capsys):
+    out, results, seed0 = lm_runs
+    png, svg, page = tmp_path / "lb.png", tmp_path / "lb.svg", tmp_path / "lb.html"
+    rc, _, err = _run(["leaderboard", out, "--plot", png, "--html", page], capsys)
+    assert rc == 0, err
+    assert png.read_bytes()[:8] == PNG and png.stat().st_size > 5000
+    rc, _, _ = _run(["leaderboard", out, "--plot", svg, "--sort", "model"], capsys)
+    assert rc == 0 and "<svg" in svg.read_text()[:1000]
+    text = page.read_text()
+    assert 'src="data:image/png;base64,' in text and "<style>" in text and "<script>" in text
+    for remote in ("http://", "https://", "<link", "@import", "src=\"//"):  # self-contained
+        assert remote not in text
+
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium when run as root)")
+    rank = [(m, results[m]["results"]["rankacc_demo"]["rank_acc,none"]) for m in results]
+    rank_norm = {m: results[m]["results"]["rankacc_demo"].get("rank_acc_norm,none") for m in results}
+    rows_js = "Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].textContent)"
+    with Chromium.start(binary, tmp_path / "profile") as browser:
+        view = browser.open(page.as_uri())
+        view.wait_for("document.getElementById('figure').complete")
+        assert view.evaluate("document.getElementById('figure').naturalWidth") > 100  # the embedded PNG decodes
+        before = view.evaluate(rows_js)
+        assert before == [m for m, _ in sorted(rank, key=lambda x: (-x[1], x[0]))]  # default: R, descending
+        header = "#leaderboard th[data-key='rankacc_demo/rank_acc']"
+        assert view.evaluate(f"document.querySelector(\"{header}\").getAttribute('aria-sort')") == "descending"
+        view.click(header)  # the column already sorted descending: now ascending
+        after = view.evaluate(rows_js)
+        assert after != before and after == [m for m, _ in sorted(rank, key=lambda x: (x[1], x[0]))]
+        assert view.evaluate(f"document.querySelector(\"{header}\").getAttribute('aria-sort')") == "ascending"
+        view.click("#leaderboard th[data-key='rankacc_demo/rank_acc_norm']")  # dummy has no R~: last
+        order = view.evaluate(rows_js)
+        assert order[-1] == "dummy" and order[:2] == sorted(
+            (m for m in results if m != "dummy"), key=lambda m: -rank_norm[m])
+        cells = view.evaluate("Array.from(document.querySelectorAll('#leaderboard tbody tr:last-child td'))"
+                              ".map(c => c.textContent)")
+        assert "n/a" in cells and "0.0000" not in " ".join(cells)
+        shot = view.screenshot()
+    (tmp_path / "leaderboard-page.png").write_bytes(shot)
+    assert shot[:8] == PNG and len(shot) > 20000
