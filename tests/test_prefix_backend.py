@@ -113,3 +113,18 @@ def test_real_hh_rlhf_prompts(tiny_model_dir, hf, batch_size):
     assert_same(one_by_one.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
     assert_same(lm.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
     assert lm._checked is True
+
+
+def test_self_check_falls_back_when_packing_raises(tiny_model_dir, hf, monkeypatch, caplog):
+    lm = prefix_lm(tiny_model_dir, batch_size=4)
+
+    def refuses(self, batch):
+        raise ValueError("custom 4-D masks are not supported")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(HFPrefixLM, "_forward", refuses)
+    reqs = requests_of(DOCS)
+    with caplog.at_level(logging.WARNING, logger="lm-eval"):
+        got = lm.loglikelihood(reqs, disable_tqdm=True)
+    assert lm._checked is False and "packed scoring failed on a self-check" in caplog.text
+    assert_same(got, hf.loglikelihood(reqs, disable_tqdm=True))
