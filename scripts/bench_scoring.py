@@ -152,8 +152,9 @@ def main() -> None:
             speed = stock_wall / wall
             mfu = 2 * rs[0]["params"] * stock["needed_tokens"] / wall / (args.peak_tflops * 1e12)
             mfu_text = f"{mfu:.1%}" if args.device.startswith("cuda") else "n/a"
+            share = "-" if method == "hf" else f"{speed / bound:.0%}"
             print(f"| {method} | {wall:.2f} | {stock['stock_tokens'] / wall:,.0f} | "
-                  f"{max(r['peak_gib'] for r in rs):.2f} | {speed:.2f}x | {speed / bound:.0%} | {diff:.2e} | {mfu_text} |")
+                  f"{max(r['peak_gib'] for r in rs):.2f} | {speed:.2f}x | {share} | {diff:.2e} | {mfu_text} |")
 
 if __name__ == "__main__":
     main()
