@@ -1,0 +1,157 @@
+"""Figures of a training run's tracking log, after the paper's Figures 2 and 3.
+
+- ``figure2_flips.png``: per tracked set (rows: the training subset, the
+  validation set), over training steps: the share of each category relative
+  to the reference (correct->correct, correct->incorrect, incorrect->correct,
+  incorrect->incorrect), the mean DPO loss per category and the mean reward
+  margin per category; a dashed line marks the step of the lowest
+  validation loss.
+- ``figure3_loss_vs_c.png``: at that step, each tracked training pair's
+  reference log-ratio c = log pRef(y_l|x) - log pRef(y_w|x) against its DPO
+  loss, coloured by whether the policy ranks it correctly, with Theorem 4.1's
+  curve -log sigmoid(beta c): a pair is ranked correctly exactly when its
+  point lies on or below the curve.
+
+matplotlib (Agg) is imported only here. :func:`plot_training` redraws both
+from a run folder (``rankacc plot-training RUN_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lm_eval_rankacc import theory
+from lm_eval_rankacc.analysis import CATEGORIES
+from lm_eval_rankacc.training.tracking import SETS, TRACKING_FILE, best_step, read_rows, summarize
+
+FIGURE2, FIGURE3 = "figure2_flips.png", "figure3_loss_vs_c.png"
+CONFIG_FILE = "training_config.json"
+COLORS = {
+    "correct->correct": "#1b9e77", "correct->incorrect": "#d95f02",
+    "incorrect->correct": "#7570b3", "incorrect->incorrect": "#e7298a",
+}
+SET_LABELS = {"train": "training subset", "validation": "validation"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure2(summaries: list[dict[str, Any]], path: str | Path, best: int | None = None, title: str = "") -> Path:
+    plt = _plt()
+    sets = [s for s in SETS if any(x["set"] == s for x in summaries)]
+    fig, axes = plt.subplots(len(sets), 3, figsize=(13, 3.3 * len(sets)), dpi=80, squeeze=False)
+    panels = (("share", "share of pairs"), ("dpo_loss", "mean DPO loss"), ("reward_margin", "mean reward margin"))
+    for row, set_name in enumerate(sets):
+        ss = [s for s in summaries if s["set"] == set_name]
+        steps = [s["step"] for s in ss]
+        for col, (key, label) in enumerate(panels):
+            ax = axes[row][col]
+            for cat in CATEGORIES:
+                ys = [s["categories"][cat][key] for s in ss]
+                ys = [np.nan if y is None else y for y in ys]
+                ax.plot(steps, ys, marker="o", markersize=3, linewidth=1.5, color=COLORS[cat], label=cat)
+            if best is not None:
+                ax.axvline(best, color="black", linestyle="--", linewidth=1)
+            ax.set_xlabel("training step")
+            ax.set_ylabel(label)
+            n = ss[-1]["n"] if ss else 0
+            ax.set_title(f"{SET_LABELS.get(set_name, set_name)} (n={n}): {label}", fontsize=9)
+            if key == "share":
+                ax.set_ylim(-0.02, 1.02)
+        axes[row][0].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def figure3(rows: list[dict[str, Any]], beta: float, path: str | Path, step: int | None = None, title: str = "") -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=80)
+    pts = [(r["c"], r["dpo_loss"], r["correct"]) for r in rows if r["c"] is not None and r["dpo_loss"] is not None]
+    if pts:
+        c = np.array([p[0] for p in pts])
+        loss = np.array([p[1] for p in pts])
+        ok = np.array([p[2] for p in pts], dtype=bool)
+        ax.scatter(c[ok], loss[ok], s=12, color="#1b9e77", alpha=0.75, label=f"ranked correctly ({ok.sum()})")
+        ax.scatter(c[~ok], loss[~ok], s=12, color="#d95f02", alpha=0.75, label=f"ranked incorrectly ({(~ok).sum()})")
+        lo, hi = float(c.min()), float(c.max())
+        pad = max(1.0, 0.05 * (hi - lo))
+        grid = np.linspace(lo - pad, hi + pad, 800)
+        ax.plot(grid, theory.dpo_loss_threshold(grid, beta), color="black", linewidth=1.5,
+                label=r"$-\log\sigma(\beta c)$ (Thm. 4.1)")
+        ax.axvline(0.0, color="grey", linestyle=":", linewidth=1)
+        # log scale: for c > 0 the threshold decays like exp(-beta c), and the pairs
+        # ranked wrongly are the points above it
+        positive = loss[loss > 0]
+        ax.set_yscale("log")
+        if len(positive):
+            ax.set_ylim(max(float(positive.min()) * 0.3, 1e-8), max(float(positive.max()), 1.0) * 3)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.legend(fontsize=8, loc="lower left")
+    ax.set_xlabel("c = log pRef(y_l|x) - log pRef(y_w|x)")
+    ax.set_ylabel("DPO loss (log scale)")
+    where = f" at step {step}" if step is not None else ""
+    ax.set_title(title or f"Training pairs{where} (beta = {beta:g})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
+
+
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _label(model: str) -> str:
+    """A short name for a model path (a checkpoint is named with its run folder)."""
+    path = Path(str(model))
+    if path.exists():
+        path = path.resolve()
+    return f"{path.parent.name}/{path.name}" if path.name.startswith("checkpoint-") else path.name
+
+
+def plot_training(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw both figures from ``run_dir``'s tracking log; return their paths."""
+    run_dir = Path(run_dir)
+    tracking = run_dir / TRACKING_FILE
+    if not tracking.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {TRACKING_FILE} (is it the --output_dir of a `rankacc dpo` run?)")
+    rows = read_rows(tracking)
+    if not rows:
+        raise ValueError(f"{tracking}: no rows yet (no evaluation step has finished)")
+    config = run_config(run_dir)
+    beta = float(config.get("dpo", {}).get("beta", 0.1))
+    loss_name = config.get("dpo", {}).get("loss", "dpo")
+    summaries = summarize(rows)
+    best = best_step(summaries)
+    out = Path(out_dir) if out_dir else run_dir
+    model = _label(config.get("dpo", {}).get("model_name_or_path", ""))
+    title = f"{model}: {loss_name}, beta = {beta:g}; categories relative to the reference" + (
+        f"; dashed: lowest validation loss (step {best})" if best is not None else "")
+    paths = [figure2(summaries, out / FIGURE2, best, title)]
+    step = best if best is not None else max(r["step"] for r in rows)
+    at = [r for r in rows if r["step"] == step and r["set"] == "train"] or [
+        r for r in rows if r["step"] == step and r["set"] == "validation"]
+    which = "training subset" if at and at[0]["set"] == "train" else "validation pairs"
+    label = "lowest validation loss" if best is not None else "last evaluation"
+    paths.append(figure3(at, beta, out / FIGURE3, step,
+                         f"{which} at step {step} ({label}), beta = {beta:g}"))
+    return paths

@@ -1,0 +1,103 @@
+"""Preference losses, per datapoint. Pure torch: no model, no I/O.
+
+Every function takes the summed response log-probabilities of the policy
+(``policy_chosen``, ``policy_rejected``: log pi(y_w|x), log pi(y_l|x)) and of
+the reference model (``ref_chosen``, ``ref_rejected``), tensors of one shape,
+and returns one loss per datapoint (no reduction).
+
+- :func:`dpo`: Def. 2.2 (Rafailov et al. 2023), the sigmoid loss
+  -log sigmoid(beta * [log pi(y_w)/pRef(y_w) - log pi(y_l)/pRef(y_l)]).
+- :func:`dpo_gamma`: DPO^gamma (Chen et al. 2024, Eq. 4),
+  -log sigmoid(beta * [log pi(y_w)/pi(y_l) + gamma * log pRef(y_l)/pRef(y_w)]);
+  gamma = 1 is DPO, gamma = 0 is reference-free.
+- :func:`ipo`: IPO (Azar et al. 2023; the paper's App. A.5),
+  (h - 1/(2 tau))^2 with h = log pi(y_w)/pi(y_l) - log pRef(y_w)/pRef(y_l),
+  on summed (not per-token) log-probabilities.
+
+:func:`reward_margin` is the implicit reward margin of DPO,
+beta * [log pi(y_w)/pRef(y_w) - log pi(y_l)/pRef(y_l)], so dpo = -log sigmoid(margin).
+Theorem 4.1: the policy ranks a pair correctly (log pi(y_w) >= log pi(y_l))
+exactly when its DPO loss is <= -log sigmoid(beta c), c = log pRef(y_l) -
+log pRef(y_w) (:func:`lm_eval_rankacc.theory.dpo_loss_threshold`).
+
+-log sigmoid(x) is computed as softplus(-x), exact for large |x|.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: The losses :func:`preference_loss` knows.
+LOSSES = ("dpo", "dpo_gamma", "ipo")
+
+
+def reward_margin(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """beta * [(log pi(y_w) - log pRef(y_w)) - (log pi(y_l) - log pRef(y_l))]."""
+    return beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+
+
+def dpo_gamma(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+    gamma: float = 1.0,
+) -> torch.Tensor:
+    """Eq. 4: -log sigmoid(beta * (log pi(y_w)/pi(y_l) + gamma * log pRef(y_l)/pRef(y_w)))."""
+    logits = beta * ((policy_chosen - policy_rejected) + gamma * (ref_rejected - ref_chosen))
+    return F.softplus(-logits)
+
+
+def dpo(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """Def. 2.2: -log sigmoid(reward margin); DPO^gamma with gamma = 1."""
+    return F.softplus(-reward_margin(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta))
+
+
+def ipo(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    tau: float,
+) -> torch.Tensor:
+    """IPO: (h - 1/(2 tau))^2, h = log pi(y_w)/pi(y_l) - log pRef(y_w)/pRef(y_l)."""
+    if not tau > 0:
+        raise ValueError(f"IPO needs tau > 0, got {tau!r}")
+    h = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
+    return (h - 1.0 / (2.0 * tau)) ** 2
+
+
+def preference_loss(
+    loss: str,
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    *,
+    beta: float = 0.1,
+    gamma: float = 1.0,
+    tau: float = 0.1,
+) -> torch.Tensor:
+    """The per-datapoint training objective named by ``loss`` (one of :data:`LOSSES`)."""
+    args = (policy_chosen, policy_rejected, ref_chosen, ref_rejected)
+    if loss == "dpo":
+        return dpo(*args, beta)
+    if loss == "dpo_gamma":
+        return dpo_gamma(*args, beta, gamma)
+    if loss == "ipo":
+        return ipo(*args, tau)
+    raise ValueError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")

@@ -1,0 +1,337 @@
+"""Training end to end on the tiny random model (CPU, a few steps each):
+every loss trains and tracks, the tracking log is tidy and complete, gamma
+acts as Eq. 4 says, a killed run resumes without losing or repeating a step,
+SIGTERM saves before stopping, a NaN stops the run naming step and batch,
+SFT trains, and a checkpoint loads in ``lm_eval`` (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from lm_eval_rankacc.analysis import CATEGORIES
+from lm_eval_rankacc.training import losses
+from lm_eval_rankacc.training.args import DPOArguments, SFTArguments, parse, training_arguments
+from lm_eval_rankacc.training.callbacks import BEST_FILE, BEST_LINK
+from lm_eval_rankacc.training.run import train_dpo, train_sft
+from lm_eval_rankacc.training.tracking import SUMMARY_FILE, TRACKING_FILE, read_rows
+from lm_eval_rankacc.training.trainer import NonFiniteLossError
+
+# rankacc_demo: 33 documents, 16 held out for validation; 4 human ties among them
+N_TRACKED = 8
+
+
+def targs(out: Path, **kw):
+    values = dict(output_dir=str(out), max_steps=4, eval_steps=2, per_device_train_batch_size=4,
+                  per_device_eval_batch_size=4, learning_rate=1e-3, warmup_steps=0, logging_steps=1,
+                  use_cpu=True, disable_tqdm=True, seed=0)
+    values.update(kw)
+    return training_arguments("dpo", **values)
+
+
+def dpo(model_dir, out: Path, callbacks=None, args_kw=None, **kw):
+    args = DPOArguments(model_name_or_path=str(model_dir), task="rankacc_demo", tracking_size=N_TRACKED,
+                        plots=False, **(args_kw or {}))
+    return train_dpo(args, targs(out, **kw), callbacks=callbacks)
+
+
+def rows_by_step(out: Path):
+    rows = read_rows(out / TRACKING_FILE)
+    by = {}
+    for r in rows:
+        by.setdefault((r["step"], r["set"]), []).append(r)
+    return rows, by
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_dir, tmp_path_factory):
+    """One short run per loss (4 steps, evaluated at 0, 2 and 4)."""
+    base = tmp_path_factory.mktemp("dpo-runs")
+    out = {}
+    for loss, extra in (("dpo", {}), ("dpo_gamma", {"gamma": 0.5}), ("ipo", {"tau": 0.5})):
+        result = dpo(tiny_model_dir, base / loss, args_kw={"loss": loss, **extra})
+        out[loss] = (result, base / loss)
+    return out
+
+
+@pytest.mark.parametrize("loss", ["dpo", "dpo_gamma", "ipo"])
+def test_each_loss_trains_and_tracks(runs, loss):
+    result, out = runs[loss]
+    assert result.global_step == 4 and not result.stopped_by_signal
+    for step in (2, 4):
+        assert (out / f"checkpoint-{step}" / "model.safetensors").is_file()
+        assert (out / f"checkpoint-{step}" / "tokenizer.json").is_file()
+    best = json.loads((out / BEST_FILE).read_text())
+    assert (out / BEST_LINK).resolve() == (out / best["checkpoint"]).resolve()
+    state = json.loads((out / best["checkpoint"] / "trainer_state.json").read_text())
+    assert state["best_metric"] == pytest.approx(min(  # step 0 (eval_on_start) is the reference: never "best"
+        h["eval_validation_loss"] for h in state["log_history"] if "eval_validation_loss" in h and h["step"] > 0))
+
+    rows, by = rows_by_step(out)
+    config = json.loads((out / "training_config.json").read_text())
+    n_val = config["data"]["validation"]["pairs"]
+    assert config["data"]["tracking_pairs"] == N_TRACKED
+    # exactly one row per tracked datapoint per evaluation step, no repeats
+    assert sorted(by) == [(s, k) for s in (0, 2, 4) for k in ("train", "validation")]
+    for (step, set_name), rs in by.items():
+        ids = [r["pair_id"] for r in rs]
+        assert len(ids) == len(set(ids)) == (N_TRACKED if set_name == "train" else n_val)
+        counts = Counter(r["category"] for r in rs)
+        assert set(counts) <= set(CATEGORIES) and sum(counts.values()) == len(rs)
+    assert len(rows) == 3 * (N_TRACKED + n_val)
+    # the same datapoints at every step
+    assert len({tuple(sorted(r["pair_id"] for r in by[(s, "train")])) for s in (0, 2, 4)}) == 1
+    # step 0: the policy is the reference (bit for bit): no flips yet
+    for r in by[(0, "train")] + by[(0, "validation")]:
+        assert (r["logp_chosen"], r["logp_rejected"]) == (r["ref_logp_chosen"], r["ref_logp_rejected"])
+        assert r["category"] in ("correct->correct", "incorrect->incorrect")
+        assert r["correct"] == (r["logp_chosen"] >= r["logp_rejected"])
+    # the summary agrees with the rows
+    summary = [json.loads(line) for line in (out / SUMMARY_FILE).read_text().splitlines()]
+    assert [(s["step"], s["set"]) for s in summary] == sorted(by)
+    for s in summary:
+        rs = by[(s["step"], s["set"])]
+        assert sum(c["count"] for c in s["categories"].values()) == s["n"] == len(rs)
+        assert sum(c["share"] for c in s["categories"].values()) == pytest.approx(1.0)
+        assert s["rank_acc"] == pytest.approx(np.mean([r["correct"] for r in rs]))
+    # training moved the policy
+    assert any(r["logp_chosen"] != r["ref_logp_chosen"] for r in by[(4, "train")])
+
+
+def _recompute(rows, loss, beta=0.1, gamma=1.0, tau=0.1):
+    cols = [torch.tensor([r[k] for r in rows], dtype=torch.float64)
+            for k in ("logp_chosen", "logp_rejected", "ref_logp_chosen", "ref_logp_rejected")]
+    return losses.preference_loss(loss, *cols, beta=beta, gamma=gamma, tau=tau).numpy(), losses.dpo(*cols, beta).numpy()
+
+
+def test_logged_losses_follow_the_formulas(runs):
+    for loss, kw in (("dpo", {}), ("dpo_gamma", {"gamma": 0.5}), ("ipo", {"tau": 0.5})):
+        rows, by = rows_by_step(runs[loss][1])
+        objective, dpo_loss = _recompute(rows, loss, **kw)
+        np.testing.assert_allclose([r["loss"] for r in rows], objective, rtol=1e-9)
+        np.testing.assert_allclose([r["dpo_loss"] for r in rows], dpo_loss, rtol=1e-9)
+
+
+def test_gamma_changes_the_loss_as_eq4_says(runs):
+    """At step 0 (policy = reference) DPO's loss is log 2 for every pair, while
+    DPO^gamma's is -log sigmoid(beta (1 - gamma) log pRef(y_w)/pRef(y_l))."""
+    _, by_dpo = rows_by_step(runs["dpo"][1])
+    _, by_gamma = rows_by_step(runs["dpo_gamma"][1])
+    assert all(r["loss"] == pytest.approx(math.log(2)) for r in by_dpo[(0, "validation")])
+    for r in by_gamma[(0, "validation")]:
+        expected = math.log1p(math.exp(-0.1 * 0.5 * (r["ref_logp_chosen"] - r["ref_logp_rejected"])))
+        assert r["loss"] == pytest.approx(expected, rel=1e-9)
+        assert r["dpo_loss"] == pytest.approx(math.log(2))
+    # Theorem 4.1 on the tracked rows: correct iff dpo_loss <= -log sigmoid(beta c)
+    from lm_eval_rankacc import theory
+
+    rows, _ = rows_by_step(runs["dpo"][1])
+    for r in rows:
+        margin = abs(r["logp_chosen"] - r["logp_rejected"])
+        if margin > 1e-4:
+            assert r["correct"] == (r["dpo_loss"] <= theory.dpo_loss_threshold(r["c"], 0.1))
+
+
+def test_separate_reference_model(tiny_model_dir, tmp_path):
+    """A reference other than the starting policy: its log-probs are the
+    reference's, the policy is scored by its own forward from step 0."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ref_dir = tmp_path / "ref"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(0.5)
+    model.save_pretrained(ref_dir)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(ref_dir)
+    result = dpo(tiny_model_dir, tmp_path / "run", args_kw={"ref_model_name_or_path": str(ref_dir)},
+                 max_steps=2, eval_steps=2)
+    assert result.global_step == 2
+    _, by = rows_by_step(tmp_path / "run")
+    step0 = by[(0, "validation")]
+    assert all(r["logp_chosen"] != r["ref_logp_chosen"] for r in step0)
+    # the policy's step-0 scores are the tiny model's own: the same as a run whose reference is itself
+    same = dpo(tiny_model_dir, tmp_path / "self", max_steps=1, eval_steps=1)
+    assert same.global_step == 1
+    _, by_self = rows_by_step(tmp_path / "self")
+    own = {r["pair_id"]: r["logp_chosen"] for r in by_self[(0, "validation")]}
+    for r in step0:
+        assert r["logp_chosen"] == pytest.approx(own[r["pair_id"]], abs=1e-4)
+
+
+class KillAt(TrainerCallback):
+    """Simulates a crash in the middle of an evaluation (after the training
+    subset's rows are written, before the validation set's)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"killed at step {self.step}")
+
+
+def _table(out: Path):
+    rows = read_rows(out / TRACKING_FILE)
+    return {(r["step"], r["set"], r["pair_id"]): r for r in rows}, rows
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
+    kw = dict(max_steps=6, eval_steps=1, save_steps=2)
+    dpo(tiny_model_dir, tmp_path / "a", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        dpo(tiny_model_dir, tmp_path / "b", callbacks=[KillAt(5)], **kw)
+    partial = read_rows(tmp_path / "b" / TRACKING_FILE)
+    assert max(r["step"] for r in partial) == 5  # rows after the last checkpoint (4) exist...
+    assert not (tmp_path / "b" / "checkpoint-6").exists()
+    result = dpo(tiny_model_dir, tmp_path / "b", resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-4"), **kw)
+    assert result.global_step == 6
+    a, rows_a = _table(tmp_path / "a")
+    b, rows_b = _table(tmp_path / "b")
+    assert len(rows_b) == len(b) == len(rows_a)  # ...and are replaced, not repeated
+    assert sorted(a) == sorted(b)
+    for key, ra in a.items():
+        rb = b[key]
+        assert ra["category"] == rb["category"], key
+        for col in ("logp_chosen", "logp_rejected", "ref_logp_chosen", "ref_logp_rejected", "loss"):
+            assert rb[col] == pytest.approx(ra[col], abs=1e-5, rel=1e-6), (key, col)
+    summary = [json.loads(x) for x in (tmp_path / "b" / SUMMARY_FILE).read_text().splitlines()]
+    assert [(s["step"], s["set"]) for s in summary] == [(s, k) for s in range(7) for k in ("train", "validation")]
+
+
+class SendSignal(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_saves_a_checkpoint_then_stops(tiny_model_dir, tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+    result = dpo(tiny_model_dir, tmp_path, callbacks=[SendSignal()], max_steps=8, eval_steps=4, save_steps=4)
+    assert signal.getsignal(signal.SIGTERM) is before  # handler restored
+    assert result.stopped_by_signal and result.global_step in (2, 3)
+    assert (tmp_path / f"checkpoint-{result.global_step}" / "optimizer.pt").is_file()
+    resumed = dpo(tiny_model_dir, tmp_path, max_steps=8, eval_steps=4, save_steps=4,
+                  resume_from_checkpoint=str(tmp_path / f"checkpoint-{result.global_step}"))
+    assert resumed.global_step == 8 and not resumed.stopped_by_signal
+    _, by = rows_by_step(tmp_path)
+    assert sorted({s for s, _ in by}) == [0, 4, 8]
+
+
+class PoisonAfterSave(TrainerCallback):
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 2:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+
+
+def test_nan_loss_stops_naming_step_and_batch(tiny_model_dir, tmp_path):
+    with pytest.raises(NonFiniteLossError) as err:
+        dpo(tiny_model_dir, tmp_path, callbacks=[PoisonAfterSave()], max_steps=6, eval_steps=2)
+    message = str(err.value)
+    assert "training step 3" in message and "batch of 4 pairs [demo/" in message
+    assert "checkpoint-2" in message
+    assert not (tmp_path / "checkpoint-3").exists()
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "checkpoint-2" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_sft_trains_on_preferred_responses(tiny_model_dir, tmp_path):
+    args = SFTArguments(model_name_or_path=str(tiny_model_dir), task="rankacc_demo")
+    t = training_arguments("sft", output_dir=str(tmp_path), max_steps=2, eval_steps=1, per_device_train_batch_size=4,
+                           learning_rate=1e-3, warmup_steps=0, use_cpu=True, disable_tqdm=True)
+    result = train_sft(args, t)
+    assert result.global_step == 2 and (tmp_path / "checkpoint-2" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / BEST_FILE).read_text())["checkpoint"] in ("checkpoint-1", "checkpoint-2")
+    config = json.loads((tmp_path / "training_config.json").read_text())
+    assert config["data"]["train"]["examples"] == 17 - 3  # 17 training documents, 3 of them human ties
+    from lm_eval_rankacc.training.run import SFTCollator, SFTDataset
+    from lm_eval_rankacc.training.data import Encoded
+
+    batch = SFTCollator(0)([SFTDataset(Encoded(["x"], [[5, 6, 7]], [[[8, 9]]]))[0]])
+    assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9]]
+
+
+def test_parse_defaults_follow_the_paper(tmp_path):
+    ours, t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
+                            "--eval_steps", "7"])
+    assert (ours.loss, ours.beta, ours.max_length, ours.tracking_size) == ("dpo", 0.1, 512, 1000)
+    assert t.optim == "rmsprop" and t.weight_decay == 0.0 and t.learning_rate == 1e-6
+    assert t.eval_on_start and t.save_steps == 7 and t.metric_for_best_model == "validation_loss"
+    ours, t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
+                            "--loss", "dpo_gamma", "--gamma", "0", "--optim", "adamw_torch", "--save_steps", "3"])
+    assert ours.gamma == 0.0 and t.optim == "adamw_torch" and t.save_steps == 3
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_name_or_path: m\ntask: rankacc_demo\noutput_dir: {tmp_path}\nbeta: 0.5\n")
+    ours, t = parse("sft", [str(config)]) if False else parse("dpo", [str(config)])
+    assert ours.beta == 0.5 and t.optim == "rmsprop"
+    with pytest.raises(ValueError, match="no training data"):
+        parse("dpo", ["--model_name_or_path", "m", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="max_prompt_length"):
+        parse("sft", ["--model_name_or_path", "m", "--task", "t", "--output_dir", str(tmp_path),
+                      "--max_length", "8", "--max_prompt_length", "8"])
+    with pytest.raises(SystemExit):
+        parse("dpo", ["--model_name_or_path", "m", "--task", "t", "--output_dir", str(tmp_path), "--loss", "kto"])
+
+
+def test_cli_dpo_and_plot_training(tiny_model_dir, tmp_path, capsys):
+    from lm_eval_rankacc import cli
+
+    out = tmp_path / "run"
+    code = cli.main(["dpo", "--model_name_or_path", str(tiny_model_dir), "--task", "rankacc_demo",
+                     "--output_dir", str(out), "--max_steps", "2", "--eval_steps", "2", "--warmup_steps", "0",
+                     "--learning_rate", "1e-3", "--per_device_train_batch_size", "4", "--tracking_size", "6",
+                     "--use_cpu", "--disable_tqdm", "true", "--no_plots"])
+    assert code == 0
+    assert "best checkpoint" in capsys.readouterr().out
+    config = json.loads((out / "training_config.json").read_text())
+    assert config["training"]["optim"] == "rmsprop" and config["scoring"]["packed"] is True
+    assert not (out / "figure2_flips.png").exists()
+    assert cli.main(["plot-training", str(out)]) == 0
+    for name in ("figure2_flips.png", "figure3_loss_vs_c.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["plot-training", str(tmp_path)]) == 2
+    assert cli.main(["dpo", "--model_name_or_path", str(tiny_model_dir), "--output_dir", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_checkpoint_loads_in_lm_eval(runs, offline_env, tmp_path):
+    """``lm_eval --model hf`` reads a checkpoint as it is, and scores the
+    tracked pairs with the log-probabilities the tracking log recorded."""
+    _, out = runs["dpo"]
+    ckpt = out / BEST_LINK
+    step = int(json.loads((out / BEST_FILE).read_text())["step"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={ckpt}", "--device", "cpu",
+         "--tasks", "rankacc_demo", "--output_path", str(tmp_path), "--log_samples"],
+        env=offline_env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    samples = list(tmp_path.rglob("samples_rankacc_demo_*.jsonl"))
+    assert len(samples) == 1
+    tracked = {r["pair_id"]: r for r in read_rows(out / TRACKING_FILE) if r["step"] == step}
+    matched = 0
+    for line in samples[0].read_text().splitlines():
+        s = json.loads(line)
+        d = s["doc"]
+        if d["id"] not in tracked:
+            continue
+        r, ranks, ll = tracked[d["id"]], d["ranks"], s["scores"]["loglik"]
+        w = ranks.index(min(ranks))
+        assert ll[w] == pytest.approx(r["logp_chosen"], abs=1e-3)
+        assert ll[1 - w] == pytest.approx(r["logp_rejected"], abs=1e-3)
+        assert bool(s["rank_acc"]) == r["correct"]
+        matched += 1
+    assert matched == N_TRACKED + json.loads((out / "training_config.json").read_text())["data"]["validation"]["pairs"]
