@@ -270,12 +270,18 @@ def test_parse_defaults_follow_the_paper(tmp_path):
     assert (ours.loss, ours.beta, ours.max_length, ours.tracking_size) == ("dpo", 0.1, 512, 1000)
     assert t.optim == "rmsprop" and t.weight_decay == 0.0 and t.learning_rate == 1e-6
     assert t.eval_on_start and t.save_steps == 7 and t.metric_for_best_model == "validation_loss"
+    from transformers import Trainer
+
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(t)
+    opt = cls([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+    assert cls is torch.optim.RMSprop and {k: opt.defaults[k] for k in ("alpha", "eps", "weight_decay", "momentum")} \
+        == {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0}
     ours, t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
                             "--loss", "dpo_gamma", "--gamma", "0", "--optim", "adamw_torch", "--save_steps", "3"])
     assert ours.gamma == 0.0 and t.optim == "adamw_torch" and t.save_steps == 3
     config = tmp_path / "c.yaml"
     config.write_text(f"model_name_or_path: m\ntask: rankacc_demo\noutput_dir: {tmp_path}\nbeta: 0.5\n")
-    ours, t = parse("sft", [str(config)]) if False else parse("dpo", [str(config)])
+    ours, t = parse("dpo", [str(config)])
     assert ours.beta == 0.5 and t.optim == "rmsprop"
     with pytest.raises(ValueError, match="no training data"):
         parse("dpo", ["--model_name_or_path", "m", "--output_dir", str(tmp_path)])

@@ -4,10 +4,10 @@
 ``--gradient_accumulation_steps``, ``--report_to``, ``--save_total_limit``,
 ``--resume_from_checkpoint``, ...).
 
-Defaults that differ from the Trainer's follow the paper (App. D.1, from the
-DPO reference code): RMSprop (torch defaults: alpha 0.99, eps 1e-8, no
-weight decay, no momentum), learning rate 1e-6 with 150 warm-up steps then
-constant, evaluation (and a checkpoint) every ``eval_steps``, evaluation
+Defaults that differ from the Trainer's follow the paper (App. D.1: beta
+0.1, RMSprop, max length 512) and the DPO settings it builds on (Rafailov et
+al. 2023, App. B): RMSprop (torch defaults: alpha 0.99, eps 1e-8, no weight
+decay, no momentum), learning rate 1e-6 with 150 warm-up steps then constant, evaluation (and a checkpoint) every ``eval_steps``, evaluation
 before the first step, and the best checkpoint chosen by the lowest
 validation loss. The paper's batch size 64 is
 ``--per_device_train_batch_size 8 --gradient_accumulation_steps 8`` (not a
