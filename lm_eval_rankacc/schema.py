@@ -22,9 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-FIELDS = ("id", "prompt", "responses", "ranks", "votes", "alpha")
-
-
 class RowError(ValueError):
     """A source row that cannot be converted; names the row and the field."""
 
@@ -110,7 +107,3 @@ def make_doc(
         "alpha": alpha,
     }
 
-
-def is_tied_pair(doc: dict[str, Any]) -> bool:
-    """True for a two-response document the humans rated as a tie (Def. C.1)."""
-    return len(doc["ranks"]) == 2 and doc["ranks"][0] == doc["ranks"][1]
