@@ -19,5 +19,7 @@ browser:
 demo: install
 	bash scripts/demo.sh
 
+# lint-imports: the layering contract in pyproject.toml (docs/architecture.md)
 test: install browser
+	lint-imports
 	$(PYTHON) -m pytest -q

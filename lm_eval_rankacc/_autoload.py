@@ -9,9 +9,13 @@ answers for two module names only:
   wraps ``TaskIndex.build`` so that the package's task folder is scanned
   first (user ``--include_path`` folders still come later and may override);
 - lm-eval's model package (``lm_eval.models``): once imported, the package's
-  backends (``hf-prefix``) are registered lazily, by name, beside lm-eval's.
+  backends (``hf-prefix``) are registered lazily, by name, beside lm-eval's;
+- lm-eval's model API (``lm_eval.api.model``): once imported, every
+  tokenizing backend reports the token count of each rankacc request
+  (:func:`lm_eval_rankacc.harness.install_token_counts`, the unit of R~).
 
-The finder removes itself when both have run. Any other Python program never
+Each is an explicit install function of the package, called here and nowhere
+as a side effect of an import. The finder removes itself when all have run. Any other Python program never
 imports these modules and is unaffected.
 
 Guarded: if lm-eval's internals are not as expected it warns once and does
@@ -30,6 +34,7 @@ from pathlib import Path
 ENV = "LM_EVAL_RANKACC_AUTOLOAD"
 INDEX_MODULE = "lm_eval.tasks._index"
 MODELS_MODULE = "lm_eval.models"
+MODEL_API_MODULE = "lm_eval.api.model"
 
 
 def enabled() -> bool:
@@ -86,6 +91,13 @@ def register_models(module) -> bool:
     return True
 
 
+def install_token_counts(module) -> bool:
+    """Make lm-eval's tokenizing backends report rankacc token counts."""
+    from lm_eval_rankacc.harness import install_token_counts as install
+
+    return install()
+
+
 _warned = False
 
 
@@ -95,7 +107,7 @@ def _give_up(reason: str) -> bool:
         _warned = True
         warnings.warn(
             f"lm_eval_rankacc: start-up hook disabled ({reason}); use "
-            "--include_path \"$(python -m lm_eval_rankacc.tasks_dir)\" instead",
+            "--include_path \"$(python -m lm_eval_rankacc tasks-dir)\" instead",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -139,7 +151,11 @@ class _LmEvalFinder(importlib.abc.MetaPathFinder):
 
 
 _finder = _LmEvalFinder()
-_pending = {INDEX_MODULE: patch_task_index, MODELS_MODULE: register_models}
+_pending = {
+    INDEX_MODULE: patch_task_index,
+    MODELS_MODULE: register_models,
+    MODEL_API_MODULE: install_token_counts,
+}
 
 
 def _uninstall() -> None:

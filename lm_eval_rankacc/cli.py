@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lm_eval_rankacc.errors import RankAccError, UsageError
+
 
 def _tasks_dir(args: argparse.Namespace) -> int:
     from lm_eval_rankacc import tasks_dir
@@ -25,8 +27,9 @@ def _demo_model(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------- analyses of finished runs
-def _emit(report, args: argparse.Namespace) -> int:
-    """Write ``report`` (stdout or -o FILE) and any per-document CSV / plot."""
+def _emit_table(report, args: argparse.Namespace) -> None:
+    """The report rendered in ``--format``, on stdout or into ``-o FILE``; its
+    notes on stderr where the table does not show them (a file, or CSV)."""
     from pathlib import Path
 
     from lm_eval_rankacc.report import tables
@@ -36,33 +39,45 @@ def _emit(report, args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    if args.output or args.format == "csv":
+        for note in report.notes:
+            print(f"rankacc {args.command}: note: {note}", file=sys.stderr)
+
+
+def _emit(report, args: argparse.Namespace) -> int:
+    """Write an analysis ``report`` and any per-document CSV (--csv) / histogram (--plot)."""
+    from pathlib import Path
+
+    from lm_eval_rankacc.report import tables
+
+    _emit_table(report, args)
     if getattr(args, "csv", None):
         Path(args.csv).write_text(tables.documents_csv(report), encoding="utf-8")
     if getattr(args, "plot", None):
         from lm_eval_rankacc.report import figures
 
         figures.c_histogram(report, args.plot)
-    if args.output or args.format == "csv":  # notes not shown on stdout
-        for note in report.notes:
-            print(f"rankacc {args.command}: note: {note}", file=sys.stderr)
     return 0
 
 
 def _analysis(args: argparse.Namespace) -> int:
     from lm_eval_rankacc import analysis
-    from lm_eval_rankacc.runs import RunError
 
+    if args.command == "idealized":
+        report = analysis.idealized(args.ref_run, args.policy, args.betas, args.tasks, args.alpha_eps)
+    elif args.command == "flips":
+        report = analysis.flips(args.ref_run, args.policy_run, args.tasks, args.metric)
+    else:
+        report = analysis.hardness(args.ref_run, args.beta, args.top, args.tasks)
+    return _writing(_emit, report, args)
+
+
+def _writing(write, report, args: argparse.Namespace) -> int:
+    """``write(report, args)``, with a file that cannot be written (-o, --csv,
+    --plot, --html into a missing or read-only folder) as a usage error."""
     try:
-        if args.command == "idealized":
-            report = analysis.idealized(args.ref_run, args.policy, args.betas, args.tasks, args.alpha_eps)
-        elif args.command == "flips":
-            report = analysis.flips(args.ref_run, args.policy_run, args.tasks, args.metric)
-        else:
-            report = analysis.hardness(args.ref_run, args.beta, args.top, args.tasks)
-        return _emit(report, args)
-    except RunError as err:
-        raise UsageError(str(err)) from None
-    except OSError as err:  # -o / --csv / --plot into a folder that is not there or not writable
+        return write(report, args)
+    except OSError as err:
         raise UsageError(f"cannot write the output: {err}") from None
 
 
@@ -100,32 +115,27 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
 def _leaderboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lm_eval_rankacc import leaderboard
-    from lm_eval_rankacc.report import figures, html, tables
-    from lm_eval_rankacc.runs import RunError
+    from lm_eval_rankacc import analysis
 
     for option, path, suffixes in (("--plot", args.plot, (".png", ".svg")), ("--html", args.html, (".html", ".htm"))):
         if path and Path(path).suffix.lower() not in suffixes:
             raise UsageError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
-    try:
-        report = leaderboard.leaderboard(args.runs, args.metric, args.sort, args.reference, args.betas, args.tasks)
-        text = tables.render(report, args.format)
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
-        if args.plot:
-            figures.leaderboard_plot(report, args.plot)
-        if args.html:
-            png = figures.leaderboard_plot(report, fmt="png")
-            Path(args.html).write_text(html.render_html(report, png), encoding="utf-8")
-    except RunError as err:
-        raise UsageError(str(err)) from None
-    except OSError as err:  # -o / --plot / --html into a folder that is not there or not writable
-        raise UsageError(f"cannot write the output: {err}") from None
-    if args.output or args.format == "csv":  # notes not shown on stdout
-        for note in report.notes:
-            print(f"rankacc leaderboard: note: {note}", file=sys.stderr)
+    report = analysis.leaderboard(args.runs, args.metric, args.sort, args.reference, args.betas, args.tasks)
+    return _writing(_emit_leaderboard, report, args)
+
+
+def _emit_leaderboard(report, args: argparse.Namespace) -> int:
+    """Write the leaderboard table (stdout or -o FILE), its figure and its HTML page."""
+    from pathlib import Path
+
+    from lm_eval_rankacc.report import figures, html
+
+    _emit_table(report, args)
+    if args.plot:
+        figures.leaderboard_plot(report, args.plot)
+    if args.html:
+        png = figures.leaderboard_plot(report, fmt="png")
+        Path(args.html).write_text(html.render_html(report, png), encoding="utf-8")
     return 0
 
 
@@ -159,10 +169,34 @@ def _plot_training(args: argparse.Namespace) -> int:
     from lm_eval_rankacc.training.figures import plot_training
 
     try:
-        for path in plot_training(args.run_dir, args.out_dir):
-            print(path)
-    except ValueError as err:
+        paths = plot_training(args.run_dir, args.out_dir)
+    except ValueError as err:  # a tracking log that cannot be read
         raise UsageError(str(err)) from None
+    for path in paths:
+        print(path)
+    return 0
+
+
+def train(kind: str, argv: list[str]) -> int:
+    """``rankacc sft ...`` / ``rankacc dpo ...``: parse the options
+    (:func:`lm_eval_rankacc.training.config.parse`), train, print where; exit code."""
+    import logging
+
+    from lm_eval_rankacc import training
+    from lm_eval_rankacc.training.config import parse
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    try:
+        config = parse(kind, argv)
+    except ValueError as err:  # transformers' own option checks included
+        raise UsageError(str(err)) from None
+    result = (training.train_dpo if kind == "dpo" else training.train_sft)(config)
+    best = f"; best checkpoint: {result.best_checkpoint}" if result.best_checkpoint else ""
+    print(f"rankacc {kind}: {result.global_step} steps in {result.output_dir}{best}")
+    if result.stopped_by_signal:
+        print(f"rankacc {kind}: stopped by a signal after saving; resume with "
+              f"--resume_from_checkpoint {result.output_dir / f'checkpoint-{result.global_step}'}")
+        return 143
     return 0
 
 
@@ -189,21 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UsageError(Exception):
-    """Bad input a user can fix: printed as one line, exit code 2."""
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; a :class:`~lm_eval_rankacc.errors.RankAccError` (or a
+    missing file, or a failed download) is printed as one line and becomes the
+    exit code (2, or 1 for a training run stopped by a non-finite loss)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in TRAINING_COMMANDS:
-        from lm_eval_rankacc.training.run import main as training_main
-
-        return training_main(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
+    if argv and argv[0] in TRAINING_COMMANDS:  # HfArgumentParser reads their options
+        command, run = argv[0], lambda: train(argv[0], argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        command, run = args.command, lambda: args.func(args)
     try:
-        return args.func(args)
-    except (UsageError, FileNotFoundError, RuntimeError) as err:
-        print(f"rankacc {args.command}: error: {err}", file=sys.stderr)
+        return run()
+    except RankAccError as err:
+        print(f"rankacc {command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except (FileNotFoundError, RuntimeError) as err:
+        print(f"rankacc {command}: error: {err}", file=sys.stderr)
         return 2
 
 

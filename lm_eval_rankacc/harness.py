@@ -10,6 +10,10 @@ source's converter, reports dropped rows, and draws the fixed sample.
 Conversion happens here rather than in ``process_docs`` because lm-eval's
 ``process_docs`` never sees ``--metadata``, and the sample must be drawn
 from converted documents so that it holds exactly ``sample_size`` of them.
+
+Importing this module changes nothing in lm-eval: :func:`install_token_counts`
+is called by the start-up hook (:mod:`lm_eval_rankacc._autoload`) and by
+:func:`load_docs`. Training reads documents through :func:`documents`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from lm_eval_rankacc.errors import RowError, TaskDataError
 from lm_eval_rankacc.sources import Conversion, HubDataset, HubFile, get_source
 
 log = logging.getLogger("lm-eval")
@@ -35,10 +40,6 @@ DEFAULT_SEED = 0
 JOIN = " "
 #: The split name under which the loader hands the documents to lm-eval (``test_split``).
 EVAL_SPLIT = "test"
-
-
-class TaskDataError(ValueError):
-    """Bad task input (a malformed row, a bad option, missing files); names the task."""
 
 
 # ----------------------------------------------------------------- options
@@ -170,51 +171,32 @@ def task_name(config_source: Any) -> str:
     return "rankacc task"
 
 
-def load_docs(
-    *,
-    source: str,
-    task: str | None = None,
-    split: str = "test",
-    sample_size: Any = DEFAULT_SAMPLE_SIZE,
-    seed: Any = DEFAULT_SEED,
-    data_files: Any = None,
-    **options: Any,
-):
-    """lm-eval ``custom_dataset`` for every rankacc task: a DatasetDict whose
-    ``test`` split holds the task's documents in the common schema.
+def _task_hub(task: str, source: str, module: Any, options: dict[str, Any], data_files: Any):
+    """(where the rows live, the mirror folder name): the source's pinned ``HUB``,
+    or for a source whose location is a task option (``fields``) its ``task_hub``."""
+    if not hasattr(module, "task_hub"):
+        return module.HUB, source
+    try:
+        return module.task_hub(options, data_files), f"{source}/{task}"
+    except ValueError as err:  # e.g. a missing field mapping
+        raise TaskDataError(f"{task}: {err}") from None
 
-    ``options`` (the rest of ``dataset_kwargs`` and ``--metadata``) go to the
-    source's converter, which takes the keys it knows (e.g. ``ties``) and
-    ignores the others (lm-eval also passes every ``--model_args`` key)."""
-    import datasets
 
-    from lm_eval_rankacc.schema import RowError
-
-    task = task or task_name(options.get("config_source"))
-    sample_size = _check_int(task, "sample_size", sample_size, 0)
-    seed = _check_int(task, "seed", seed, 0)
-    module = get_source(source)
-    hub, mirror = module.HUB, source
-    if hasattr(module, "task_hub"):  # the data location is a task option (the YAML-only `fields` source)
-        try:
-            hub = module.task_hub(options, data_files)
-        except ValueError as err:  # e.g. a missing field mapping
-            raise TaskDataError(f"{task}: {err}") from None
-        mirror = f"{source}/{task}"
+def read_rows(task: str, hub: Any, mirror: str, split: str, data_files: Any) -> tuple[list[Any], str]:
+    """(rows in the source's own schema, where they came from): ``data_files``,
+    data shipped with the package, the ``RANKACC_DATA_DIR`` mirror, or the hub."""
     if data_files is not None:
         files = resolve_data_files(task, data_files)
-        rows: list[Any] = []
-        for path in files:
-            rows.extend(read_records(path))
-        where = ", ".join(str(p) for p in files)
-    elif isinstance(hub, Path):  # data shipped with the package
-        rows, where = read_records(hub), str(hub.name)
-    elif files := mirror_files(mirror, hub, split):
-        rows = [r for path in files for r in read_records(path)]
-        where = ", ".join(str(p) for p in files)
-    else:
-        rows = read_hub(hub, split)
-        where = f"{getattr(hub, 'path', getattr(hub, 'repo', ''))} ({split})"
+        return [r for path in files for r in read_records(path)], ", ".join(str(p) for p in files)
+    if isinstance(hub, Path):  # data shipped with the package
+        return read_records(hub), str(hub.name)
+    if files := mirror_files(mirror, hub, split):
+        return [r for path in files for r in read_records(path)], ", ".join(str(p) for p in files)
+    return read_hub(hub, split), f"{getattr(hub, 'path', getattr(hub, 'repo', ''))} ({split})"
+
+
+def _convert(task: str, module: Any, rows: list[Any], where: str, split: str, options: dict[str, Any]):
+    """The documents of ``rows`` in the common schema; drops reported, ids checked unique."""
     try:
         conversion = module.convert(rows, split, **options)
     except RowError as err:
@@ -226,6 +208,32 @@ def load_docs(
     ids = [d["id"] for d in docs]
     if len(set(ids)) != len(ids):
         raise TaskDataError(f"{task}: {where}: document ids are not unique")
+    return docs
+
+
+def documents(
+    *,
+    source: str,
+    task: str | None = None,
+    split: str = "test",
+    sample_size: Any = DEFAULT_SAMPLE_SIZE,
+    seed: Any = DEFAULT_SEED,
+    data_files: Any = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """A task's documents in the common schema: the rows read (hub, local
+    ``data_files`` or mirror), converted by the source, and the fixed sample.
+
+    ``options`` (the rest of ``dataset_kwargs`` and ``--metadata``) go to the
+    source's converter, which takes the keys it knows (e.g. ``ties``) and
+    ignores the others (lm-eval also passes every ``--model_args`` key)."""
+    task = task or task_name(options.get("config_source"))
+    sample_size = _check_int(task, "sample_size", sample_size, 0)
+    seed = _check_int(task, "seed", seed, 0)
+    module = get_source(source)
+    hub, mirror = _task_hub(task, source, module, options, data_files)
+    rows, where = read_rows(task, hub, mirror, split, data_files)
+    docs = _convert(task, module, rows, where, split, options)
     keep = sample_indices(len(docs), sample_size, seed)
     if len(keep) < len(docs):
         log.info(
@@ -233,7 +241,20 @@ def load_docs(
             "--metadata '{\"sample_size\": 0}' scores all",
             task, len(keep), len(docs), seed,
         )
-    docs = [docs[i] for i in keep]
+    return [docs[i] for i in keep]
+
+
+def load_docs(**kwargs: Any):
+    """lm-eval ``custom_dataset`` of every rankacc task: a DatasetDict whose
+    ``test`` split holds :func:`documents`.
+
+    It also installs the token counts behind R~ (:func:`install_token_counts`),
+    which the start-up hook does already; this call covers ``--include_path``
+    use with the hook switched off."""
+    import datasets
+
+    install_token_counts()
+    docs = documents(**kwargs)
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
@@ -314,6 +335,3 @@ def install_token_counts() -> bool:
     loglikelihood.__doc__ = original.__doc__
     TemplateLM.loglikelihood = loglikelihood
     return True
-
-
-install_token_counts()

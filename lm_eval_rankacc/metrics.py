@@ -27,17 +27,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from lm_eval_rankacc import harness
-from lm_eval_rankacc.theory import (
-    TIE_EPS,
-    geometric_mean_prob,
-    is_valid,
-    pair_accuracy,
-    per_unit,
-    ranking_correct,
-)
+from lm_eval_rankacc.theory import METRIC_UNITS, TIE_EPS, is_valid, metric_scores, pair_accuracy, ranking_correct
 
 log = logging.getLogger("lm-eval")
+#: Pair accuracy (documents of n > 2 responses) beside these ranking metrics.
+PAIR_METRICS = {"rank_acc": "pair_acc", "rank_acc_norm": "pair_acc_norm"}
 _notified: set[str] = set()
 
 
@@ -68,24 +65,21 @@ def ranking_metrics(
     n_bytes: list[int],
     eps: float = TIE_EPS,
 ) -> dict[str, float]:
-    """All ranking metrics of one document from its raw scores."""
+    """All ranking metrics of one document from its raw scores: each metric of
+    :data:`~lm_eval_rankacc.theory.METRIC_UNITS` compares the scores
+    :func:`~lm_eval_rankacc.theory.metric_scores` gives it; ``rank_acc_norm``
+    is left out without token counts; ``pair_acc``/``pair_acc_norm`` for n > 2."""
+    units = {"n_tokens": n_tokens, "n_bytes": n_bytes}
     out: dict[str, float] = {}
-
-    def add(name: str, scores: list[float], tie_scores: list[float]) -> None:
-        out[name] = float(ranking_correct(scores, ranks, tie_scores, eps))
-        if len(ranks) > 2:
+    for metric, unit in METRIC_UNITS.items():
+        if unit is not None and any(n is None for n in units[unit]):
+            continue
+        scores, tie_scores = metric_scores(loglik, None if unit is None else np.asarray(units[unit], dtype=float))
+        out[metric] = float(ranking_correct(scores, ranks, tie_scores, eps))
+        if len(ranks) > 2 and metric in PAIR_METRICS:
             pa = pair_accuracy(scores, ranks)
             if pa is not None:
-                out[name.replace("rank_acc", "pair_acc")] = pa
-
-    add("rank_acc", loglik, loglik)
-    if all(n is not None for n in n_tokens):
-        per_token = [per_unit(ll, n) for ll, n in zip(loglik, n_tokens)]
-        add("rank_acc_norm", per_token, [geometric_mean_prob(x) for x in per_token])
-    per_byte = [per_unit(ll, n) for ll, n in zip(loglik, n_bytes)]
-    out["rank_acc_bytes"] = float(
-        ranking_correct(per_byte, ranks, [geometric_mean_prob(x) for x in per_byte], eps)
-    )
+                out[PAIR_METRICS[metric]] = pa
     return out
 
 

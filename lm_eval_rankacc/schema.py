@@ -22,22 +22,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-class RowError(ValueError):
-    """A source row that cannot be converted; names the row and the field."""
+from lm_eval_rankacc.errors import RowError
 
-    def __init__(self, row: Any, field: str, message: str):
-        self.row, self.field, self.message = row, field, message
-        super().__init__(f"row {row}: field '{field}': {message}")
+__all__ = ["RowError", "type_name", "require_str", "get_field", "dense_ranks", "make_doc"]
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The JSON-ish name of a value's type, for error messages ("null" for None)."""
     return "null" if value is None else type(value).__name__
 
 
 def require_str(row_value: Any, row: Any, field: str, *, allow_empty: bool = True) -> str:
     """Return ``row_value`` if it is a string (non-empty unless allowed), else raise RowError."""
     if not isinstance(row_value, str):
-        raise RowError(row, field, f"expected a string, got {_type_name(row_value)}")
+        raise RowError(row, field, f"expected a string, got {type_name(row_value)}")
     if not allow_empty and not row_value.strip():
         raise RowError(row, field, "is empty")
     return row_value
@@ -46,7 +44,7 @@ def require_str(row_value: Any, row: Any, field: str, *, allow_empty: bool = Tru
 def get_field(record: Any, row: Any, field: str) -> Any:
     """``record[field]``, with a RowError naming the row when the record or field is missing."""
     if not isinstance(record, dict):
-        raise RowError(row, field, f"row is not an object (got {_type_name(record)})")
+        raise RowError(row, field, f"row is not an object (got {type_name(record)})")
     if field not in record:
         raise RowError(row, field, "is missing")
     return record[field]
@@ -78,7 +76,7 @@ def make_doc(
     row = doc_id if row is None else row
     require_str(prompt, row, "prompt", allow_empty=False)
     if not isinstance(responses, (list, tuple)):
-        raise RowError(row, "responses", f"expected a list of strings, got {_type_name(responses)}")
+        raise RowError(row, "responses", f"expected a list of strings, got {type_name(responses)}")
     responses = list(responses)
     if len(responses) < 2:
         raise RowError(row, "responses", f"needs at least two responses, got {len(responses)}")

@@ -321,3 +321,45 @@ def per_units(loglik: np.ndarray, units: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(loglik) & (units > 0)
         return np.where(ok, loglik / np.where(ok, units, 1.0), np.nan)
+
+
+# =============================================================================
+# Which score each metric compares (Def. 2.3, Eq. 15, Def. C.1), and the flip
+# categories between two models (Sec. 4, Fig. 2). Used by the lm-eval metrics,
+# the analyses and the training tracker alike.
+# =============================================================================
+
+#: The per-document metrics of the core tasks and the unit each one divides the
+#: summed log-probability by: None for R (Def. 2.3), tokens for R~ (Eq. 15),
+#: UTF-8 bytes for the tokenizer-free variant.
+METRIC_UNITS = {"rank_acc": None, "rank_acc_norm": "n_tokens", "rank_acc_bytes": "n_bytes"}
+
+
+def metric_scores(loglik: np.ndarray, units: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, tie_scores) a metric compares, from summed log-probabilities.
+
+    ``units`` None (R, Def. 2.3): both are the summed log-probability. Else
+    (R~, Eq. 15, and the per-byte variant): scores are log-probabilities per
+    unit (:func:`per_units`), and human ties (Def. C.1) are compared on the
+    per-unit geometric-mean probability exp(score). NaN where a unit count is
+    unknown or a log-probability is not finite.
+    """
+    loglik = np.asarray(loglik, dtype=float)
+    if units is None:
+        return loglik, loglik
+    per = per_units(loglik, units)
+    with np.errstate(over="ignore"):
+        return per, np.exp(per)
+
+
+#: Flip categories of a datapoint from a reference model to a policy (Fig. 2),
+#: in the order of the codes :func:`flip_categories` returns.
+CATEGORIES = ("correct->correct", "correct->incorrect", "incorrect->correct", "incorrect->incorrect")
+
+
+def flip_categories(reference_correct: np.ndarray, policy_correct: np.ndarray) -> np.ndarray:
+    """Index into :data:`CATEGORIES` per datapoint, from whether the reference
+    and the policy rank it correctly."""
+    before = np.asarray(reference_correct, dtype=bool)
+    after = np.asarray(policy_correct, dtype=bool)
+    return np.where(before, np.where(after, 0, 1), np.where(after, 2, 3))

@@ -104,3 +104,44 @@ def test_wheel_ships_tasks_and_hook(tmp_path):
     shipped = {n.split("lm_eval_rankacc/tasks/")[1] for n in names if n.startswith("lm_eval_rankacc/tasks/")}
     in_repo = {p.relative_to(tasks_dir()).as_posix() for p in tasks_dir().rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert shipped == in_repo
+
+
+def test_no_submodule_shadows_tasks_dir():
+    """Regression: a module ``lm_eval_rankacc/tasks_dir.py`` replaced the function
+    ``lm_eval_rankacc.tasks_dir`` once imported, and ``get_source`` then failed."""
+    code = (
+        "import importlib, pkgutil, lm_eval_rankacc\n"
+        "for info in pkgutil.walk_packages(lm_eval_rankacc.__path__, 'lm_eval_rankacc.'):\n"
+        "    if not info.name.endswith('__main__'):\n"
+        "        importlib.import_module(info.name)\n"
+        "from lm_eval_rankacc.sources import get_source\n"
+        "print(callable(lm_eval_rankacc.tasks_dir), (lm_eval_rankacc.tasks_dir() / 'rankacc.yaml').is_file(),\n"
+        "      get_source('hh_rlhf').__name__)"
+    )
+    assert run_py(code) == "True True lm_eval_rankacc.sources.hh_rlhf"
+    out = subprocess.run([sys.executable, "-m", "lm_eval_rankacc", "tasks-dir"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and Path(out.stdout.strip()) == tasks_dir(), out.stderr
+
+
+def test_importing_the_package_patches_nothing_in_lm_eval():
+    """Importing our modules never patches lm-eval; the hook's install functions do."""
+    code = (
+        "import os; os.environ['LM_EVAL_RANKACC_AUTOLOAD'] = '0'\n"
+        "from lm_eval.api.model import TemplateLM\n"
+        "before = TemplateLM.loglikelihood\n"
+        "import lm_eval_rankacc.harness, lm_eval_rankacc.metrics, lm_eval_rankacc.training.data\n"
+        "unchanged = TemplateLM.loglikelihood is before\n"
+        "from lm_eval_rankacc.harness import install_token_counts\n"
+        "print(unchanged, install_token_counts(), TemplateLM.loglikelihood is before)"
+    )
+    assert run_py(code, LM_EVAL_RANKACC_AUTOLOAD="0") == "True True False"
+
+
+def test_hook_installs_token_counts_when_lm_eval_loads():
+    code = (
+        "from lm_eval.api.model import TemplateLM\n"
+        "print(getattr(TemplateLM.loglikelihood, '_rankacc_wrapped', False))"
+    )
+    assert run_py(code) == "True"
+    assert run_py(code, LM_EVAL_RANKACC_AUTOLOAD="0") == "False"

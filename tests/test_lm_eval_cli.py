@@ -7,7 +7,7 @@
 - (b) ``--model dummy --tasks 'rankacc_*'``: a backend without a tokenizer,
   so rank_acc_norm is left out, with one notice;
 - (c) with the start-up hook off (``LM_EVAL_RANKACC_AUTOLOAD=0``) the tasks are
-  unknown, and ``--include_path "$(python -m lm_eval_rankacc.tasks_dir)"``
+  unknown, and ``--include_path "$(python -m lm_eval_rankacc tasks-dir)"``
   brings them back. To save one lm_eval start, (b) runs in this form: hook
   off, tasks found through ``--include_path`` (the hook itself is what (a)
   relies on);
@@ -147,7 +147,7 @@ def cli_runs(tiny_model_dir, hub_mirror, offline_env, server, tmp_path_factory):
         runs["dummy"] = Run(
             "dummy",
             f"{q(lm_eval)} --model dummy --tasks 'rankacc_*' "
-            f'--include_path "$({q(sys.executable)} -m lm_eval_rankacc.tasks_dir)" '
+            f'--include_path "$({q(sys.executable)} -m lm_eval_rankacc tasks-dir)" '
             f'--output_path {q(str(out["dummy"]))} --log_samples',
             {**no_hook_env, "RANKACC_DATA_DIR": str(hub_mirror)}, work, out["dummy"],
         )

@@ -14,7 +14,8 @@ import pytest
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from lm_eval_rankacc.models.prefix import HFPrefixLM, Packed
+from lm_eval_rankacc.models.prefix import HFPrefixLM
+from lm_eval_rankacc.packing import PackedSequence as Packed
 from lm_eval_rankacc.sources import hh_rlhf
 
 HH_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
@@ -80,6 +81,16 @@ def test_packing_layout():
     assert p.logit_rows(0) == [2, 3] and p.logit_rows(1) == [2] and p.logit_rows(2) == [2, 4, 5]
 
 
+def test_identical_responses_get_identical_scores(tiny_model_dir):
+    """Two copies of one response are one continuation of the packed sequence, so
+    their scores are equal to the bit, as in the hf backend (Def. 2.3 counts the
+    pair as ranked correctly in either order)."""
+    doc = {"prompt": "Say hello.", "responses": ["Hello there, friend!", "Hi", "Hello there, friend!"]}
+    lm = prefix_lm(tiny_model_dir, batch_size=2)
+    got = lm.loglikelihood(requests_of([doc]), disable_tqdm=True)
+    assert lm._checked is True and got[0] == got[2] and got[0] != got[1]
+
+
 def test_self_check_falls_back_when_packing_is_wrong(tiny_model_dir, hf, monkeypatch, caplog):
     lm = prefix_lm(tiny_model_dir, batch_size=4)
     real_forward = HFPrefixLM._forward
@@ -113,6 +124,16 @@ def test_real_hh_rlhf_prompts(tiny_model_dir, hf, batch_size):
     assert_same(one_by_one.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
     assert_same(lm.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
     assert lm._checked is True
+
+
+def test_identical_responses_get_identical_scores(tiny_model_dir):
+    """Two copies of one response are one continuation of the packed sequence, so
+    their scores are equal to the bit, as in the hf backend (Def. 2.3 counts the
+    pair as ranked correctly in either order)."""
+    doc = {"prompt": "Say hello.", "responses": ["Hello there, friend!", "Hi", "Hello there, friend!"]}
+    lm = prefix_lm(tiny_model_dir, batch_size=2)
+    got = lm.loglikelihood(requests_of([doc]), disable_tqdm=True)
+    assert lm._checked is True and got[0] == got[2] and got[0] != got[1]
 
 
 def test_self_check_falls_back_when_packing_raises(tiny_model_dir, hf, monkeypatch, caplog):

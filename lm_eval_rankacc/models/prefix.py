@@ -28,55 +28,24 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from lm_eval_rankacc import packing
+
 log = logging.getLogger("lm-eval")
 
-#: Self-check tolerance on a log-likelihood, absolute + relative by dtype: float32
-#: sums over thousands of tokens carry ~1e-7 relative rounding (the stock
-#: backend moves that much between batch sizes); bf16 / fp16 carry ~1e-2.
-#: A model that ignores the packed mask is off by whole nats.
-SELF_CHECK_TOL = {torch.float32: (1e-4, 1e-6), torch.float64: (1e-8, 1e-12)}
-DEFAULT_TOL = (5e-2, 1e-2)
 
-
-class Packed:
-    """One document packed into one sequence."""
-
-    def __init__(self, context: list[int], conts: list[list[int]]):
-        self.context = context
-        self.conts = conts
-        tokens = list(context)
-        positions = list(range(len(context)))
-        segments = []  # (start, length) of each continuation's input tokens
-        for cont in conts:
-            start = len(tokens)
-            tokens += cont[:-1]
-            positions += range(len(context), len(context) + len(cont) - 1)
-            segments.append((start, len(cont) - 1))
-        self.tokens, self.positions, self.segments = tokens, positions, segments
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def allowed(self) -> torch.Tensor:
-        """[L, L] bool: query i may attend key j."""
-        n, lc = len(self.tokens), len(self.context)
-        allow = torch.zeros(n, n, dtype=torch.bool)
-        allow[:lc, :lc] = torch.ones(lc, lc, dtype=torch.bool).tril()
-        for start, length in self.segments:
-            end = start + length
-            allow[start:end, :lc] = True
-            allow[start:end, start:end] = torch.ones(length, length, dtype=torch.bool).tril()
-        return allow
-
-    def logit_rows(self, i: int) -> list[int]:
-        """Rows whose next-token logits predict continuation i's tokens."""
-        start, length = self.segments[i]
-        return [len(self.context) - 1] + list(range(start, start + length))
+def pack(context: list[int], continuations: list[list[int]]) -> tuple[packing.PackedSequence, list[int]]:
+    """One document's packed sequence with each distinct continuation once, and
+    for every continuation the index of its copy in the sequence: identical
+    responses get identical scores, as in the stock backend."""
+    distinct: dict[tuple[int, ...], int] = {}
+    where = [distinct.setdefault(tuple(cont), len(distinct)) for cont in continuations]
+    return packing.PackedSequence(context, [list(c) for c in distinct]), where
 
 
 class HFPrefixLM(HFLM):
@@ -118,14 +87,14 @@ class HFPrefixLM(HFLM):
 
     # ------------------------------------------------------------------ packing
     def _score_packed(self, requests, shared, disable_tqdm=False, override_bs=None):
-        docs = [(members, Packed(requests[members[0]][1], [requests[i][2] for i in members])) for members in shared]
+        docs = [(members, *pack(requests[members[0]][1], [requests[i][2] for i in members])) for members in shared]
         docs.sort(key=lambda item: -len(item[1]))
         if self.batch_size == "auto":
             batch_size = override_bs or self._detect_batch_size()
         else:
             batch_size = override_bs or int(self.batch_size)
         pbar = tqdm(
-            total=sum(len(m) for m, _ in docs),
+            total=sum(len(m) for m, _, _ in docs),
             disable=disable_tqdm or self.rank != 0,
             desc="Running loglikelihood requests (shared prompts)",
         )
@@ -133,54 +102,56 @@ class HFPrefixLM(HFLM):
             batch = docs[start : start + batch_size]
             for item in self._forward(batch):
                 yield item
-            pbar.update(sum(len(m) for m, _ in batch))
+            pbar.update(sum(len(m) for m, _, _ in batch))
         pbar.close()
 
     @torch.no_grad()
     def _forward(self, batch):
-        width = max(len(p) for _, p in batch)
+        """Score a batch of (request indices, packed sequence, copy of each request):
+        yields (request index, (log-likelihood, is_greedy))."""
+        width = max(len(p) for _, p, _ in batch)
         dtype = self.model.dtype
-        neg = torch.finfo(dtype).min
         ids = torch.full((len(batch), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
         pos = torch.zeros((len(batch), width), dtype=torch.long)
-        mask = torch.full((len(batch), 1, width, width), neg, dtype=dtype)
-        for b, (_, packed) in enumerate(batch):
+        allowed = np.zeros((len(batch), 1, width, width), dtype=bool)
+        for b, (_, packed, _) in enumerate(batch):
             n = len(packed)
             ids[b, :n] = torch.tensor(packed.tokens)
             pos[b, :n] = torch.tensor(packed.positions)
-            mask[b, 0, :n, :n].masked_fill_(packed.allowed(), 0.0)
-            mask[b, 0, n:, 0] = 0.0  # padding rows (never read) attend to one key: no NaN
+            allowed[b, 0] = packed.allowed(width)
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~torch.from_numpy(allowed), torch.finfo(dtype).min)
         logits = self.model(
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=pos.to(self.device),
         ).logits
         logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
-        for b, (members, packed) in enumerate(batch):
-            for k, i in enumerate(members):
+        for b, (members, packed, where) in enumerate(batch):
+            scores = []
+            for k in range(len(packed.continuations)):
                 rows = torch.tensor(packed.logit_rows(k), device=logprobs.device)
-                cont = torch.tensor(packed.conts[k], device=logprobs.device)
+                cont = torch.tensor(packed.continuations[k], device=logprobs.device)
                 lp = logprobs[b, rows]
                 greedy = bool((lp.argmax(dim=-1) == cont).all())
-                yield i, (float(lp.gather(1, cont[:, None]).sum()), greedy)
+                scores.append((float(lp.gather(1, cont[:, None]).sum()), greedy))
+            for i, k in zip(members, where):
+                yield i, scores[k]
 
     def _self_check(self, requests, members) -> bool:
-        """Packed scores of one document must equal the parent's; else never pack."""
+        """Packed scores of one document must equal the parent's (:func:`packing.agrees`); else never pack."""
         sub = [requests[i] for i in members]
         expected = super()._loglikelihood_tokens(sub, disable_tqdm=True, override_bs=len(sub))
         try:
-            got = [answer for _, answer in self._forward([(members, Packed(sub[0][1], [r[2] for r in sub]))])]
+            got = [answer for _, answer in self._forward([(members, *pack(sub[0][1], [r[2] for r in sub]))])]
         except Exception as err:  # e.g. an attention kernel that refuses custom 4-D masks
             log.warning("hf-prefix: packed scoring failed on a self-check (%s: %s); scoring every request the hf way",
                         type(err).__name__, err)
             return False
-        atol, rtol = SELF_CHECK_TOL.get(self.model.dtype, DEFAULT_TOL)
-        worst = max(abs(a[0] - b[0]) - rtol * abs(b[0]) for a, b in zip(got, expected))
-        if worst > atol:
+        ok, worst = packing.agrees([a[0] for a in got], [b[0] for b in expected], str(self.model.dtype))
+        if not ok:
             log.warning(
                 "hf-prefix: this model does not honour packed 4-D attention masks "
-                "(difference %.3g beyond the tolerance %.3g on a self-check); scoring every request the hf way",
-                worst, atol,
+                "(difference %.3g beyond the tolerance on a self-check); scoring every request the hf way",
+                worst,
             )
-            return False
-        return True
+        return ok

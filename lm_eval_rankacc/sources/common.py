@@ -25,7 +25,7 @@ import math
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, dense_ranks, make_doc
+from lm_eval_rankacc.schema import RowError, dense_ranks, make_doc, type_name
 from lm_eval_rankacc.sources import Conversion
 
 DROP_REPEATED = "pairs listed again with the same preference (later copies)"
@@ -33,10 +33,6 @@ DROP_CONTRADICTED = "pairs listed more than once with different preferences (all
 DROP_FEW = "documents with fewer than two distinct responses"
 DROP_ALL_TIED = "documents whose responses are all tied"
 DROP_SAME_TEXT = "documents where one response text carries different scores"
-
-
-def type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def require_number(value: Any, row: Any, field: str) -> float | int:
