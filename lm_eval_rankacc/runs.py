@@ -1,11 +1,11 @@
-"""Reading lm-eval's own outputs of rankacc tasks (``--output_path ... --log_samples``).
+"""Reading lm-eval's samples of rankacc tasks (``--output_path ... --log_samples``).
 
 lm-eval writes, per model, ``<output_path>/<model_name_sanitized>/`` holding
 ``results_<timestamp>.json`` and one ``samples_<task>_<timestamp>.jsonl`` per
-task (with ``--output_path FILE.json``: ``FILE_<timestamp>.json`` and the
-samples files beside it). Each samples line is one document: ``doc_id``,
-``doc`` (the rankacc schema: ``id``, ``prompt``, ``responses``, ``ranks``,
-``votes``, ``alpha``), ``doc_hash`` and the per-document metrics, among them
+task (the file names, and the results JSON, are :mod:`lm_eval_rankacc.results`).
+Each samples line is one document: ``doc_id``, ``doc`` (the rankacc schema:
+``id``, ``prompt``, ``responses``, ``ranks``, ``votes``, ``alpha``),
+``doc_hash`` and the per-document metrics, among them
 ``scores`` = ``{"loglik": [...], "n_tokens": [...], "n_bytes": [...]}``.
 
 :func:`load_run` accepts the output folder, a model sub-folder, a samples file
@@ -20,7 +20,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +27,19 @@ from typing import Any
 
 import numpy as np
 
-_SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<ts>[^_]+)\.jsonl$")
-_RESULTS_RE = re.compile(r"^(?P<stem>.+)_(?P<ts>\d{4}-\d\d-\d\dT[^_]+)\.json$")
+from lm_eval_rankacc.errors import RunError
+from lm_eval_rankacc.results import (
+    results_data_for,
+    results_files,
+    results_stamp,
+    samples_files,
+    samples_name,
+    short_name,
+    task_metadata,
+)
 
-
-class RunError(ValueError):
-    """Unusable lm-eval output (missing, malformed, not a rankacc task, runs
-    over different documents); the message is one line naming the file."""
+__all__ = ["Run", "RunError", "TaskSamples", "as_run", "load_run", "match_documents", "read_samples",
+           "split_patterns"]
 
 
 @dataclass
@@ -107,20 +112,12 @@ class Run:
 
 
 # ----------------------------------------------------------------- locating files
-def _samples_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("samples_*.jsonl") if p.is_file() and _SAMPLES_RE.match(p.name))
-
-
-def _results_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.json") if p.is_file() and _RESULTS_RE.match(p.name))
-
-
 def _model_folder(path: Path) -> Path:
     """The folder holding the samples files: ``path`` itself, or its one
     model sub-folder (an lm-eval ``--output_path``)."""
-    if _samples_files(path) or _results_files(path):
+    if samples_files(path) or results_files(path):
         return path
-    subs = sorted(d for d in path.iterdir() if d.is_dir() and (_samples_files(d) or _results_files(d)))
+    subs = sorted(d for d in path.iterdir() if d.is_dir() and (samples_files(d) or results_files(d)))
     if len(subs) == 1:
         return subs[0]
     if not subs:
@@ -129,34 +126,18 @@ def _model_folder(path: Path) -> Path:
     raise RunError(f"{path}: holds the outputs of {len(subs)} models ({names}); pass one model folder")
 
 
-def _results_for(samples: Path) -> dict[str, Any] | None:
-    """The results JSON written with a samples file (same timestamp, same folder)."""
-    m = _SAMPLES_RE.match(samples.name)
-    if not m:
-        return None
-    for candidate in _results_files(samples.parent):
-        rm = _RESULTS_RE.match(candidate.name)
-        if rm and rm.group("ts") == m.group("ts"):
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise RunError(f"{candidate}: not a readable lm-eval results file ({err})") from None
-            return data if isinstance(data, dict) else None
-    return None
-
-
 def _label(folder: Path, results: dict[str, Any] | None) -> str:
     name = (results or {}).get("model_name")
     if isinstance(name, str) and name.strip():
-        return name.rstrip("/").split("/")[-1] or name
+        return short_name(name)
     return folder.name
 
 
 def _task_of(samples: Path) -> str:
-    m = _SAMPLES_RE.match(samples.name)
-    if not m:
+    parts = samples_name(samples.name)
+    if parts is None:
         raise RunError(f"{samples}: not an lm-eval samples file name (samples_<task>_<timestamp>.jsonl)")
-    return m.group("task")
+    return parts[0]
 
 
 # ----------------------------------------------------------------- reading samples
@@ -186,6 +167,79 @@ def _bad(path: Path, line_no: int, message: str) -> RunError:
     return RunError(f"{path}: line {line_no}: {message}")
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunError(f"{path}: cannot be read ({err})") from None
+
+
+def _record(path: Path, line_no: int, line: str, task: str, last: bool) -> dict[str, Any]:
+    """One samples line as a rankacc record (``last``: the file's last line, without newline)."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as err:
+        hint = " (the file looks truncated)" if last else ""
+        raise _bad(path, line_no, f"not valid JSON: {err.msg}{hint}") from None
+    if not isinstance(rec, dict):
+        raise _bad(path, line_no, "not a JSON object")
+    if not _is_rankacc_record(rec):
+        if line_no == 1 and "doc" in rec and "resps" in rec:
+            raise RunError(f"{path}: task '{task}' is not a rankacc task (its samples carry no rankacc 'scores')")
+        missing = [k for k in ("doc", "scores") if not isinstance(rec.get(k), dict)]
+        raise _bad(path, line_no, f"not a rankacc sample (missing or malformed {', '.join(missing) or 'doc.ranks'})")
+    return rec
+
+
+def _checked_doc(path: Path, line_no: int, rec: dict[str, Any]) -> int:
+    """Check a record's document and ``doc_hash``; its number of responses."""
+    doc = rec["doc"]
+    for key in ("id", "responses", "ranks"):
+        if key not in doc:
+            raise _bad(path, line_no, f"doc has no '{key}'")
+    doc_hash = rec.get("doc_hash")
+    if not isinstance(doc_hash, str) or not doc_hash:
+        raise _bad(path, line_no, "no 'doc_hash'")
+    responses, ranks = doc["responses"], doc["ranks"]
+    n = len(responses) if isinstance(responses, list) else -1
+    if n < 2 or not isinstance(ranks, list) or len(ranks) != n or not all(
+        isinstance(r, int) and not isinstance(r, bool) for r in ranks
+    ):
+        raise _bad(path, line_no, "doc needs >= 2 responses and one integer rank per response")
+    alpha = doc.get("alpha")
+    if alpha is not None and not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
+        raise _bad(path, line_no, f"doc alpha must be a share in [0, 1] or null, got {alpha!r}")
+    return n
+
+
+def _checked_scores(path: Path, line_no: int, scores: dict[str, Any], n: int) -> tuple[list, list, list]:
+    """(loglik, n_tokens, n_bytes) of a record's ``scores``, one per response."""
+    loglik = scores.get("loglik")
+    n_tokens = scores.get("n_tokens", [None] * n)
+    n_bytes = scores.get("n_bytes")
+    if not (isinstance(loglik, list) and isinstance(n_tokens, list) and isinstance(n_bytes, list)) or not (
+        len(loglik) == len(n_tokens) == len(n_bytes) == n
+    ):
+        raise _bad(path, line_no, f"scores need loglik, n_tokens and n_bytes for each of the {n} responses")
+    try:
+        ll = [float(x) for x in loglik]  # JSON NaN / Infinity are kept as such
+    except (TypeError, ValueError):
+        raise _bad(path, line_no, f"scores.loglik holds a non-number: {loglik!r}") from None
+    return ll, [None if v is None else int(v) for v in n_tokens], [int(v) for v in n_bytes]
+
+
+def _check_count(ts: TaskSamples) -> None:
+    """The number of documents against the number lm-eval scored (its results file, when beside)."""
+    results = results_data_for(ts.path)
+    expected = (((results or {}).get("n-samples") or {}).get(ts.task) or {}).get("effective")
+    if isinstance(expected, int) and expected != len(ts):
+        raise RunError(
+            f"{ts.path}: holds {len(ts)} documents but lm-eval scored {expected} in that run (a truncated file?)"
+        )
+
+
 def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
     """Read one ``samples_<task>_<ts>.jsonl`` of a rankacc task.
 
@@ -196,78 +250,29 @@ def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
     """
     path = Path(path)
     task = task or _task_of(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise RunError(f"{path}: cannot be read ({err})") from None
+    text = _read_text(path)
     lines = text.splitlines()
     ts = TaskSamples(task, path, [], [], [], [], [], [])
     seen: dict[str, int] = {}
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            last = line_no == len(lines) and not text.endswith("\n")
-            hint = " (the file looks truncated)" if last else ""
-            raise _bad(path, line_no, f"not valid JSON: {err.msg}{hint}") from None
-        if not isinstance(rec, dict):
-            raise _bad(path, line_no, "not a JSON object")
-        if not _is_rankacc_record(rec):
-            if line_no == 1 and "doc" in rec and "resps" in rec:
-                raise RunError(
-                    f"{path}: task '{task}' is not a rankacc task (its samples carry no rankacc 'scores')"
-                )
-            missing = [k for k in ("doc", "scores") if not isinstance(rec.get(k), dict)]
-            raise _bad(path, line_no, f"not a rankacc sample (missing or malformed {', '.join(missing) or 'doc.ranks'})")
-        doc, scores = rec["doc"], rec["scores"]
-        for key in ("id", "responses", "ranks"):
-            if key not in doc:
-                raise _bad(path, line_no, f"doc has no '{key}'")
-        doc_hash = rec.get("doc_hash")
-        if not isinstance(doc_hash, str) or not doc_hash:
-            raise _bad(path, line_no, "no 'doc_hash'")
-        responses, ranks = doc["responses"], doc["ranks"]
-        n = len(responses) if isinstance(responses, list) else -1
-        if n < 2 or not isinstance(ranks, list) or len(ranks) != n or not all(
-            isinstance(r, int) and not isinstance(r, bool) for r in ranks
-        ):
-            raise _bad(path, line_no, "doc needs >= 2 responses and one integer rank per response")
-        alpha = doc.get("alpha")
-        if alpha is not None and not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
-            raise _bad(path, line_no, f"doc alpha must be a share in [0, 1] or null, got {alpha!r}")
-        loglik = scores.get("loglik")
-        n_tokens = scores.get("n_tokens", [None] * n)
-        n_bytes = scores.get("n_bytes")
-        if not (isinstance(loglik, list) and isinstance(n_tokens, list) and isinstance(n_bytes, list)) or not (
-            len(loglik) == len(n_tokens) == len(n_bytes) == n
-        ):
-            raise _bad(path, line_no, f"scores need loglik, n_tokens and n_bytes for each of the {n} responses")
-        try:
-            ll = [float(x) for x in loglik]  # JSON NaN / Infinity are kept as such
-        except (TypeError, ValueError):
-            raise _bad(path, line_no, f"scores.loglik holds a non-number: {loglik!r}") from None
-        doc_id = str(doc["id"])
+        rec = _record(path, line_no, line, task, last=line_no == len(lines) and not text.endswith("\n"))
+        n = _checked_doc(path, line_no, rec)
+        ll, n_tokens, n_bytes = _checked_scores(path, line_no, rec["scores"], n)
+        doc_id = str(rec["doc"]["id"])
         if doc_id in seen:
             raise _bad(path, line_no, f"document id {doc_id!r} already on line {seen[doc_id]}")
         seen[doc_id] = line_no
         ts.ids.append(doc_id)
-        ts.hashes.append(doc_hash)
-        ts.docs.append(doc)
+        ts.hashes.append(rec["doc_hash"])
+        ts.docs.append(rec["doc"])
         ts.loglik.append(ll)
-        ts.n_tokens.append([None if v is None else int(v) for v in n_tokens])
-        ts.n_bytes.append([int(v) for v in n_bytes])
+        ts.n_tokens.append(n_tokens)
+        ts.n_bytes.append(n_bytes)
     if not ts.ids:
         raise RunError(f"{path}: holds no samples (an empty or interrupted run?)")
-    results = _results_for(path)
-    expected = (((results or {}).get("n-samples") or {}).get(task) or {}).get("effective")
-    if isinstance(expected, int) and expected != len(ts):
-        raise RunError(
-            f"{path}: holds {len(ts)} documents but lm-eval scored {expected} in that run (a truncated file?)"
-        )
+    _check_count(ts)
     return ts
 
 
@@ -283,6 +288,72 @@ def split_patterns(tasks: str | Sequence[str] | None) -> list[str] | None:
     items = tasks.split(",") if isinstance(tasks, str) else list(tasks)
     patterns = [p.strip() for p in items if p and p.strip()]
     return patterns or None
+
+
+def _samples_file_run(path: Path, patterns: list[str] | None, require_match: bool) -> Run:
+    """A run named by one samples file."""
+    ts = read_samples(path)
+    results = results_data_for(path)
+    if require_match and not _matches(ts.task, patterns):
+        raise RunError(f"{path}: task '{ts.task}' does not match --tasks {','.join(patterns or [])}")
+    return Run(path, path.parent, _label(path.parent, results), {ts.task: ts}, [])
+
+
+def _samples_of_results_file(path: Path) -> list[Path]:
+    """The samples files written with a results file (same timestamp, beside it)."""
+    stamp = results_stamp(path.name)
+    if stamp is None:
+        raise RunError(f"{path}: not an lm-eval output file (samples_<task>_<ts>.jsonl or results_<ts>.json)")
+    chosen = [p for p in samples_files(path.parent) if samples_name(p.name)[1] == stamp]
+    if not chosen:
+        raise RunError(f"{path}: no samples files from this run beside it: rerun lm_eval with --log_samples")
+    return chosen
+
+
+def _newest_samples(folder: Path, notes: list[str]) -> list[Path]:
+    """The newest samples file of each task in ``folder``; older ones named in ``notes``."""
+    files = samples_files(folder)
+    if not files:
+        raise RunError(f"{folder}: holds lm-eval results but no samples files: rerun lm_eval with --log_samples")
+    newest: dict[str, Path] = {}
+    for p in files:
+        task, stamp = samples_name(p.name)
+        if task not in newest or stamp > samples_name(newest[task].name)[1]:
+            if task in newest:
+                notes.append(f"{task}: older samples file {newest[task].name} ignored")
+            newest[task] = p
+        else:
+            notes.append(f"{task}: older samples file {p.name} ignored")
+    return sorted(newest.values())
+
+
+def _read_tasks(chosen: list[Path], patterns: list[str] | None, notes: list[str]) -> tuple[dict, list[str]]:
+    """The rankacc tasks among ``chosen`` matching ``patterns``, and the other tasks left out."""
+    loaded: dict[str, TaskSamples] = {}
+    skipped: list[str] = []
+    for p in chosen:
+        task = _task_of(p)
+        if not _matches(task, patterns):
+            continue
+        if not _is_rankacc_record(_first_line(p)):
+            skipped.append(task)
+            continue
+        loaded[task] = read_samples(p, task)
+    if skipped:
+        notes.append(f"not rankacc tasks, left out: {', '.join(sorted(skipped))}")
+    return loaded, skipped
+
+
+def _check_found(folder: Path, loaded: dict, skipped: list[str], patterns: list[str] | None,
+                 require_match: bool) -> None:
+    if patterns and require_match:
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(t, pattern) for t in loaded):
+                raise RunError(f"{folder}: no rankacc task matches --tasks pattern {pattern!r} (tasks here: "
+                               f"{', '.join(sorted(loaded)) or 'none'})")
+    if not loaded and (require_match or not patterns):
+        what = f" (only {', '.join(sorted(skipped))})" if skipped else ""
+        raise RunError(f"{folder}: no samples of a rankacc task{what}")
 
 
 def load_run(path: str | Path, tasks: str | Sequence[str] | None = None, require_match: bool = True) -> Run:
@@ -303,56 +374,15 @@ def load_run(path: str | Path, tasks: str | Sequence[str] | None = None, require
         raise RunError(f"{path}: no such file or folder")
     notes: list[str] = []
     if path.is_file():
-        if _SAMPLES_RE.match(path.name):
-            ts = read_samples(path)
-            results = _results_for(path)
-            if require_match and not _matches(ts.task, patterns):
-                raise RunError(f"{path}: task '{ts.task}' does not match --tasks {','.join(patterns or [])}")
-            return Run(path, path.parent, _label(path.parent, results), {ts.task: ts}, notes)
-        rm = _RESULTS_RE.match(path.name)
-        if not rm:
-            raise RunError(f"{path}: not an lm-eval output file (samples_<task>_<ts>.jsonl or results_<ts>.json)")
-        folder = path.parent
-        chosen = [p for p in _samples_files(folder) if _SAMPLES_RE.match(p.name).group("ts") == rm.group("ts")]
-        if not chosen:
-            raise RunError(f"{path}: no samples files from this run beside it: rerun lm_eval with --log_samples")
+        if samples_name(path.name):
+            return _samples_file_run(path, patterns, require_match)
+        folder, chosen = path.parent, _samples_of_results_file(path)
     else:
         folder = _model_folder(path)
-        files = _samples_files(folder)
-        if not files:
-            raise RunError(f"{folder}: holds lm-eval results but no samples files: rerun lm_eval with --log_samples")
-        newest: dict[str, Path] = {}
-        for p in files:
-            m = _SAMPLES_RE.match(p.name)
-            task, stamp = m.group("task"), m.group("ts")
-            if task not in newest or stamp > _SAMPLES_RE.match(newest[task].name).group("ts"):
-                if task in newest:
-                    notes.append(f"{task}: older samples file {newest[task].name} ignored")
-                newest[task] = p
-            else:
-                notes.append(f"{task}: older samples file {p.name} ignored")
-        chosen = sorted(newest.values())
-    loaded: dict[str, TaskSamples] = {}
-    skipped: list[str] = []
-    for p in chosen:
-        task = _task_of(p)
-        if not _matches(task, patterns):
-            continue
-        if not _is_rankacc_record(_first_line(p)):
-            skipped.append(task)
-            continue
-        loaded[task] = read_samples(p, task)
-    if skipped:
-        notes.append(f"not rankacc tasks, left out: {', '.join(sorted(skipped))}")
-    if patterns and require_match:
-        for pattern in patterns:
-            if not any(fnmatch.fnmatchcase(t, pattern) for t in loaded):
-                raise RunError(f"{folder}: no rankacc task matches --tasks pattern {pattern!r} (tasks here: "
-                               f"{', '.join(sorted(loaded)) or 'none'})")
-    if not loaded and (require_match or not patterns):
-        what = f" (only {', '.join(sorted(skipped))})" if skipped else ""
-        raise RunError(f"{folder}: no samples of a rankacc task{what}")
-    results = _results_for(chosen[-1])
+        chosen = _newest_samples(folder, notes)
+    loaded, skipped = _read_tasks(chosen, patterns, notes)
+    _check_found(folder, loaded, skipped, patterns, require_match)
+    results = results_data_for(chosen[-1])
     return Run(path, folder, _label(folder, results), dict(sorted(loaded.items())), notes)
 
 
@@ -363,14 +393,9 @@ def as_run(run: Run | str | Path, tasks: str | Sequence[str] | None = None, requ
 
 # ----------------------------------------------------------------- matching
 def _run_config(ts: TaskSamples) -> dict[str, Any]:
-    results = _results_for(ts.path) or {}
+    results = results_data_for(ts.path) or {}
     cfg = ((results.get("configs") or {}).get(ts.task) or {})
-    meta = dict(cfg.get("metadata") or {})
-    out = {"version": (results.get("versions") or {}).get(ts.task)}
-    for key in ("sample_size", "seed", "data_files"):
-        if key in meta:
-            out[key] = meta[key]
-    return out
+    return {"version": (results.get("versions") or {}).get(ts.task), **task_metadata(cfg)}
 
 
 def _examples(items: Iterable[str], k: int = 5) -> str:

@@ -115,10 +115,13 @@ def test_no_submodule_shadows_tasks_dir():
         "    if not info.name.endswith('__main__'):\n"
         "        importlib.import_module(info.name)\n"
         "from lm_eval_rankacc.sources import get_source\n"
+        "from lm_eval_rankacc import analysis\n"
+        "import inspect\n"
         "print(callable(lm_eval_rankacc.tasks_dir), (lm_eval_rankacc.tasks_dir() / 'rankacc.yaml').is_file(),\n"
-        "      get_source('hh_rlhf').__name__)"
+        "      get_source('hh_rlhf').__name__,\n"
+        "      all(inspect.isfunction(getattr(analysis, f)) for f in ('idealized', 'flips', 'hardness', 'leaderboard')))"
     )
-    assert run_py(code) == "True True lm_eval_rankacc.sources.hh_rlhf"
+    assert run_py(code) == "True True lm_eval_rankacc.sources.hh_rlhf True"
     out = subprocess.run([sys.executable, "-m", "lm_eval_rankacc", "tasks-dir"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and Path(out.stdout.strip()) == tasks_dir(), out.stderr

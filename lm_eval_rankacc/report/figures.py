@@ -4,11 +4,39 @@ the package never needs it."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from lm_eval_rankacc.report.tables import Report
+from lm_eval_rankacc.analysis.base import Report
+from lm_eval_rankacc.report.leaderboard import metric_label, other_set, several_sets
+
+
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _write(data: bytes, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _save(fig: Any, fmt: str) -> bytes:
+    """The figure's image bytes; the figure is closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    _pyplot().close(fig)
+    return buf.getvalue()
 
 
 def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
@@ -18,10 +46,7 @@ def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
     DPO loss must get before the policy ranks it correctly."""
     if report.kind != "hardness":
         raise ValueError(f"c_histogram needs a hardness report, got {report.kind!r}")
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import matplotlib.ticker
 
     by_task: dict[str, list[float]] = {}
@@ -41,11 +66,39 @@ def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title(f"Reference log-ratio ({report.meta.get('reference', '')}); c > 0: ranked wrongly")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
+    return _write(_save(fig, "png"), path)
+
+
+def _figure_format(path: str | Path | None, fmt: str | None) -> str:
+    fmt = (fmt or (Path(path).suffix.lstrip(".") if path else "png")).lower()
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"the figure is written as .png or .svg, not {fmt!r}")
+    return fmt
+
+
+def _panel(ax: Any, task: str, report: Report, colours: dict, stars: dict[str, str], several: dict[str, bool]) -> None:
+    """One task: each model's value of every metric with its standard error,
+    hollow on another document set than A; the reference's idealized accuracy dashed."""
+    rows, metrics = report.sections[0].rows, report.meta["metrics"]
+    spread = 0.7 / max(len(rows), 1)
+    for j, metric in enumerate(metrics):  # the reference's idealized accuracy: one dashed line
+        star = next((r.get(f"{task}/{stars[metric]}") for r in rows if metric in stars), None)
+        if star is not None:
+            ax.hlines(star, j - 0.45, j + 0.45, colors="grey", linestyles="dashed", linewidth=1)
+    for k, row in enumerate(rows):
+        for j, metric in enumerate(metrics):
+            value = row.get(f"{task}/{metric}")
+            if value is None:
+                continue
+            x = j + (k - (len(rows) - 1) / 2) * spread
+            colour = colours[row["model"]]
+            ax.errorbar(x, value, yerr=row.get(f"{task}/{metric}_stderr"), fmt="o", markersize=6, capsize=2,
+                        color=colour, markerfacecolor="white" if other_set(row, task, several) else colour)
+    ax.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
+    ax.set_xlim(-0.6, len(metrics) - 0.4)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(task + (" (hollow: other documents)" if several[task] else ""), fontsize=9)
 
 
 def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | None = None) -> bytes:
@@ -57,18 +110,9 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     by suffix or ``fmt``) when given; the image bytes are returned."""
     if report.kind != "leaderboard":
         raise ValueError(f"leaderboard_plot needs a leaderboard report, got {report.kind!r}")
-    fmt = (fmt or (Path(path).suffix.lstrip(".") if path else "png")).lower()
-    if fmt not in ("png", "svg"):
-        raise ValueError(f"the figure is written as .png or .svg, not {fmt!r}")
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    fmt = _figure_format(path, fmt)
+    plt = _pyplot()
     from matplotlib.lines import Line2D
-
-    from lm_eval_rankacc.leaderboard import metric_label
 
     rows = report.sections[0].rows
     tasks, metrics = report.meta["tasks"], report.meta["metrics"]
@@ -81,27 +125,9 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     names = [str(r["model"]) for r in rows] + (["idealized (reference)"] if stars else [])
     side = 0.6 + 0.07 * max(len(n) for n in names)  # inches for the legend
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + side, 3.4 * nrows), dpi=100, squeeze=False)
-    spread = 0.7 / max(len(rows), 1)
+    several = several_sets(report)
     for ax, task in zip(axes.flat, tasks):
-        several = len({r.get(f"{task}/docs") for r in rows} - {None}) > 1
-        for j, metric in enumerate(metrics):  # the reference's idealized accuracy: one dashed line
-            star = next((r.get(f"{task}/{stars[metric]}") for r in rows if metric in stars), None)
-            if star is not None:
-                ax.hlines(star, j - 0.45, j + 0.45, colors="grey", linestyles="dashed", linewidth=1)
-        for k, row in enumerate(rows):
-            for j, metric in enumerate(metrics):
-                value = row.get(f"{task}/{metric}")
-                if value is None:
-                    continue
-                x = j + (k - (len(rows) - 1) / 2) * spread
-                hollow = several and row.get(f"{task}/docs") != "A"
-                ax.errorbar(x, value, yerr=row.get(f"{task}/{metric}_stderr"), fmt="o", markersize=6, capsize=2,
-                            color=colours[row["model"]], markerfacecolor="white" if hollow else colours[row["model"]])
-        ax.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
-        ax.set_xlim(-0.6, len(metrics) - 0.4)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_title(task + (" (hollow: other documents)" if several else ""), fontsize=9)
+        _panel(ax, task, report, colours, stars, several)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
     axes[0][0].set_ylabel("ranking accuracy")
@@ -111,12 +137,7 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0 - side / fig.get_figwidth(), 0.5),
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1.0 - side / fig.get_figwidth(), 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt)
-    plt.close(fig)
-    data = buf.getvalue()
+    data = _save(fig, fmt)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        _write(data, path)
     return data

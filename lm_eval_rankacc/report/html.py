@@ -11,7 +11,10 @@ import base64
 from html import escape
 from typing import Any
 
-from lm_eval_rankacc.report.tables import Report, _clean
+from lm_eval_rankacc.analysis.base import Report, Section
+from lm_eval_rankacc.analysis.leaderboard import column_type
+from lm_eval_rankacc.report.cells import clean
+from lm_eval_rankacc.report.leaderboard import MISSING, NA, OTHER_DOCS, Cell, cells, legend
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 1.5em; color: #222; }
@@ -68,7 +71,7 @@ _JS = """
 
 
 def _value(value: Any) -> str:
-    value = _clean(value)
+    value = clean(value)
     if value is None:
         return ""
     if isinstance(value, float):
@@ -76,20 +79,8 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _is_num(rows: list[dict[str, Any]], key: str) -> bool:
-    values = [_clean(r.get(key)) for r in rows if _clean(r.get(key)) is not None]
-    return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-
-
-def render_html(report: Report, figure_png: bytes | None = None) -> str:
-    """The leaderboard ``report`` as one HTML page (``figure_png``: the figure, embedded)."""
-    if report.kind != "leaderboard":
-        raise ValueError(f"render_html needs a leaderboard report, got {report.kind!r}")
-    from lm_eval_rankacc.leaderboard import display, legend
-
-    section = report.sections[0]
-    headers, body, keys = display(report, "html")
-    sort_key = str(report.meta.get("sort", "")).split(" ")[0]
+def _head(report: Report) -> list[str]:
+    """From the doctype to the metadata list."""
     out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{escape(report.title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
@@ -98,8 +89,30 @@ def render_html(report: Report, figure_png: bytes | None = None) -> str:
         if isinstance(value, list):
             value = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
         out.append(f"<li><b>{escape(str(key))}</b>: {escape(str(value))}</li>")
-    out += ["</ul>", '<table id="leaderboard" class="sortable">', "<thead><tr>"]
-    numeric = {k: _is_num(section.rows, k) for k in keys}
+    return out + ["</ul>"]
+
+
+def _td(key: str, cell: Cell, value: Any, numeric: bool) -> str:
+    classes = ["num"] if numeric else []
+    if cell.state == MISSING:
+        classes.append("missing")
+    elif cell.state == NA:
+        classes.append("na")
+    title = ""
+    if cell.state == OTHER_DOCS or cell.other_set:
+        classes.append("otherdocs")
+        title = f' title="{escape(key.split("/")[0])}: scored on other documents (see the notes)"'
+    cls = f' class="{" ".join(classes)}"' if classes else ""
+    return f'<td data-v="{escape(_value(value))}"{cls}{title}>{escape(cell.text)}</td>'
+
+
+def _table(report: Report) -> list[str]:
+    """The sortable leaderboard table, sorted as the report is."""
+    section = report.sections[0]
+    headers, keys, body = cells(report, "html")
+    sort_key = str(report.meta.get("sort", "")).split(" ")[0]
+    numeric = {k: column_type(section.rows, k) == "num" for k in keys}
+    out = ['<table id="leaderboard" class="sortable">', "<thead><tr>"]
     for header, key in zip(headers, keys):
         direction = "none"
         if key == sort_key:
@@ -107,40 +120,36 @@ def render_html(report: Report, figure_png: bytes | None = None) -> str:
         out.append(f'<th data-key="{escape(key)}" data-type="{"num" if numeric[key] else "text"}" '
                    f'aria-sort="{direction}" tabindex="0" title="sort by {escape(key)}">{escape(header)}</th>')
     out += ["</tr></thead>", "<tbody>"]
-    for row, cells in zip(section.rows, body):
-        tds = []
-        for key, cell in zip(keys, cells):
-            classes = []
-            if numeric[key]:
-                classes.append("num")
-            if cell == "missing":
-                classes.append("missing")
-            elif cell == "n/a":
-                classes.append("na")
-            task = key.split("/")[0]
-            tag = row.get(f"{task}/docs")
-            several = "/" in key and len({r.get(f"{task}/docs") for r in section.rows} - {None}) > 1
-            title = ""
-            own = not key.endswith(("_star", "/gap", "/gap_norm"))  # R* / gap: the reference's documents
-            if cell == "other docs" or (several and own and tag not in (None, "A")):
-                classes.append("otherdocs")
-                title = f' title="{escape(task)}: scored on other documents (see the notes)"'
-            cls = f' class="{" ".join(classes)}"' if classes else ""
-            tds.append(f'<td data-v="{escape(_value(row.get(key)))}"{cls}{title}>{escape(cell)}</td>')
-        out.append("<tr>" + "".join(tds) + "</tr>")
-    out += ["</tbody>", "</table>", f'<p class="legend">{escape(legend(report))}</p>']
+    for row, line in zip(section.rows, body):
+        out.append("<tr>" + "".join(_td(k, c, row.get(k), numeric[k]) for k, c in zip(keys, line)) + "</tr>")
+    return out + ["</tbody>", "</table>"]
+
+
+def _figure(figure_png: bytes) -> list[str]:
+    data = base64.b64encode(figure_png).decode("ascii")
+    return ['<figure>', f'<img id="figure" alt="ranking accuracy per task and model" '
+            f'src="data:image/png;base64,{data}">', "</figure>"]
+
+
+def _runs(runs: Section) -> list[str]:
+    """The results files behind the rows."""
+    out = ["<h2>Runs</h2>", '<table id="runs">', "<thead><tr>"]
+    out += [f"<th>{escape(c)}</th>" for c in runs.columns]
+    out += ["</tr></thead>", "<tbody>"]
+    for row in runs.rows:
+        out.append("<tr>" + "".join(f"<td>{escape(_value(row.get(c)))}</td>" for c in runs.columns) + "</tr>")
+    return out + ["</tbody>", "</table>"]
+
+
+def render_html(report: Report, figure_png: bytes | None = None) -> str:
+    """The leaderboard ``report`` as one HTML page (``figure_png``: the figure, embedded)."""
+    if report.kind != "leaderboard":
+        raise ValueError(f"render_html needs a leaderboard report, got {report.kind!r}")
+    out = _head(report) + _table(report) + [f'<p class="legend">{escape(legend(report))}</p>']
     if figure_png:
-        data = base64.b64encode(figure_png).decode("ascii")
-        out += ['<figure>', f'<img id="figure" alt="ranking accuracy per task and model" '
-                f'src="data:image/png;base64,{data}">', "</figure>"]
-    runs = report.sections[1] if len(report.sections) > 1 else None
-    if runs is not None:
-        out += ["<h2>Runs</h2>", '<table id="runs">', "<thead><tr>"]
-        out += [f"<th>{escape(c)}</th>" for c in runs.columns]
-        out += ["</tr></thead>", "<tbody>"]
-        for row in runs.rows:
-            out.append("<tr>" + "".join(f"<td>{escape(_value(row.get(c)))}</td>" for c in runs.columns) + "</tr>")
-        out += ["</tbody>", "</table>"]
+        out += _figure(figure_png)
+    if len(report.sections) > 1:
+        out += _runs(report.sections[1])
     if report.notes:
         out += ["<h2>Notes</h2>", '<ul class="notes">'] + [f"<li>{escape(n)}</li>" for n in report.notes] + ["</ul>"]
     out += [f"<script>{_JS}</script>", "</body>", "</html>"]

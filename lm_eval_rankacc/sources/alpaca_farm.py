@@ -1,14 +1,20 @@
 """Alpaca Farm human cross-annotations (Dubois et al., 2023), file
 ``alpaca_farm_human_crossannotations.json`` of the hub dataset
-``tatsu-lab/alpaca_eval``: one row per (pair, rater) with ``instruction``,
-``output_1``, ``output_2`` and ``preference`` (1 or 2).
+``tatsu-lab/alpaca_eval``, read itself (the hub's loading script no longer
+runs under current ``datasets``) at the hub's ``main`` (``HUB``: no public code
+pins a commit of this file). The whole file is the split ``val``: one row per
+(pair, rater) with ``instruction``, optional ``input``, ``output_1``,
+``output_2`` and ``preference`` (1 or 2; any other value is an error naming
+the row).
 
-Rows are grouped by pair with an order-insensitive key (instruction and the
-unordered pair of outputs): a row that lists the outputs swapped has its vote
-flipped. The document keeps the orientation of the pair's first row;
-``votes`` = raters preferring [output_1, output_2], ``alpha`` = share
-preferring output_1, ranks from alpha (alpha = 0.5 is a human tie). With
-``ties="exclude"`` tied pairs are dropped and counted.
+prompt = ``instruction``, followed by a blank line and ``input`` when the row
+has a non-blank ``input``. Rows are grouped by pair with an order-insensitive
+key (prompt and the unordered pair of outputs): a row that lists the outputs
+swapped has its vote flipped. The document keeps the orientation of the
+pair's first row; ``votes`` = raters preferring [output_1, output_2],
+``alpha`` = share preferring output_1, ranks from the majority (alpha = 0.5 is
+a human tie). Document id = a hash of the pair's key. With ``ties="exclude"``
+tied pairs are dropped and counted.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""The project's own demo data, already in the common schema: one JSON object
+"""The project's own demo data (``tasks/demo/demo_pairs.jsonl``, shipped with
+the package, split ``demo``), already in the common schema: one JSON object
 per line with ``prompt``, ``responses``, ``ranks`` and optionally ``votes``
-and ``id``. Rows are validated by :func:`lm_eval_rankacc.schema.make_doc`."""
+and ``id`` (document id = ``id``, else ``<split>/<row>``). Rows are validated
+by :func:`lm_eval_rankacc.schema.make_doc`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The YAML-only source: any preference dataset, read through a field mapping
 given in the task's ``dataset_kwargs`` (no Python needed).
 
-Two forms; the keys present decide which one a task uses.
+Two forms; the keys present decide which one a task uses. A mapping that
+mixes the two forms, or lacks a key its form requires, is an error naming
+the keys.
 
 Pairwise form: ``prompt_field``, ``chosen_field``, ``rejected_field``
     Each row is one pair; responses = [chosen, rejected], ranks = [1, 2].
@@ -29,7 +31,9 @@ Optional in both forms:
 Where the rows come from (read by :mod:`lm_eval_rankacc.harness`):
 ``data_files`` (local files, as for every task), or ``dataset_path`` with
 optional ``dataset_name`` and ``dataset_revision`` (a hub dataset, read with
-``datasets.load_dataset(..., split=<split>)``; pin the revision).
+``datasets.load_dataset(..., split=<split>)``; pin the revision: without it
+the hub's ``main`` is read, with a warning). The task option ``split``
+(default ``test``) names the split read and prefixes the default ids.
 """
 
 from __future__ import annotations

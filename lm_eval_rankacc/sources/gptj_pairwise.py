@@ -1,11 +1,13 @@
 """Synthetic Instruct GPT-J pairwise (Dahoas), hub dataset
-``Dahoas/synthetic-instruct-gptj-pairwise``: one ``train`` split of rows
+``Dahoas/synthetic-instruct-gptj-pairwise`` at the hub's ``main`` (``HUB``: no
+public code pins a commit of it): one ``train`` split of rows
 ``{"prompt": str, "chosen": str, "rejected": str}``.
 
-prompt = ``prompt``; responses = [chosen, rejected]; ranks = [1, 2]. A pair
-listed again (same prompt, same two responses in either order) is dropped and
-counted; if the copies disagree on which response is chosen, every copy is
-dropped (:class:`~lm_eval_rankacc.sources.common.PairLedger`).
+prompt = ``prompt``; responses = [chosen, rejected]; ranks = [1, 2]; document
+id = ``<split>/<row>``. A pair listed again (same prompt, same two responses
+in either order) is dropped and counted; if the copies disagree on which
+response is chosen, every copy is dropped and counted
+(:class:`~lm_eval_rankacc.sources.common.PairLedger`).
 """
 
 from __future__ import annotations

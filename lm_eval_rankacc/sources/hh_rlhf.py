@@ -1,11 +1,15 @@
-"""Anthropic HH-RLHF (Bai et al., 2022): hub schema ``{"chosen": str, "rejected": str}``,
-each a full ``\\n\\nHuman: ...\\n\\nAssistant: ...`` transcript.
+"""Anthropic HH-RLHF (Bai et al., 2022), hub dataset ``Anthropic/hh-rlhf`` at the
+revision pinned in ``HUB``: splits ``test`` and ``train`` of the default
+configuration (all subsets), rows ``{"chosen": str, "rejected": str}``, each a
+full ``\\n\\nHuman: ...\\n\\nAssistant: ...`` transcript.
 
 prompt = the transcript up to and including the last ``\\n\\nAssistant:``;
 responses = the final assistant turns of chosen and rejected (the single space
 after ``Assistant:`` removed, so prompt + " " + response is the transcript);
-ranks = [1, 2]. Pairs whose transcripts differ before the last assistant turn
-are not a pair of responses to one prompt: they are dropped and counted.
+ranks = [1, 2]; document id = ``<split>/<row>``. Pairs whose transcripts
+differ before the last assistant turn are not a pair of responses to one
+prompt: they are dropped and counted. A transcript without an
+``\\n\\nAssistant:`` turn is an error naming the row and the field.
 """
 
 from __future__ import annotations

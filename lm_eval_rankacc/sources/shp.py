@@ -1,17 +1,23 @@
 """Stanford Human Preferences (SHP; Ethayarajh et al., 2022), hub dataset
-``stanfordnlp/SHP``: one row per pair of top-level Reddit comments on a post,
+``stanfordnlp/SHP`` at the revision pinned in ``HUB`` (a commit that other
+public code pins for the dataset), the whole split of all 18 subreddits: one
+row per pair of top-level Reddit comments on a post,
 ``{"post_id", "history", "c_root_id_A", "c_root_id_B", "created_at_utc_A",
 "created_at_utc_B", "score_A", "score_B", "human_ref_A", "human_ref_B",
 "labels", ...}`` with ``labels`` = 1 when comment A is preferred, 0 when B is.
+In both forms ``post_id``, ``history`` and the two ``c_root_id`` must be
+non-empty, and a row whose two comments have the same ``c_root_id`` is an
+error naming the row and the field.
 
 Option ``form``:
 
 ``pairs`` (default): one document per row. prompt = ``history``; responses =
-[human_ref_A, human_ref_B]; ranks = [1, 2] if labels = 1 else [2, 1].
+[human_ref_A, human_ref_B]; ranks = [1, 2] if labels = 1, [2, 1] if
+labels = 0 (any other label is an error naming the row).
 Document id = ``<post_id>/<c_root_id_A>/<c_root_id_B>``. A comment pair listed
 again (same post, same two comment ids, in either order) is dropped and
 counted; if the copies disagree on the preferred comment, every copy is
-dropped (:class:`~lm_eval_rankacc.sources.common.PairLedger`).
+dropped and counted (:class:`~lm_eval_rankacc.sources.common.PairLedger`).
 
 ``multi``: one document per post (id = ``post_id``) with every distinct
 comment that appears in the post's rows. Each row describes its comment A
@@ -24,8 +30,9 @@ an error naming the field. Comments are kept in order of first appearance and
 ranked by the key (score, created_at_utc), descending (dense ranks; equal keys
 tied): a higher score is better, and at equal score the later comment, which
 had less time to collect votes, is better. ``labels`` is not used. Identical
-comment texts, posts left with fewer than two distinct comments, and posts
-whose comments are all tied follow
+comment texts (merged when their keys are equal, the post dropped when one
+text carries two keys), posts left with fewer than two distinct comments, and
+posts whose comments are all tied follow
 :func:`~lm_eval_rankacc.sources.common.scored_document`; such drops are
 counted in rows (every row of the post).
 """

@@ -4,9 +4,10 @@
 (question and answers are the site's HTML).
 
 The dataset holds about 10M questions in one parquet folder per site; only
-one pinned file is read, ``data/cs.stackexchange.com/train-00000-of-00001.parquet``
-(Computer Science Stack Exchange), and the default sample of 1,000 documents
-is drawn from its rows.
+one file is read, ``data/cs.stackexchange.com/train-00000-of-00001.parquet``
+(Computer Science Stack Exchange), at the revision pinned in ``HUB`` (a commit
+that other public code pins for the dataset); all its rows are converted and
+the default sample of 1,000 documents is drawn from them.
 
 prompt = ``question``; responses = the answers' ``text``; ranks = dense ranks
 of ``pm_score`` (higher is better, equal scores tied). Identical answer texts,
@@ -22,7 +23,7 @@ from typing import Any
 
 from lm_eval_rankacc.sources import Conversion, HubDataset, fields
 
-#: Revision and file layout as pinned in public code (see the README).
+#: Revision and file layout as pinned in public code (see tasks/stack_exchange/README.md).
 HUB = HubDataset(
     path="HuggingFaceH4/stack-exchange-preferences",
     revision="c7bda74048748f55749cd663c3d8d1025a841fd9",

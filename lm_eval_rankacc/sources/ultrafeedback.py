@@ -1,6 +1,9 @@
-"""UltraFeedback (Cui et al., 2023), hub dataset ``openbmb/UltraFeedback``:
-one ``train`` split of rows ``{"instruction": str, "completions": [{"response":
-str, "overall_score": float, ...}] (4 per row), ...}``.
+"""UltraFeedback (Cui et al., 2023), hub dataset ``openbmb/UltraFeedback`` at
+the revision pinned in ``HUB`` (the revision other public code pins; one
+script that builds a binarized version from it notes that it carries the fixes
+to ``overall_score``): one ``train`` split of rows ``{"instruction": str,
+"completions": [{"response": str, "overall_score": float, ...}] (4 per row),
+...}``.
 
 prompt = ``instruction``; responses = the completions' ``response`` (n = 4);
 ranks = dense ranks of ``overall_score`` (GPT-4's rating, higher is better,

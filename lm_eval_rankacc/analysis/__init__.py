@@ -1,0 +1,39 @@
+"""Analyses of finished rankacc runs: idealized ranking accuracy and the
+alignment gap, ranking flips between two checkpoints, hard-to-learn
+datapoints (Chen et al. 2024, Sec. 3-4), and the leaderboard of many models.
+Reads lm-eval's outputs through :mod:`lm_eval_rankacc.runs` (``--log_samples``)
+and :mod:`lm_eval_rankacc.results` (results JSON); never reruns a model.
+
+Each analysis is a function returning a :class:`Report` (plain data),
+rendered by :func:`lm_eval_rankacc.report.tables.render`::
+
+    report = analysis.idealized("out/ref", ["out/dpo"])
+    print(tables.render(report, "md"))
+
+The mathematics is in :mod:`lm_eval_rankacc.theory`; the analyses only
+select documents, match runs and aggregate. Nothing here imports
+:mod:`lm_eval_rankacc.report`.
+"""
+
+from __future__ import annotations
+
+from lm_eval_rankacc.analysis.base import (
+    DEFAULT_BETAS,
+    Report,
+    Section,
+    alpha_source,
+    idealized_correct,
+    metric_scores,
+    observed_correct,
+)
+from lm_eval_rankacc.analysis.flips import flips
+from lm_eval_rankacc.analysis.hardness import hardness
+from lm_eval_rankacc.analysis.idealized import idealized
+from lm_eval_rankacc.analysis.leaderboard import DEFAULT_METRICS, leaderboard
+from lm_eval_rankacc.errors import RunError
+from lm_eval_rankacc.theory import CATEGORIES
+
+__all__ = [
+    "CATEGORIES", "DEFAULT_BETAS", "DEFAULT_METRICS", "Report", "RunError", "Section", "alpha_source", "flips",
+    "hardness", "idealized", "idealized_correct", "leaderboard", "metric_scores", "observed_correct",
+]

@@ -1,0 +1,433 @@
+"""Leaderboard: many models' rankacc results side by side (the paper's
+Figure 1 and Tables 2-5), from lm-eval's own results JSON files
+(:mod:`lm_eval_rankacc.results`). This module builds the table's data;
+:mod:`lm_eval_rankacc.report.leaderboard` lays it out.
+
+A run is an lm-eval ``--output_path`` folder (any backend; one or several
+model sub-folders), a model sub-folder, or one results JSON. Per model (the
+identity lm-eval recorded: backend, pretrained / model name, revision, dtype,
+adapter) and task the newest results file wins; older ones are listed as
+superseded. Values are lm-eval's own aggregates and standard errors, never
+recomputed.
+
+Runs of one task over different documents (another sample size, seed, task
+version or data) are put in separate *document sets*, detected from the
+per-task document count, task version and data-relevant task configuration
+and, where both runs logged samples, from the documents' ids and hashes. Each
+row's ``<task>/docs`` holds the letter of its set; with more than one set a
+note says what differs. A task a model did not run is ``missing`` (None in
+every cell); a metric a run did not report (e.g. R~ without token counts) is
+None as well: neither is ever 0.
+
+``reference=`` adds, per task, the reference model's idealized accuracy
+(median of R* / R~* over the beta grid, from :func:`~lm_eval_rankacc.analysis.idealized`)
+and each model's alignment gap (that median minus the model's observed value),
+over all documents (human ties included, like lm-eval's aggregate), for the
+models that scored the reference's documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lm_eval_rankacc.analysis.base import Report, Section
+from lm_eval_rankacc.analysis.idealized import idealized
+from lm_eval_rankacc.errors import RunError
+from lm_eval_rankacc.results import (
+    ResultsFile,
+    TaskResult,
+    find_results,
+    read_results,
+    short_name,
+    stamp_date,
+)
+from lm_eval_rankacc.runs import Run, load_run, read_samples, split_patterns
+
+DEFAULT_METRICS = ("rank_acc", "rank_acc_norm")
+#: Short labels of the core metrics: plain text (tables, figure, ``--sort``) and LaTeX.
+METRIC_LABELS = {
+    "rank_acc": ("R", "$R$"),
+    "rank_acc_norm": ("R~", r"$\tilde{R}$"),
+    "rank_acc_bytes": ("R_bytes", r"$R_\mathrm{bytes}$"),
+    "pair_acc": ("pair", "pair"),
+    "pair_acc_norm": ("pair~", r"$\widetilde{\mathrm{pair}}$"),
+}
+#: Idealized columns per observed metric: (key of the idealized report's row,
+#: column suffix of the idealized accuracy, of the gap, and their labels).
+IDEALIZED = {
+    "rank_acc": ("R_star_median", "R_star", "gap", "R*", "gap"),
+    "rank_acc_norm": ("R_norm_star_median", "R_norm_star", "gap_norm", "R~*", "gap~"),
+}
+IDENTITY = ("model", "backend", "pretrained", "revision", "dtype")
+RUN_COLUMNS = ["model", "status", "tasks", "date", "results_file", "samples", "backend", "pretrained", "revision",
+               "dtype", "num_parameters", "lm_eval_version"]
+
+
+def set_letter(index: int) -> str:
+    """The name of the ``index``-th document set of a task: A, B, ..."""
+    return chr(ord("A") + index)
+
+
+# ----------------------------------------------------------------- reading the runs
+def docs_digest(ids: Sequence[str], hashes: Sequence[str]) -> str:
+    """One digest of a task's documents: its (id, doc_hash) pairs, in any order."""
+    text = "\n".join(sorted(f"{i}\t{h}" for i, h in zip(ids, hashes)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read(path: Path, patterns: list[str] | None) -> ResultsFile:
+    """A results file, each task with the digest of its logged documents when
+    the samples file of the same run is beside it."""
+    rf = read_results(path, patterns)
+    for tr in rf.tasks.values():
+        if tr.samples is not None:
+            ts = read_samples(tr.samples, tr.task)
+            tr.docs = docs_digest(ts.ids, ts.hashes)
+            if tr.n is None:
+                tr.n = len(ts)
+    return rf
+
+
+def _read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: list[str]) -> list[ResultsFile]:
+    """Every results file with a rankacc task of the ``runs``, each read once."""
+    files: list[ResultsFile] = []
+    seen: set[Path] = set()
+    for run in runs:
+        for p in find_results(run):
+            if p.resolve() in seen:
+                continue
+            seen.add(p.resolve())
+            rf = _read(p, patterns)
+            if rf.tasks:
+                files.append(rf)
+            elif Path(run).is_file():
+                listed = ", ".join(rf.info["all_tasks"]) or "none"
+                raise RunError(f"{p}: an lm-eval results file without a rankacc task (tasks: {listed})")
+            else:
+                notes.append(f"{p}: no rankacc task{' matching --tasks' if patterns else ''}, left out")
+    if not files:
+        raise RunError(f"no rankacc results{' matching --tasks' if patterns else ''} in "
+                       f"{', '.join(str(r) for r in runs)}")
+    return files
+
+
+@dataclass
+class _Model:
+    """One row: a model's newest results file and, per task, the winning task result."""
+
+    newest: ResultsFile
+    tasks: dict[str, TaskResult]
+
+
+def _newest_per_model(files: list[ResultsFile]) -> list[_Model]:
+    groups: dict[tuple, list[ResultsFile]] = {}
+    for rf in files:
+        groups.setdefault(rf.key, []).append(rf)
+    models = []
+    for group in groups.values():
+        group.sort(key=lambda f: (f.stamp, str(f.path)), reverse=True)
+        winners: dict[str, TaskResult] = {}
+        for rf in group:
+            for t, tr in rf.tasks.items():
+                winners.setdefault(t, tr)
+        models.append(_Model(group[0], dict(sorted(winners.items()))))
+    _label_files([m.newest for m in models])
+    return models
+
+
+def _label_files(files: list[ResultsFile]) -> None:
+    """Set each file's label: the model's short name, then what tells clashing ones apart."""
+    for f in files:
+        f.label = short_name(f.name) if f.name else f.backend
+        if f.adapter:
+            f.label += f"+{short_name(f.adapter)}"
+    for attr in ("backend", "dtype", "revision"):
+        clash = [f for f in files if sum(g.label == f.label for g in files) > 1]
+        values = {getattr(f, attr) for f in clash}
+        if len(values) > 1:
+            for f in clash:
+                f.label += f" ({getattr(f, attr)})"
+    for f in files:
+        if sum(g.label == f.label for g in files) > 1:
+            f.label += f" [{f.name or f.path.parent}]"
+
+
+def _metric_list(metrics: Sequence[str] | str) -> list[str]:
+    metrics = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m and m.strip()]
+    if not metrics:
+        raise RunError("--metric: name at least one metric (e.g. rank_acc,rank_acc_norm)")
+    return metrics
+
+
+def _check_metrics(metrics: list[str], models: list[_Model]) -> None:
+    available = sorted({m for model in models for r in model.tasks.values() for m in r.values})
+    unknown = [m for m in metrics if m not in available]
+    if unknown:
+        raise RunError(f"--metric: {', '.join(unknown)} reported by no run (available: {', '.join(available)})")
+
+
+# ----------------------------------------------------------------- document sets
+def _same_documents(a: TaskResult, b: TaskResult) -> bool:
+    if a.n != b.n or (a.version is not None and b.version is not None and a.version != b.version):
+        return False
+    if a.docs is not None and b.docs is not None:
+        return a.docs == b.docs  # the documents themselves, whatever the configuration says
+    return a.config == b.config
+
+
+def _setting(config: dict[str, Any], key: str) -> str:
+    return repr(config[key]) if key in config else "default"
+
+
+def _differences(a: TaskResult, b: TaskResult) -> str:
+    """What distinguishes document set ``b`` from ``a``, in words."""
+    parts = []
+    if a.n != b.n:
+        parts.append(f"n {b.n} vs {a.n}")
+    if a.version != b.version:
+        parts.append(f"version {b.version} vs {a.version}")
+    for key in sorted(set(a.config) | set(b.config)):
+        if a.config.get(key) != b.config.get(key):
+            parts.append(f"{key} {_setting(b.config, key)} vs {_setting(a.config, key)}")
+    if a.docs and b.docs and a.docs != b.docs:
+        parts.append("different document ids / doc hashes in the samples")
+    return "; ".join(parts) or "documents differ"
+
+
+def document_sets(results: Sequence[TaskResult]) -> list[list[int]]:
+    """Indices of ``results`` (one task, one per model) grouped into sets of
+    the same documents, largest set first (ties: first appearance)."""
+    groups: list[list[int]] = []
+    for i, r in enumerate(results):
+        for g in groups:
+            if all(_same_documents(results[j], r) for j in g):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def _task_sets(task: str, models: list[_Model], notes: list[str]) -> dict[int, str]:
+    """The document set letter of each model (by index) that ran ``task``; notes on what differs."""
+    holders = [k for k, m in enumerate(models) if task in m.tasks]
+    results = [models[k].tasks[task] for k in holders]
+    sets = document_sets(results)
+    label = [models[k].newest.label for k in holders]
+    if len(sets) > 1:
+        parts = [f"{set_letter(s)} = {', '.join(label[j] for j in g)} (n {results[g[0]].n})"
+                 for s, g in enumerate(sets)]
+        diffs = [f"{set_letter(s)} vs A: {_differences(results[sets[0][0]], results[g[0]])}"
+                 for s, g in enumerate(sets) if s]
+        notes.append(f"{task}: scored on {len(sets)} different document sets, not comparable across sets: "
+                     f"{'; '.join(parts)}. {'; '.join(diffs)}")
+    for g in sets:
+        unverified = [label[j] for j in g if results[j].docs is None]
+        if len(g) > 1 and unverified:
+            notes.append(f"{task}: {', '.join(unverified)}: no samples logged, so the documents are matched "
+                         "by count, task version and configuration only")
+    return {holders[j]: set_letter(s) for s, g in enumerate(sets) for j in g}
+
+
+# ----------------------------------------------------------------- the reference
+@dataclass
+class _Reference:
+    """The reference run, per task its idealized row over all documents with
+    the task's document identity, and the beta grid used."""
+
+    run: Run
+    tasks: dict[str, tuple[dict[str, Any], TaskResult]]
+    betas: list[float]
+
+
+def _reference(reference: str | Path, patterns: list[str] | None, betas: Sequence[float] | str | None,
+               all_tasks: list[str], notes: list[str]) -> _Reference:
+    """The reference run (with samples), and per task the row of
+    :func:`idealized` over all documents with the task's document identity
+    (digest of the samples, count, version, configuration)."""
+    ref_run = load_run(reference, patterns, require_match=False)
+    report = idealized(ref_run, (), **({} if betas is None else {"betas": betas}))
+    beside: dict[Path, TaskResult] = {}
+    for p in find_results(ref_run.folder):
+        for tr in _read(p, patterns).tasks.values():
+            if tr.samples is not None:
+                beside[tr.samples.resolve()] = tr
+    tasks = {}
+    for task, ts in ref_run.tasks.items():
+        rows = [r for r in report.sections[0].rows if r["task"] == task]
+        row = next((r for r in rows if r["ties"] == "included"), rows[0])  # all documents
+        tr = beside.get(ts.path.resolve()) or TaskResult(task, {}, {}, len(ts), None, {})
+        tr.docs = docs_digest(ts.ids, ts.hashes)
+        tasks[task] = (row, tr)
+    ref_run.label = short_name(ref_run.label)
+    missing = [t for t in all_tasks if t not in tasks]
+    if missing:
+        notes.append(f"reference {ref_run.label}: no samples of {', '.join(missing)}, so no idealized "
+                     "accuracy there")
+    notes.extend(f"reference: {n}" for n in report.notes if not n.startswith("reference: "))
+    return _Reference(ref_run, tasks, report.meta["betas"])
+
+
+# ----------------------------------------------------------------- rows
+def _columns(tasks: list[str], metrics: list[str], ideal_metrics: list[str] | None) -> list[str]:
+    columns = list(IDENTITY)
+    for task in tasks:
+        for m in metrics:
+            columns += [f"{task}/{m}", f"{task}/{m}_stderr"]
+        columns += [f"{task}/n", f"{task}/docs"]
+        for m in ideal_metrics or ():
+            columns += [f"{task}/{IDEALIZED[m][1]}", f"{task}/{IDEALIZED[m][2]}"]
+    return columns
+
+
+def _identity(rf: ResultsFile) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": rf.label, "backend": rf.backend, "pretrained": rf.name,
+                           "revision": rf.revision, "dtype": rf.dtype}
+    if rf.info.get("model_sha"):
+        row["revision"] = f"{rf.revision or ''}@{rf.info['model_sha'][:10]}".lstrip("@")
+    return row
+
+
+def _gap_cells(row: dict[str, Any], task: str, tr: TaskResult | None, ref: _Reference, ideal_metrics: list[str],
+               notes: list[str]) -> None:
+    """The reference's idealized accuracy and, on the reference's documents, the gap."""
+    ideal = ref.tasks.get(task)
+    same = tr is not None and ideal is not None and _same_documents(ideal[1], tr)
+    if tr is not None and ideal is not None and not same:
+        notes.append(f"{task}: {row['model']} scored other documents than the reference "
+                     f"({_differences(ideal[1], tr)}): no alignment gap")
+    for m in ideal_metrics:
+        key, star, gap, _, _ = IDEALIZED[m]
+        value = None if ideal is None else ideal[0].get(key)
+        observed = row[f"{task}/{m}"]
+        row[f"{task}/{star}"] = value
+        row[f"{task}/{gap}"] = (value - observed) if same and value is not None and observed is not None else None
+
+
+def _row(model: _Model, letters: dict[str, str | None], tasks: list[str], metrics: list[str],
+         ref: _Reference | None, ideal_metrics: list[str], notes: list[str]) -> dict[str, Any]:
+    row = _identity(model.newest)
+    for task in tasks:
+        tr = model.tasks.get(task)
+        for m in metrics:
+            row[f"{task}/{m}"] = None if tr is None else tr.values.get(m)
+            row[f"{task}/{m}_stderr"] = None if tr is None else tr.stderrs.get(m)
+        row[f"{task}/n"] = None if tr is None else tr.n
+        row[f"{task}/docs"] = letters[task]
+        if ref is not None:
+            _gap_cells(row, task, tr, ref, ideal_metrics, notes)
+    return row
+
+
+# ----------------------------------------------------------------- sorting
+def column_type(rows: list[dict[str, Any]], key: str) -> str:
+    """``num`` when every present value of the column is a number, else ``text``."""
+    values = [r.get(key) for r in rows if r.get(key) is not None]
+    return "num" if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) else "text"
+
+
+def _aliases(tasks: list[str], columns: list[str]) -> dict[str, str]:
+    """Other names of the columns, lower case: the display headers ("rankacc_demo R~"),
+    and with one task the bare metric names and labels ("rank_acc", "R")."""
+    out = {c.lower(): c for c in columns}
+    suffixes = {m: labels[0] for m, labels in METRIC_LABELS.items()}
+    suffixes.update({v[1]: v[3] for v in IDEALIZED.values()})
+    suffixes.update({v[2]: v[4] for v in IDEALIZED.values()})
+    for column in columns:
+        task, sep, name = column.partition("/")
+        if not sep:
+            continue
+        for alias in {name, suffixes.get(name, name)}:
+            out.setdefault(f"{task} {alias}".lower(), column)
+            if len(tasks) == 1:
+                out.setdefault(alias.lower(), column)
+    return out
+
+
+def _sort(rows: list[dict[str, Any]], columns: list[str], sort: str | None, default: str, tasks: list[str]) -> str:
+    """Sort ``rows`` in place by ``sort`` (a column or an alias), missing values last; the column."""
+    key = sort or default
+    if key not in columns:
+        key = _aliases(tasks, columns).get(key.strip().lower(), key)
+    if key not in columns:
+        raise RunError(f"--sort: no column {sort!r}; columns: {', '.join(columns)}")
+    numeric = column_type(rows, key) == "num"
+    present = [r for r in rows if r.get(key) is not None]
+    absent = [r for r in rows if r.get(key) is None]
+    present.sort(key=lambda r: (-r[key], r["model"]) if numeric else (str(r[key]).lower(), r["model"]))
+    rows[:] = present + absent  # missing values last, whichever the order
+    return key
+
+
+# ----------------------------------------------------------------- the runs behind the rows
+def _runs(files: list[ResultsFile], models: list[_Model], order: list[str], notes: list[str]) -> list[dict]:
+    """One row per results file (used or superseded), in the order of the table; superseded ones in ``notes``."""
+    label_of = {m.newest.key: m.newest.label for m in models}
+    winners_of = {m.newest.key: m.tasks for m in models}
+    run_rows = []
+    for rf in sorted(files, key=lambda f: (order.index(label_of[f.key]), f.stamp)):
+        winners = winners_of[rf.key]
+        lost = sorted(t for t, tr in rf.tasks.items() if winners[t] is not tr)
+        status = "used" if not lost else ("superseded" if len(lost) == len(rf.tasks) else
+                                          f"superseded for {', '.join(lost)}")
+        run_rows.append({
+            "model": label_of[rf.key], "status": status, "tasks": ", ".join(sorted(rf.tasks)),
+            "date": stamp_date(rf.stamp), "results_file": str(rf.path),
+            "samples": "yes" if any(t.samples for t in rf.tasks.values()) else "no",
+            "backend": rf.backend, "pretrained": rf.name, "revision": rf.revision, "dtype": rf.dtype,
+            "num_parameters": rf.info.get("num_parameters"), "lm_eval_version": rf.info.get("lm_eval_version"),
+        })
+        if lost:
+            newer = sorted({str(f.path.name) for f in files if f.key == rf.key and f is not rf
+                            and any(winners[t] is f.tasks.get(t) for t in lost)})
+            notes.append(f"superseded: {label_of[rf.key]}: {rf.path} ({', '.join(lost)}); newer: {', '.join(newer)}")
+    return run_rows
+
+
+def leaderboard(
+    runs: Sequence[str | Path],
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    sort: str | None = None,
+    reference: str | Path | None = None,
+    betas: Sequence[float] | str | None = None,
+    tasks: str | Sequence[str] | None = None,
+) -> Report:
+    """One row per model, one column per task and metric (value and standard
+    error), the number of documents, the document set and the model identity;
+    see the module docstring. Every problem with the input is a :class:`RunError`."""
+    metrics = _metric_list(metrics)
+    if isinstance(runs, (str, Path)):
+        runs = [runs]
+    if not runs:
+        raise RunError("name at least one run")
+    patterns = split_patterns(tasks)
+    notes: list[str] = []
+    files = _read_runs(runs, patterns, notes)
+    models = _newest_per_model(files)
+    all_tasks = sorted({t for m in models for t in m.tasks})
+    _check_metrics(metrics, models)
+    sets = {task: _task_sets(task, models, notes) for task in all_tasks}
+    ideal_metrics = [m for m in metrics if m in IDEALIZED]
+    ref = None
+    if reference is not None:
+        if not ideal_metrics:
+            raise RunError("--reference needs rank_acc or rank_acc_norm among --metric")
+        ref = _reference(reference, patterns, betas, all_tasks, notes)
+    columns = _columns(all_tasks, metrics, ideal_metrics if ref is not None else None)
+    rows = [_row(m, {t: sets[t].get(k) for t in all_tasks}, all_tasks, metrics, ref, ideal_metrics, notes)
+            for k, m in enumerate(models)]
+    sort_key = _sort(rows, columns, sort, f"{all_tasks[0]}/{metrics[0]}", all_tasks)
+    run_rows = _runs(files, models, [r["model"] for r in rows], notes)
+    meta: dict[str, Any] = {
+        "models": len(rows), "tasks": all_tasks, "metrics": metrics,
+        "sort": f"{sort_key} ({'descending' if column_type(rows, sort_key) == 'num' else 'ascending'}, "
+                "missing last)",
+    }
+    if ref is not None:
+        meta.update({"reference": f"{ref.run.label} ({ref.run.folder})", "betas": list(ref.betas)})
+    return Report("leaderboard", "Ranking-accuracy leaderboard", meta,
+                  [Section("leaderboard", columns, rows), Section("runs", RUN_COLUMNS, run_rows)], notes)

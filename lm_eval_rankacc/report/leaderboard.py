@@ -1,0 +1,171 @@
+"""The leaderboard's layout (:func:`lm_eval_rankacc.analysis.leaderboard`):
+its display cells, shared by Markdown, LaTeX, the HTML page and the figure.
+
+Each cell of a task is a value (``value ± stderr``, tagged ``[B]`` when the
+task was scored on several document sets), ``missing`` (the model has no
+result for the task), ``n/a`` (the run did not report the value) or, for an
+alignment gap, ``other docs`` (the model scored other documents than the
+reference). That state is decided once, in :func:`cells`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lm_eval_rankacc.analysis.base import Report
+from lm_eval_rankacc.analysis.leaderboard import IDEALIZED, IDENTITY, METRIC_LABELS
+from lm_eval_rankacc.report.cells import latex_escape, md_table
+
+MISSING, NA, OTHER_DOCS, VALUE = "missing", "n/a", "other docs", "value"
+
+
+def metric_label(metric: str, latex: bool = False) -> str:
+    """The short label of a metric (R, R~, ...; LaTeX: $R$, $\\tilde{R}$, ...)."""
+    labels = METRIC_LABELS.get(metric)
+    if labels is None:
+        return latex_escape(metric) if latex else metric
+    return labels[1] if latex else labels[0]
+
+
+def several_sets(report: Report) -> dict[str, bool]:
+    """Per task: scored on more than one document set (its cells carry the set's letter)."""
+    rows = report.sections[0].rows
+    return {t: len({r.get(f"{t}/docs") for r in rows} - {None}) > 1 for t in report.meta["tasks"]}
+
+
+def other_set(row: dict[str, Any], task: str, several: dict[str, bool]) -> bool:
+    """The row's values of ``task`` are on another document set than the task's set A."""
+    return several[task] and row.get(f"{task}/docs") not in (None, "A")
+
+
+@dataclass
+class Cell:
+    """One display cell: its text, its state (value, missing, n/a, other docs),
+    and whether it holds a value on another document set than A."""
+
+    text: str
+    state: str = VALUE
+    other_set: bool = False
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _headers(report: Report, latex: bool) -> tuple[list[str], list[str]]:
+    """Display headers and the column key each one shows."""
+    esc = latex_escape if latex else (lambda s: s)
+    headers, keys = [esc(c) for c in IDENTITY], list(IDENTITY)
+    ideal = [m for m in report.meta["metrics"] if m in IDEALIZED] if "reference" in report.meta else []
+    for task in report.meta["tasks"]:
+        for m in report.meta["metrics"]:
+            headers.append(f"{esc(task)} {metric_label(m, latex)}")
+            keys.append(f"{task}/{m}")
+        headers.append(f"{esc(task)} n")
+        keys.append(f"{task}/n")
+        for m in ideal:
+            _, star, gap, star_label, gap_label = IDEALIZED[m]
+            headers += [f"{esc(task)} {esc(star_label)}", f"{esc(task)} {esc(gap_label)}"]
+            keys += [f"{task}/{star}", f"{task}/{gap}"]
+    return headers, keys
+
+
+def _task_cells(row: dict[str, Any], task: str, report: Report, several: dict[str, bool], latex: bool) -> list[Cell]:
+    """The cells of one task in one row: each metric, n, and the reference's columns."""
+    esc = latex_escape if latex else (lambda s: s)
+    pm = r" $\pm$ " if latex else " \u00b1 "
+    present = row.get(f"{task}/n") is not None
+    if not present:
+        own = [Cell(MISSING, MISSING) for _ in range(len(report.meta["metrics"]) + 1)]
+    else:
+        moved = other_set(row, task, several)
+        tag = esc(f" [{row.get(f'{task}/docs')}]") if several[task] else ""
+        own = []
+        for m in report.meta["metrics"]:
+            value, err = row.get(f"{task}/{m}"), row.get(f"{task}/{m}_stderr")
+            own.append(Cell(NA, NA, moved) if value is None else
+                       Cell(_fmt(value) + (pm + _fmt(err) if err is not None else "") + tag, VALUE, moved))
+        own.append(Cell(str(row[f"{task}/n"]) + tag, VALUE, moved))
+    if "reference" not in report.meta:
+        return own
+    for m in report.meta["metrics"]:
+        if m in IDEALIZED:
+            own += _reference_cells(row, task, m, present)
+    return own
+
+
+def _reference_cells(row: dict[str, Any], task: str, metric: str, present: bool) -> list[Cell]:
+    """The reference's idealized accuracy and the row's gap to it."""
+    _, star, gap, _, _ = IDEALIZED[metric]
+    star_v, gap_v = row.get(f"{task}/{star}"), row.get(f"{task}/{gap}")
+    cells = [Cell(NA, NA) if star_v is None else Cell(_fmt(star_v))]
+    if gap_v is not None:
+        cells.append(Cell(_fmt(gap_v)))
+    elif present and star_v is not None and row.get(f"{task}/{metric}") is not None:
+        cells.append(Cell(OTHER_DOCS, OTHER_DOCS))
+    else:
+        cells.append(Cell(MISSING, MISSING) if not present else Cell(NA, NA))
+    return cells
+
+
+def cells(report: Report, fmt: str = "md") -> tuple[list[str], list[str], list[list[Cell]]]:
+    """The leaderboard as display cells: headers, the column key each display
+    column shows (and sorts by), and per row its cells. ``fmt`` "latex"
+    escapes the text and uses LaTeX labels; "md" and "html" give plain text."""
+    latex = fmt == "latex"
+    esc = latex_escape if latex else (lambda s: s)
+    headers, keys = _headers(report, latex)
+    several = several_sets(report)
+    body = []
+    for row in report.sections[0].rows:
+        line = [Cell(esc(str(row.get(c)))) if row.get(c) is not None else Cell(NA, NA) for c in IDENTITY]
+        for task in report.meta["tasks"]:
+            line += _task_cells(row, task, report, several, latex)
+        body.append(line)
+    return headers, keys, body
+
+
+def display(report: Report, fmt: str = "md") -> tuple[list[str], list[list[str]], list[str]]:
+    """The leaderboard as display text: headers, rows of cells, and the
+    column key each display column sorts by (see :func:`cells`)."""
+    headers, keys, body = cells(report, fmt)
+    return headers, [[c.text for c in line] for line in body], keys
+
+
+def legend(report: Report) -> str:
+    """One paragraph explaining the cells (Markdown / HTML)."""
+    text = ("R: share of documents ranked correctly on the summed log-probability (rank_acc); R~: the same "
+            "per token (rank_acc_norm); value \u00b1 lm-eval's standard error; n: documents scored. "
+            "'missing': the model has no result for the task; 'n/a': the run did not report the value.")
+    if any(several_sets(report).values()):
+        text += " [A], [B], ...: the task was scored on different document sets; compare only within one set."
+    if "reference" in report.meta:
+        betas = ", ".join(f"{b:g}" for b in report.meta["betas"])
+        text += (f" R* / R~*: idealized accuracy of the reference {report.meta['reference']}, median over beta in "
+                 f"{{{betas}}}, over all documents; gap: that median minus the model's R / R~ ('other docs': the "
+                 "model scored other documents than the reference).")
+    return text
+
+
+def markdown(report: Report) -> list[str]:
+    """The table, its legend and the runs behind the rows."""
+    headers, body, _ = display(report, "md")
+    lines = md_table(headers, [[c.replace("|", "\\|") for c in row] for row in body])
+    lines += ["", legend(report), "", "Runs:", ""]
+    for r in report.sections[1].rows:
+        lines.append(f"- {r['model']}: {r['status']}, {r['date']}, {r['results_file']}"
+                     f"{'' if r['samples'] == 'yes' else ' (no samples)'}")
+    return lines
+
+
+def latex(report: Report) -> list[str]:
+    """The table as a booktabs ``tabular``: value $\\pm$ standard error per task and metric."""
+    headers, body, _ = display(report, "latex")
+    lines = [r"\begin{tabular}{" + "l" * len(IDENTITY) + "r" * (len(headers) - len(IDENTITY)) + "}",
+             r"\toprule", " & ".join(headers) + r" \\", r"\midrule"]
+    lines += [" & ".join(r) + r" \\" for r in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return lines
