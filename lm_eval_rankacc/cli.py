@@ -158,11 +158,47 @@ def _add_leaderboard_command(sub) -> None:  # noqa: ANN001 - argparse's private 
 
 
 # ----------------------------------------------------------------- training
-#: Sub-commands whose options are HfArgumentParser's (DPOArguments / SFTArguments + TrainingArguments).
+#: Sub-commands whose options are HfArgumentParser's: the fields of
+#: :class:`~lm_eval_rankacc.training.config.SFTConfig` / ``DPOConfig`` (ours and the Trainer's).
 TRAINING_COMMANDS = {
     "sft": "supervised fine-tuning on the preferred responses (the reference model); `rankacc sft --help`",
     "dpo": "DPO / DPO^gamma / IPO training with per-datapoint ranking tracking; `rankacc dpo --help`",
 }
+
+
+def _options_file(argv: list[str]) -> dict | None:
+    """The options of ``rankacc <kind> FILE.json|FILE.yaml``, or None for a command line."""
+    from pathlib import Path
+
+    if not (len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")) and Path(argv[0]).is_file()):
+        return None
+    text = Path(argv[0]).read_text(encoding="utf-8")
+    if argv[0].endswith(".json"):
+        import json
+
+        return json.loads(text) or {}
+    import yaml
+
+    return yaml.safe_load(text) or {}
+
+
+def parse_training_options(kind: str, argv: list[str]):
+    """The config of ``rankacc <kind>`` (``sft`` or ``dpo``) from a command line,
+    or from one .json / .yaml file holding the same keys. A bad value raises a
+    ``ValueError`` (checked in the config's ``__post_init__``); a malformed
+    command line exits as argparse does."""
+    from transformers import HfArgumentParser
+
+    from lm_eval_rankacc.training.config import CONFIGS
+
+    config_class = CONFIGS[kind]
+    parser = HfArgumentParser(config_class, prog=f"rankacc {kind}", description=(config_class.__doc__ or "").strip())
+    values = _options_file(argv)
+    if values is not None:
+        (config,) = parser.parse_dict(values)
+    else:
+        (config,) = parser.parse_args_into_dataclasses(args=argv)
+    return config
 
 
 def _plot_training(args: argparse.Namespace) -> int:
@@ -179,15 +215,14 @@ def _plot_training(args: argparse.Namespace) -> int:
 
 def train(kind: str, argv: list[str]) -> int:
     """``rankacc sft ...`` / ``rankacc dpo ...``: parse the options
-    (:func:`lm_eval_rankacc.training.config.parse`), train, print where; exit code."""
+    (:func:`parse_training_options`), train, print where; exit code."""
     import logging
 
     from lm_eval_rankacc import training
-    from lm_eval_rankacc.training.config import parse
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        config = parse(kind, argv)
+        config = parse_training_options(kind, argv)
     except ValueError as err:  # transformers' own option checks included
         raise UsageError(str(err)) from None
     result = (training.train_dpo if kind == "dpo" else training.train_sft)(config)

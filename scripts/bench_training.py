@@ -122,8 +122,7 @@ def _sync(device: str) -> None:
 def worker_rankacc(cfg: argparse.Namespace, pairs: list[dict], work: Path, packed: bool) -> dict:
     import logging
 
-    from lm_eval_rankacc.training.args import DPOArguments, training_arguments
-    from lm_eval_rankacc.training.run import train_dpo
+    from lm_eval_rankacc.training import DPOConfig, train_dpo
 
     logging.getLogger("lm_eval_rankacc.training").setLevel(logging.ERROR)
     data = work / "pairs.jsonl"
@@ -131,11 +130,11 @@ def worker_rankacc(cfg: argparse.Namespace, pairs: list[dict], work: Path, packe
                                         "ranks": [1, 2]}) + "\n" for i, p in enumerate(pairs)), encoding="utf-8")
     val = work / "val.jsonl"  # train_dpo needs validation data; two pairs, never evaluated here
     val.write_text("".join(data.read_text().splitlines(keepends=True)[:2]), encoding="utf-8")
-    args = DPOArguments(model_name_or_path=cfg.model, data_files=[str(data)], eval_data_files=[str(val)],
-                        eval_fraction=1.0, tracking_size=0, plots=False, reference_cache=False, packing=packed,
-                        max_length=cfg.max_length, max_prompt_length=cfg.max_length // 2)
-    targs = training_arguments(
-        "dpo", output_dir=str(work / "out"), per_device_train_batch_size=cfg.batch_size,
+    config = DPOConfig(
+        model_name_or_path=cfg.model, data_files=[str(data)], eval_data_files=[str(val)],
+        eval_fraction=1.0, tracking_size=0, plots=False, reference_cache=False, packing=packed,
+        max_length=cfg.max_length, max_prompt_length=cfg.max_length // 2,
+        output_dir=str(work / "out"), per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, num_train_epochs=1, learning_rate=1e-6,
         lr_scheduler_type="constant", warmup_steps=0, eval_strategy="no", eval_on_start=False, save_strategy="no",
         logging_steps=10**6, report_to="none", disable_tqdm=True, use_cpu=cfg.device == "cpu",
@@ -146,7 +145,7 @@ def worker_rankacc(cfg: argparse.Namespace, pairs: list[dict], work: Path, packe
 
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    result = train_dpo(args, targs)
+    result = train_dpo(config)
     _sync(cfg.device)
     total = time.perf_counter() - start
     timed = result.timings["reference_s"] + result.timings["train_s"]

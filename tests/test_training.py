@@ -20,13 +20,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from lm_eval_rankacc.analysis import CATEGORIES
-from lm_eval_rankacc.training import losses
-from lm_eval_rankacc.training.args import DPOArguments, SFTArguments, parse, training_arguments
+from lm_eval_rankacc.errors import NonFiniteLossError
+from lm_eval_rankacc.theory import CATEGORIES
+from lm_eval_rankacc.cli import parse_training_options as parse
+from lm_eval_rankacc.training import DPOConfig, SFTConfig, losses, train_dpo, train_sft
 from lm_eval_rankacc.training.callbacks import BEST_FILE, BEST_LINK
-from lm_eval_rankacc.training.run import train_dpo, train_sft
 from lm_eval_rankacc.training.tracking import SUMMARY_FILE, TRACKING_FILE, read_rows
-from lm_eval_rankacc.training.trainer import NonFiniteLossError
 
 # rankacc_demo: 33 documents, 16 held out for validation; 4 human ties among them
 N_TRACKED = 8
@@ -37,13 +36,13 @@ def targs(out: Path, **kw):
                   per_device_eval_batch_size=4, learning_rate=1e-3, warmup_steps=0, logging_steps=1,
                   use_cpu=True, disable_tqdm=True, seed=0)
     values.update(kw)
-    return training_arguments("dpo", **values)
+    return values
 
 
 def dpo(model_dir, out: Path, callbacks=None, args_kw=None, **kw):
-    args = DPOArguments(model_name_or_path=str(model_dir), task="rankacc_demo", tracking_size=N_TRACKED,
-                        plots=False, **(args_kw or {}))
-    return train_dpo(args, targs(out, **kw), callbacks=callbacks)
+    config = DPOConfig(model_name_or_path=str(model_dir), task="rankacc_demo", tracking_size=N_TRACKED,
+                       plots=False, **(args_kw or {}), **targs(out, **kw))
+    return train_dpo(config, callbacks=callbacks)
 
 
 def rows_by_step(out: Path):
@@ -249,15 +248,15 @@ def test_nan_loss_stops_naming_step_and_batch(tiny_model_dir, tmp_path):
 
 
 def test_sft_trains_on_preferred_responses(tiny_model_dir, tmp_path):
-    args = SFTArguments(model_name_or_path=str(tiny_model_dir), task="rankacc_demo")
-    t = training_arguments("sft", output_dir=str(tmp_path), max_steps=2, eval_steps=1, per_device_train_batch_size=4,
-                           learning_rate=1e-3, warmup_steps=0, use_cpu=True, disable_tqdm=True)
-    result = train_sft(args, t)
+    config = SFTConfig(model_name_or_path=str(tiny_model_dir), task="rankacc_demo", output_dir=str(tmp_path),
+                       max_steps=2, eval_steps=1, per_device_train_batch_size=4, learning_rate=1e-3, warmup_steps=0,
+                       use_cpu=True, disable_tqdm=True)
+    result = train_sft(config)
     assert result.global_step == 2 and (tmp_path / "checkpoint-2" / "model.safetensors").is_file()
     assert json.loads((tmp_path / BEST_FILE).read_text())["checkpoint"] in ("checkpoint-1", "checkpoint-2")
     config = json.loads((tmp_path / "training_config.json").read_text())
     assert config["data"]["train"]["examples"] == 17 - 3  # 17 training documents, 3 of them human ties
-    from lm_eval_rankacc.training.run import SFTCollator, SFTDataset
+    from lm_eval_rankacc.training.sft import SFTCollator, SFTDataset
     from lm_eval_rankacc.training.data import Encoded
 
     batch = SFTCollator(0)([SFTDataset(Encoded(["x"], [[5, 6, 7]], [[[8, 9]]]))[0]])
@@ -265,8 +264,9 @@ def test_sft_trains_on_preferred_responses(tiny_model_dir, tmp_path):
 
 
 def test_parse_defaults_follow_the_paper(tmp_path):
-    ours, t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
-                            "--eval_steps", "7"])
+    # one DPOConfig holds our options and the Trainer's
+    ours = t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
+                             "--eval_steps", "7"])
     assert (ours.loss, ours.beta, ours.max_length, ours.tracking_size) == ("dpo", 0.1, 512, 1000)
     assert t.optim == "rmsprop" and t.weight_decay == 0.0 and t.learning_rate == 1e-6
     assert t.eval_on_start and t.save_steps == 7 and t.metric_for_best_model == "validation_loss"
@@ -276,12 +276,12 @@ def test_parse_defaults_follow_the_paper(tmp_path):
     opt = cls([torch.nn.Parameter(torch.zeros(2))], **kwargs)
     assert cls is torch.optim.RMSprop and {k: opt.defaults[k] for k in ("alpha", "eps", "weight_decay", "momentum")} \
         == {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0}
-    ours, t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
-                            "--loss", "dpo_gamma", "--gamma", "0", "--optim", "adamw_torch", "--save_steps", "3"])
+    ours = t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
+                             "--loss", "dpo_gamma", "--gamma", "0", "--optim", "adamw_torch", "--save_steps", "3"])
     assert ours.gamma == 0.0 and t.optim == "adamw_torch" and t.save_steps == 3
     config = tmp_path / "c.yaml"
     config.write_text(f"model_name_or_path: m\ntask: rankacc_demo\noutput_dir: {tmp_path}\nbeta: 0.5\n")
-    ours, t = parse("dpo", [str(config)])
+    ours = t = parse("dpo", [str(config)])
     assert ours.beta == 0.5 and t.optim == "rmsprop"
     with pytest.raises(ValueError, match="no training data"):
         parse("dpo", ["--model_name_or_path", "m", "--output_dir", str(tmp_path)])

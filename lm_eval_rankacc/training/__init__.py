@@ -1,31 +1,53 @@
 """Preference training with per-datapoint ranking tracking: ``rankacc sft`` and
 ``rankacc dpo`` (DPO, DPO^gamma, IPO), built on ``transformers.Trainer``.
 
-Modules: :mod:`.losses` (pure torch losses), :mod:`.data` (documents -> pairs ->
-tokens, through the eval tasks' loader), :mod:`.scoring` (batches and response
-log-probabilities), :mod:`.trainer` (the Trainer subclass), :mod:`.tracking`
-(the per-datapoint log), :mod:`.figures`, :mod:`.callbacks`, :mod:`.args`
-(``HfArgumentParser`` options) and :mod:`.run` (``train_dpo``, ``train_sft``).
+From Python::
 
-Kept import-light: torch and transformers are imported by the modules that need them.
+    from lm_eval_rankacc.training import DPOConfig, train_dpo
+
+    config = DPOConfig(model_name_or_path="EleutherAI/pythia-160m", task="rankacc_hh_rlhf_train",
+                       output_dir="runs/dpo", max_steps=100)
+    result = train_dpo(config)  # a RunResult
+
+Modules, one job each:
+
+- :mod:`.config`: the options, ``DPOConfig`` / ``SFTConfig`` (subclasses of
+  ``TrainingArguments``) with the project's defaults and checks;
+- :mod:`.data`: documents -> pairs -> tokens, through the eval tasks' loader;
+- :mod:`.losses`: the preference losses (pure torch);
+- :mod:`.scoring`: batches of pairs and their response log-probabilities;
+- :mod:`.models`: loading the tokenizer and the models;
+- :mod:`.pairs`: the pair sets of a DPO run; :mod:`.reference`: the reference
+  pass and its cache;
+- :mod:`.trainer`: the ``Trainer`` subclass (loss, evaluation);
+- :mod:`.callbacks`: tracking, stop on a signal, mark the best checkpoint;
+- :mod:`.tracking`: the per-datapoint log (pure); :mod:`.figures`: its figures;
+- :mod:`.files`: atomic writes; :mod:`.outputs`: ``training_config.json`` and
+  :class:`~.outputs.RunResult`;
+- :mod:`.dpo` (``train_dpo``) and :mod:`.sft` (``train_sft``).
+
+Kept import-light: torch and transformers are imported by the modules that
+need them, so ``rankacc plot-training`` runs without them.
 """
 
 from __future__ import annotations
 
-__all__ = ["train_dpo", "train_sft", "DPOArguments", "SFTArguments", "training_arguments", "plot_training"]
+__all__ = ["train_dpo", "train_sft", "DPOConfig", "SFTConfig", "plot_training", "RunResult"]
+
+#: Where each public name lives (imported on first use).
+_HOMES = {
+    "train_dpo": "dpo",
+    "train_sft": "sft",
+    "DPOConfig": "config",
+    "SFTConfig": "config",
+    "plot_training": "figures",
+    "RunResult": "outputs",
+}
 
 
 def __getattr__(name: str):
-    if name in ("train_dpo", "train_sft"):
-        from lm_eval_rankacc.training import run
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(run, name)
-    if name in ("DPOArguments", "SFTArguments", "training_arguments"):
-        from lm_eval_rankacc.training import args
-
-        return getattr(args, name)
-    if name == "plot_training":
-        from lm_eval_rankacc.training.figures import plot_training
-
-        return plot_training
-    raise AttributeError(name)
+    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -1,5 +1,11 @@
-"""Trainer callbacks shared by ``rankacc sft`` and ``rankacc dpo``.
+"""Trainer callbacks of ``rankacc sft`` and ``rankacc dpo``, one job each; they
+use only the standard callback events, so they work with any
+``transformers.Trainer`` (TRL's included).
 
+- :class:`TrackingCallback`: the per-datapoint tracking log
+  (:mod:`.tracking`); the trainer hands it the scores of each tracked set at
+  each evaluation (:meth:`TrackingCallback.record`), and it computes each
+  datapoint's losses and ranking (:func:`datapoint_arrays`).
 - :class:`StopOnSignal`: SIGTERM (and SIGINT, once) asks the trainer to save
   a checkpoint at the end of the current optimisation step and stop; the run
   can then be continued with ``--resume_from_checkpoint``.
@@ -10,13 +16,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
 from transformers import TrainerCallback
+
+from lm_eval_rankacc import theory
+from lm_eval_rankacc.training import losses
+from lm_eval_rankacc.training.files import write_json
+from lm_eval_rankacc.training.tracking import TrackingLog, make_rows, summarize_step
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -93,9 +106,7 @@ def mark_best(output_dir: str | Path, state) -> Path | None:  # noqa: ANN001
         "checkpoint": Path(best).name, "path": str(Path(best).resolve()),
         "step": getattr(state, "best_global_step", None), "metric": getattr(state, "best_metric", None),
     }
-    tmp = out / (BEST_FILE + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out / BEST_FILE)
+    write_json(out / BEST_FILE, info)
     link = out / BEST_LINK
     try:
         if link.is_symlink() or link.exists():
@@ -109,6 +120,8 @@ def mark_best(output_dir: str | Path, state) -> Path | None:  # noqa: ANN001
 
 
 class MarkBestCheckpoint(TrainerCallback):
+    """Keeps ``best_checkpoint.json`` and ``best_checkpoint`` up to date (:func:`mark_best`)."""
+
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             mark_best(args.output_dir, state)
@@ -116,3 +129,67 @@ class MarkBestCheckpoint(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             mark_best(args.output_dir, state)
+
+
+# ----------------------------------------------------------------- per-datapoint tracking
+def datapoint_arrays(
+    policy: np.ndarray, ref: np.ndarray, *, loss: str, beta: float, gamma: float = 1.0, tau: float = 0.1
+) -> dict[str, np.ndarray]:
+    """Per-datapoint quantities from (N, 2) policy and reference log-probs
+    (column 0 the preferred response, column 1 the dispreferred one): Thm.
+    4.1's ``c``, the DPO reward margin and loss (:mod:`.losses`), the training
+    objective ``loss``, the rankings (Def. 2.3) and the flip category."""
+    p = torch.as_tensor(np.asarray(policy, dtype=np.float64))
+    r = torch.as_tensor(np.asarray(ref, dtype=np.float64))
+    args = (p[:, 0], p[:, 1], r[:, 0], r[:, 1])
+    correct = theory.pairs_ranked_correctly(policy[:, 0], policy[:, 1])
+    ref_correct = theory.pairs_ranked_correctly(ref[:, 0], ref[:, 1])
+    return {
+        "c": theory.reference_log_ratio(ref[:, 0], ref[:, 1]),
+        "reward_margin": losses.reward_margin(*args, beta).numpy(),
+        "dpo_loss": losses.dpo(*args, beta).numpy(),
+        "loss": losses.preference_loss(loss, *args, beta=beta, gamma=gamma, tau=tau).numpy(),
+        "correct": correct,
+        "ref_correct": ref_correct,
+        "category": theory.flip_categories(ref_correct, correct),
+    }
+
+
+def tracked_rows(set_name: str, step: int, epoch: float | None, pair_ids: list[str], doc_ids: list[str],
+                 policy: np.ndarray, ref: np.ndarray, **objective: Any) -> list[dict[str, Any]]:
+    """The tracking rows of one set at one step (``objective``: ``loss``,
+    ``beta``, ``gamma``, ``tau`` of :func:`datapoint_arrays`)."""
+    values = datapoint_arrays(policy, ref, **objective)
+    return make_rows(step, epoch, set_name, pair_ids, doc_ids, policy, ref, values)
+
+
+class TrackingCallback(TrainerCallback):
+    """Writes the tracking log (:class:`.tracking.TrackingLog`) on the main
+    process; :meth:`record` is called by the trainer with the scores of each
+    tracked set at each evaluation."""
+
+    def __init__(self, output_dir: str | Path, *, loss: str, beta: float, gamma: float = 1.0, tau: float = 0.1):
+        self.log = TrackingLog(output_dir)
+        self.objective = {"loss": loss, "beta": beta, "gamma": gamma, "tau": tau}
+        self.active = True
+
+    @property
+    def summaries(self) -> list[dict[str, Any]]:
+        """The summaries written so far (one per set per evaluation step)."""
+        return self.log.summaries
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.active = state.is_world_process_zero
+        if self.active:
+            self.log.start(state.global_step)
+
+    def record(self, set_name: str, step: int, epoch: float | None, pair_ids: list[str], doc_ids: list[str],
+               policy: np.ndarray, ref: np.ndarray) -> dict[str, Any] | None:
+        """Write the rows of one set at one step; return its summary."""
+        rows = tracked_rows(set_name, step, epoch, pair_ids, doc_ids, policy, ref, **self.objective)
+        if not rows:
+            return None
+        summary = summarize_step(rows)
+        if self.active:
+            self.log.add(set_name, step, rows, summary)
+        return summary

@@ -1,6 +1,6 @@
 """Training data: any rankacc task's documents, split into preference pairs and tokenized.
 
-Documents come from :func:`lm_eval_rankacc.harness.load_docs`, the code the
+Documents come from :func:`lm_eval_rankacc.harness.documents`, the code the
 eval tasks use, so a malformed row stops training with the same error (naming
 the task, the row and the field) and rows dropped by a documented rule are
 counted the same way. Name a task (``rankacc_hh_rlhf_train``, a YAML-only task
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from lm_eval_rankacc import harness, theory
+from lm_eval_rankacc.errors import TrainingDataError
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -54,8 +55,34 @@ FILES_TASK = "rankacc training data"
 SKIP_TIES = "pairs the humans tied (no preference to learn)"
 
 
-class TrainingDataError(ValueError):
-    """Unusable training options or data; the message names the task or option."""
+# ----------------------------------------------------------------- option rules
+# Each rule is written once, here, and checked both where the data is read
+# and by the options' ``__post_init__`` (:mod:`.config`), so that a bad value
+# stops a run before any model is loaded.
+def check_data_given(task: str | None, data_files: Any) -> None:
+    """Training data needs a task or data files."""
+    if not task and not data_files:
+        raise TrainingDataError("no training data: give --task (a rankacc task) or --data_files")
+
+
+def check_lengths(max_length: int, max_prompt_length: int) -> None:
+    """:func:`truncate` needs 1 <= max_prompt_length < max_length."""
+    if not 1 <= max_prompt_length < max_length:
+        raise TrainingDataError(
+            f"need 1 <= max_prompt_length < max_length, got {max_prompt_length} and {max_length}"
+        )
+
+
+def check_eval_fraction(eval_fraction: float) -> None:
+    """A share of documents: in (0, 1]."""
+    if not 0.0 < eval_fraction <= 1.0:
+        raise TrainingDataError(f"eval_fraction must be in (0, 1], got {eval_fraction!r}")
+
+
+def log_skipped(what: str, counts: Counter) -> None:
+    """One warning per reason documents or pairs were skipped."""
+    for reason, n in sorted(counts.items()):
+        log.warning("%s: skipped %d %s", what, n, reason)
 
 
 # ----------------------------------------------------------------- task lookup
@@ -124,21 +151,20 @@ def load_documents(
     seed: int = 0,
 ) -> tuple[str, list[dict[str, Any]]]:
     """(task name, documents in the common schema) through the eval tasks' loader."""
+    check_data_given(task, data_files)
     if task:
         kwargs = task_kwargs(task)
-    elif data_files:
-        kwargs = {"source": "demo", "task": FILES_TASK, "split": "train"}  # the common schema
     else:
-        raise TrainingDataError("no training data: give a task (--task) or data files (--data_files)")
+        kwargs = {"source": "demo", "task": FILES_TASK, "split": "train"}  # the common schema
     if split:
         kwargs["split"] = split
     if data_files:
         kwargs["data_files"] = data_files
     try:
-        dataset = harness.load_docs(sample_size=sample_size, seed=seed, **kwargs)[harness.EVAL_SPLIT]
+        docs = harness.documents(sample_size=sample_size, seed=seed, **kwargs)
     except harness.TaskDataError as err:
         raise TrainingDataError(str(err)) from None
-    return kwargs["task"], [dict(d) for d in dataset]
+    return kwargs["task"], docs
 
 
 # ----------------------------------------------------------------- pairs
@@ -224,8 +250,7 @@ def load_splits(
     split_seed: int = 0,
 ) -> Splits:
     """Training and validation documents (see the module docstring for the rules)."""
-    if not 0.0 < eval_fraction <= 1.0:
-        raise TrainingDataError(f"eval_fraction must be in (0, 1], got {eval_fraction!r}")
+    check_eval_fraction(eval_fraction)
     name, train = load_documents(task, data_files, split, train_sample_size, split_seed)
     holdout = eval_task in (None, "", "none", "holdout")
     if eval_task == "auto":
@@ -335,10 +360,7 @@ def encode(
     chunk: int = 2048,
 ) -> Encoded:
     """Tokenize and truncate, in chunks (the fast tokenizers batch well)."""
-    if max_prompt_length < 1 or max_prompt_length >= max_length:
-        raise TrainingDataError(
-            f"need 1 <= max_prompt_length < max_length, got {max_prompt_length} and {max_length}"
-        )
+    check_lengths(max_length, max_prompt_length)
     out = Encoded(list(ids), [], [])
     for start in range(0, len(prompts), chunk):
         p_ids, r_ids = encode_pairs(tokenizer, prompts[start:start + chunk], responses[start:start + chunk])

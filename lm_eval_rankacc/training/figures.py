@@ -12,24 +12,23 @@
   curve -log sigmoid(beta c): a pair is ranked correctly exactly when its
   point lies on or below the curve.
 
-matplotlib (Agg) is imported only here. :func:`plot_training` redraws both
-from a run folder (``rankacc plot-training RUN_DIR``).
+matplotlib (Agg) is imported only here, and neither torch nor transformers
+is: :func:`plot_training` redraws both from a run folder (``rankacc
+plot-training RUN_DIR``) with the log alone (:mod:`.tracking`).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lm_eval_rankacc import theory
-from lm_eval_rankacc.analysis import CATEGORIES
+from lm_eval_rankacc.training.files import read_config
 from lm_eval_rankacc.training.tracking import SETS, TRACKING_FILE, best_step, read_rows, summarize
 
 FIGURE2, FIGURE3 = "figure2_flips.png", "figure3_loss_vs_c.png"
-CONFIG_FILE = "training_config.json"
 COLORS = {
     "correct->correct": "#1b9e77", "correct->incorrect": "#d95f02",
     "incorrect->correct": "#7570b3", "incorrect->incorrect": "#e7298a",
@@ -56,7 +55,7 @@ def figure2(summaries: list[dict[str, Any]], path: str | Path, best: int | None 
         steps = [s["step"] for s in ss]
         for col, (key, label) in enumerate(panels):
             ax = axes[row][col]
-            for cat in CATEGORIES:
+            for cat in theory.CATEGORIES:
                 ys = [s["categories"][cat][key] for s in ss]
                 ys = [np.nan if y is None else y for y in ys]
                 ax.plot(steps, ys, marker="o", markersize=3, linewidth=1.5, color=COLORS[cat], label=cat)
@@ -115,11 +114,6 @@ def _save(fig, plt, path: str | Path) -> Path:
     return path
 
 
-def run_config(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / CONFIG_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def _label(model: str) -> str:
     """A short name for a model path (a checkpoint is named with its run folder)."""
     path = Path(str(model))
@@ -137,7 +131,7 @@ def plot_training(run_dir: str | Path, out_dir: str | Path | None = None) -> lis
     rows = read_rows(tracking)
     if not rows:
         raise ValueError(f"{tracking}: no rows yet (no evaluation step has finished)")
-    config = run_config(run_dir)
+    config = read_config(run_dir)
     beta = float(config.get("dpo", {}).get("beta", 0.1))
     loss_name = config.get("dpo", {}).get("loss", "dpo")
     summaries = summarize(rows)

@@ -21,6 +21,8 @@ exactly when its DPO loss is <= -log sigmoid(beta c), c = log pRef(y_l) -
 log pRef(y_w) (:func:`lm_eval_rankacc.theory.dpo_loss_threshold`).
 
 -log sigmoid(x) is computed as softplus(-x), exact for large |x|.
+:func:`check_options` holds the rules on the options (a known loss, beta > 0,
+IPO's tau > 0), checked by ``DPOConfig`` and the trainer.
 """
 
 from __future__ import annotations
@@ -28,8 +30,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lm_eval_rankacc.errors import TrainingDataError
+
 #: The losses :func:`preference_loss` knows.
 LOSSES = ("dpo", "dpo_gamma", "ipo")
+
+
+def check_options(loss: str, beta: float, tau: float) -> None:
+    """Reject an unknown ``loss``, beta <= 0, or tau <= 0 for IPO, naming the option."""
+    if loss not in LOSSES:
+        raise TrainingDataError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")
+    if not beta > 0:
+        raise TrainingDataError(f"beta must be > 0, got {beta}")
+    if loss == "ipo" and not tau > 0:
+        raise TrainingDataError(f"tau must be > 0, got {tau}")
 
 
 def reward_margin(

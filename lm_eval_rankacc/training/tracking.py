@@ -1,9 +1,11 @@
-"""Per-datapoint tracking of ranking flips during preference training.
+"""The per-datapoint tracking log of a preference-training run: its rows, its
+summaries, and how it is read and written. Pure: numpy and the standard
+library (``rankacc plot-training`` reads it without torch).
 
 At every evaluation step the trainer scores a fixed subset of the training
 pairs (``set = "train"``) and the validation pairs (``set = "validation"``)
-with the current policy and hands the log-probabilities to
-:class:`TrackingCallback`, which writes
+with the current policy; :class:`.callbacks.TrackingCallback` turns the scores
+into rows (:func:`make_rows`) and :class:`TrackingLog` writes
 
 - ``tracking.jsonl``: one row per datapoint per evaluation step (tidy):
   ``step``, ``epoch``, ``set``, ``pair_id``, ``doc_id``, the policy's and the
@@ -18,8 +20,8 @@ with the current policy and hands the log-probabilities to
 
 Correctness is :func:`lm_eval_rankacc.theory.pairs_ranked_correctly` (Def. 2.3:
 equal log-probabilities count as correct), the rule of the eval tasks; the
-category names are :data:`lm_eval_rankacc.analysis.CATEGORIES`, as in
-``rankacc flips``; losses come from :mod:`.losses`.
+categories are :data:`lm_eval_rankacc.theory.CATEGORIES`
+(:func:`~lm_eval_rankacc.theory.flip_categories`), as in ``rankacc flips``.
 
 Resuming: at the start of training the log keeps only the rows of steps up to
 the step training resumes from (none for a fresh run); a step evaluated again
@@ -39,47 +41,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from transformers import TrainerCallback
 
-from lm_eval_rankacc import theory
-from lm_eval_rankacc.analysis import CATEGORIES
-from lm_eval_rankacc.training import losses
+from lm_eval_rankacc.theory import CATEGORIES
+from lm_eval_rankacc.training.files import write_atomic
 
 TRACKING_FILE = "tracking.jsonl"
 SUMMARY_FILE = "tracking_summary.jsonl"
 SETS = ("train", "validation")
 
 
+# ----------------------------------------------------------------- rows and summaries
 def _num(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
 
 
-def datapoint_arrays(
-    policy: np.ndarray, ref: np.ndarray, *, loss: str, beta: float, gamma: float = 1.0, tau: float = 0.1
-) -> dict[str, np.ndarray]:
-    """Per-datapoint quantities from (N, 2) policy and reference log-probs
-    (column 0 the preferred response, column 1 the dispreferred one)."""
-    p = torch.as_tensor(np.asarray(policy, dtype=np.float64))
-    r = torch.as_tensor(np.asarray(ref, dtype=np.float64))
-    args = (p[:, 0], p[:, 1], r[:, 0], r[:, 1])
-    correct = theory.pairs_ranked_correctly(policy[:, 0], policy[:, 1])
-    ref_correct = theory.pairs_ranked_correctly(ref[:, 0], ref[:, 1])
-    category = np.where(ref_correct, np.where(correct, 0, 1), np.where(correct, 2, 3))
-    return {
-        "c": theory.reference_log_ratio(ref[:, 0], ref[:, 1]),
-        "reward_margin": losses.reward_margin(*args, beta).numpy(),
-        "dpo_loss": losses.dpo(*args, beta).numpy(),
-        "loss": losses.preference_loss(loss, *args, beta=beta, gamma=gamma, tau=tau).numpy(),
-        "correct": correct,
-        "ref_correct": ref_correct,
-        "category": category,
-    }
-
-
 def make_rows(step: int, epoch: float | None, set_name: str, pair_ids: list[str], doc_ids: list[str],
               policy: np.ndarray, ref: np.ndarray, values: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The log rows of one set at one step, from (N, 2) policy and reference
+    log-probs (column 0 the preferred response) and the per-datapoint
+    ``values`` (``c``, ``reward_margin``, ``dpo_loss``, ``loss``, ``correct``,
+    ``ref_correct`` and ``category``, a code into :data:`CATEGORIES`)."""
     rows = []
     for k, pid in enumerate(pair_ids):
         rows.append({
@@ -123,14 +105,32 @@ def summarize_step(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _order(step: int, set_name: str) -> tuple[int, int]:
+    """Summaries are ordered by step, then set (training subset first)."""
+    return step, SETS.index(set_name) if set_name in SETS else len(SETS)
+
+
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One summary per (set, step), ordered by step then set."""
     groups: dict[tuple[int, str], list] = defaultdict(list)
     for row in rows:
         groups[(row["step"], row["set"])].append(row)
-    return [summarize_step(groups[key]) for key in sorted(groups, key=lambda k: (k[0], SETS.index(k[1]) if k[1] in SETS else 9))]
+    return [summarize_step(groups[key]) for key in sorted(groups, key=lambda k: _order(*k))]
 
 
+def best_step(summaries: list[dict[str, Any]]) -> int | None:
+    """The step of the lowest mean validation loss (the first, on a tie),
+    among the steps after the start (as the Trainer's best checkpoint: step 0
+    is the reference itself and has no checkpoint)."""
+    val = [s for s in summaries if s["set"] == "validation" and s["loss"] is not None]
+    if any(s["step"] > 0 for s in val):
+        val = [s for s in val if s["step"] > 0]
+    if not val:
+        return None
+    return min(val, key=lambda s: (s["loss"], s["step"]))["step"]
+
+
+# ----------------------------------------------------------------- files
 def read_rows(path: str | Path, max_step: int | None = None) -> list[dict[str, Any]]:
     """Rows of a tracking file (a partial last line, left by a kill, is dropped)."""
     path = Path(path)
@@ -153,87 +153,54 @@ def read_rows(path: str | Path, max_step: int | None = None) -> list[dict[str, A
     return rows
 
 
-def best_step(summaries: list[dict[str, Any]]) -> int | None:
-    """The step of the lowest mean validation loss (the first, on a tie),
-    among the steps after the start (as the Trainer's best checkpoint: step 0
-    is the reference itself and has no checkpoint)."""
-    val = [s for s in summaries if s["set"] == "validation" and s["loss"] is not None]
-    if any(s["step"] > 0 for s in val):
-        val = [s for s in val if s["step"] > 0]
-    if not val:
-        return None
-    return min(val, key=lambda s: (s["loss"], s["step"]))["step"]
+def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
-def _write_lines(path: Path, rows: Iterable[dict[str, Any]], mode: str) -> None:
-    with path.open(mode, encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+def _append(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(_jsonl(rows))
         f.flush()
         os.fsync(f.fileno())
 
 
-class TrackingCallback(TrainerCallback):
-    """Writes the tracking log; :meth:`record` is called by the trainer with
-    the scores of each tracked set at each evaluation (on the main process)."""
+class TrackingLog:
+    """``tracking.jsonl`` and ``tracking_summary.jsonl`` of one run folder,
+    kept so that every evaluation step is in them exactly once (see the
+    module docstring)."""
 
-    def __init__(self, output_dir: str | Path, *, loss: str, beta: float, gamma: float = 1.0, tau: float = 0.1,
-                 plots: bool = True):
+    def __init__(self, output_dir: str | Path):
         self.dir = Path(output_dir)
         self.path, self.summary_path = self.dir / TRACKING_FILE, self.dir / SUMMARY_FILE
-        self.loss, self.beta, self.gamma, self.tau, self.plots = loss, beta, gamma, tau, plots
         self.summaries: list[dict[str, Any]] = []
         self.last_step: dict[str, int] = {}
-        self.active = True
 
-    # -------------------------------------------------------------- trainer events
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.active = state.is_world_process_zero
-        if not self.active:
-            return
+    def start(self, global_step: int) -> None:
+        """Keep the rows of the steps up to ``global_step`` (the step training
+        resumes from; none when it is 0) and drop the rest."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        rows = read_rows(self.path, max_step=state.global_step) if state.global_step > 0 else []
-        _write_lines(self.path, rows, "w")
+        rows = read_rows(self.path, max_step=global_step) if global_step > 0 else []
+        write_atomic(self.path, _jsonl(rows))
         self.summaries = summarize(rows)
         self.last_step = {}
         for s in self.summaries:
             self.last_step[s["set"]] = max(self.last_step.get(s["set"], -1), s["step"])
         self._write_summary()
 
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.active and self.plots and self.summaries:
-            from lm_eval_rankacc.training.figures import plot_training
-
-            try:
-                plot_training(self.dir)
-            except Exception as err:  # a figure must never lose a finished run
-                import logging
-
-                logging.getLogger("lm_eval_rankacc.training").warning("could not draw the figures: %s", err)
-
-    # -------------------------------------------------------------- records
-    def record(self, set_name: str, step: int, epoch: float | None, pair_ids: list[str], doc_ids: list[str],
-               policy: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
-        """Write the rows of one set at one step; return its summary."""
-        values = datapoint_arrays(policy, ref, loss=self.loss, beta=self.beta, gamma=self.gamma, tau=self.tau)
-        rows = make_rows(step, epoch, set_name, pair_ids, doc_ids, policy, ref, values)
-        summary = summarize_step(rows) if rows else None
-        if not self.active or not rows:
-            return summary
+    def add(self, set_name: str, step: int, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        """Write the rows (and their ``summary``) of one set at one step; a
+        step written before (evaluated again) is replaced."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.last_step.get(set_name, -1) >= step:  # evaluated again (e.g. eval_on_start after a resume)
             kept = [r for r in read_rows(self.path) if not (r["set"] == set_name and r["step"] >= step)]
-            _write_lines(self.path, kept + rows, "w")
+            write_atomic(self.path, _jsonl(kept + rows))
             self.summaries = [s for s in self.summaries if not (s["set"] == set_name and s["step"] >= step)]
         else:
-            _write_lines(self.path, rows, "a")
+            _append(self.path, rows)
         self.last_step[set_name] = step
         self.summaries.append(summary)
-        self.summaries.sort(key=lambda s: (s["step"], SETS.index(s["set"]) if s["set"] in SETS else 9))
+        self.summaries.sort(key=lambda s: _order(s["step"], s["set"]))
         self._write_summary()
-        return summary
 
     def _write_summary(self) -> None:
-        tmp = self.summary_path.with_suffix(".jsonl.tmp")
-        _write_lines(tmp, self.summaries, "w")
-        os.replace(tmp, self.summary_path)
+        write_atomic(self.summary_path, _jsonl(self.summaries))

@@ -14,7 +14,7 @@ Trainer's own:
   "predictions" and (set, index) as "labels", so the Trainer's own evaluation
   loop batches, gathers across processes and de-duplicates them;
   ``compute_metrics`` turns them into the per-datapoint tracking rows
-  (:class:`.tracking.TrackingCallback`) and the logged metrics
+  (:class:`.callbacks.TrackingCallback`) and the logged metrics
   (``eval_validation_loss``, ``eval_validation_rank_acc``, ...).
 - :meth:`compute_reference_logps`: the same evaluation loop run once with the
   reference model before training fills in each pair's reference
@@ -32,17 +32,16 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
+from lm_eval_rankacc.errors import NonFiniteLossError
 from lm_eval_rankacc.training import losses
+from lm_eval_rankacc.training.callbacks import tracked_rows
 from lm_eval_rankacc.training.scoring import SET_NAMES, PairDataset, attention_kind, response_logps
+from lm_eval_rankacc.training.tracking import summarize_step
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
 #: Metric names (logged) of the four categories.
 CATEGORY_KEYS = ("correct_to_correct", "correct_to_incorrect", "incorrect_to_correct", "incorrect_to_incorrect")
-
-
-class NonFiniteLossError(RuntimeError):
-    """A NaN or infinite loss or gradient: training stops before the weights change."""
 
 
 class PreferenceTrainer(Trainer):
@@ -54,8 +53,7 @@ class PreferenceTrainer(Trainer):
     def __init__(self, *args: Any, loss: str = "dpo", beta: float = 0.1, gamma: float = 1.0, tau: float = 0.1,
                  pair_sets: dict[str, PairDataset] | None = None, tracker=None, logits_to_keep: bool = True,
                  policy_is_reference: bool = False, **kwargs: Any):
-        if loss not in losses.LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; one of {', '.join(losses.LOSSES)}")
+        losses.check_options(loss, beta, tau)
         kwargs.setdefault("compute_metrics", self._compute_metrics)
         super().__init__(*args, **kwargs)
         self.loss_name, self.beta, self.gamma, self.tau = loss, beta, gamma, tau
@@ -158,16 +156,13 @@ class PreferenceTrainer(Trainer):
         idx = labels[:, 1]
         ref = ds.ref[idx]
         set_name = "train" if name == "tracking" else name
-        from lm_eval_rankacc.training.tracking import datapoint_arrays, summarize_step, make_rows
-
+        where = (set_name, self.state.global_step, self.state.epoch, [ds.ids[i] for i in idx],
+                 [ds.doc_ids[i] for i in idx], policy, ref)
         if self.tracker is not None:
-            summary = self.tracker.record(set_name, self.state.global_step, self.state.epoch,
-                                          [ds.ids[i] for i in idx], [ds.doc_ids[i] for i in idx], policy, ref)
+            summary = self.tracker.record(*where)
         else:
-            values = datapoint_arrays(policy, ref, loss=self.loss_name, beta=self.beta, gamma=self.gamma, tau=self.tau)
-            summary = summarize_step(make_rows(self.state.global_step, self.state.epoch, set_name,
-                                               [ds.ids[i] for i in idx], [ds.doc_ids[i] for i in idx],
-                                               policy, ref, values))
+            summary = summarize_step(tracked_rows(*where, loss=self.loss_name, beta=self.beta, gamma=self.gamma,
+                                                  tau=self.tau))
         metrics = {
             "loss": summary["loss"], "dpo_loss": summary["dpo_loss"], "reward_margin": summary["reward_margin"],
             "rank_acc": summary["rank_acc"], "ref_rank_acc": summary["ref_rank_acc"],

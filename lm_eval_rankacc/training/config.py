@@ -1,0 +1,188 @@
+"""Options of ``rankacc sft`` and ``rankacc dpo``: :class:`SFTConfig` and
+:class:`DPOConfig`, subclasses of ``transformers.TrainingArguments`` (every
+Trainer flag works: ``--bf16``, ``--gradient_accumulation_steps``,
+``--report_to``, ``--save_total_limit``, ``--resume_from_checkpoint``, ...),
+parsed with ``HfArgumentParser`` by the command line
+(:func:`lm_eval_rankacc.cli.parse_training_options`).
+
+Defaults that differ from the Trainer's are field overrides here. They follow
+the paper (App. D.1: beta 0.1, RMSprop, max length 512) and the DPO settings
+it builds on (Rafailov et al. 2023, App. B): RMSprop (torch defaults: alpha
+0.99, eps 1e-8, no weight decay, no momentum), learning rate 1e-6 with 150
+warm-up steps then constant, evaluation (and a checkpoint: ``save_steps``
+defaults to ``eval_steps``) every ``eval_steps``, evaluation before the first
+step, and the best checkpoint chosen by the lowest validation loss. The
+paper's batch size 64 is ``--per_device_train_batch_size 8
+--gradient_accumulation_steps 8`` (not a default here, so that small runs stay
+small).
+
+Every option is checked once, in ``__post_init__``: a bad value raises a
+:class:`~lm_eval_rankacc.errors.TrainingDataError` (a ``ValueError``) naming
+the option, before any model is loaded. The rules themselves live where the
+data is read (:mod:`.data`) and in :mod:`.losses`.
+"""
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from transformers import TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
+from transformers.training_args import OptimizerNames
+
+from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.training import data
+from lm_eval_rankacc.training.losses import LOSSES, check_options
+
+#: ``save_steps`` when neither it nor ``eval_steps`` is set (the Trainer's own default).
+TRAINER_SAVE_STEPS = 500
+
+
+def _default(name: str, value: Any, note: str = "") -> Any:
+    """The ``TrainingArguments`` field ``name`` with this project's default (its help text kept)."""
+    metadata = dict(TrainingArguments.__dataclass_fields__[name].metadata)
+    if note:
+        metadata["help"] = f"{metadata.get('help', '')} {note}".strip()
+    return field(default=value, metadata=metadata)
+
+
+@dataclass
+class TrainingConfig(TrainingArguments):
+    """Model and data options shared by ``rankacc sft`` and ``rankacc dpo``."""
+
+    # ------------------------------------------------------------- TrainingArguments defaults of both commands
+    optim: OptimizerNames | str = _default("optim", "rmsprop")
+    learning_rate: float = _default("learning_rate", 1e-6)
+    lr_scheduler_type: SchedulerType | str = _default("lr_scheduler_type", "constant_with_warmup")
+    warmup_steps: float = _default("warmup_steps", 150)
+    weight_decay: float = _default("weight_decay", 0.0)
+    eval_strategy: IntervalStrategy | str = _default("eval_strategy", "steps")
+    eval_steps: float | None = _default("eval_steps", 100)
+    save_strategy: SaveStrategy | str = _default("save_strategy", "steps")
+    save_steps: float | None = _default("save_steps", None, "Default: --eval_steps (a checkpoint at every evaluation).")
+    logging_steps: float = _default("logging_steps", 10)
+    report_to: None | str | list[str] = _default("report_to", "none")
+
+    # ------------------------------------------------------------- model and data
+    model_name_or_path: str = field(kw_only=True, metadata={
+        "help": "the model to train (a transformers folder or hub id)"})
+    task: str | None = field(default=None, metadata={
+        "help": "a rankacc task whose documents are the training data (e.g. rankacc_hh_rlhf_train), "
+                "or the path of a task YAML; its dataset_kwargs give source and split"})
+    data_files: list[str] | None = field(default=None, metadata={
+        "help": "local files replacing the task's download, in the source's own schema "
+                "(without --task: the common schema, prompt/responses/ranks)"})
+    split: str | None = field(default=None, metadata={"help": "override the task's split"})
+    train_sample_size: int = field(default=0, metadata={
+        "help": "use a fixed sample of this many training documents (seed --split_seed); 0 = all"})
+    eval_task: str = field(default="auto", metadata={
+        "help": "validation data: 'auto' (the task's test split if it has one, else a held-out part of the "
+                "training documents), 'holdout', or a task name"})
+    eval_data_files: list[str] | None = field(default=None, metadata={"help": "local files for the validation data"})
+    eval_split: str | None = field(default=None, metadata={"help": "override the validation task's split"})
+    eval_fraction: float = field(default=0.5, metadata={
+        "help": "share of the validation documents used (the paper: half of the test split), or of the "
+                "training documents held out"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the validation half and of samples"})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "default: the model's tokenizer"})
+    max_length: int = field(default=512, metadata={"help": "tokens of prompt + response, at most"})
+    max_prompt_length: int = field(default=256, metadata={
+        "help": "when prompt + response is too long, the prompt is cut from the left to this many tokens"})
+    model_dtype: str = field(default="float32", metadata={
+        "help": "dtype the weights are loaded in (float32, bfloat16, float16, auto); for mixed precision "
+                "keep float32 and pass --bf16", "choices": ["float32", "bfloat16", "float16", "auto"]})
+    attn_implementation: str | None = field(default=None, metadata={"help": "e.g. sdpa, eager, flash_attention_2"})
+    trust_remote_code: bool = field(default=False)
+    disable_dropout: bool = field(default=True, metadata={"help": "set every dropout probability to 0"})
+
+    def __post_init__(self) -> None:
+        self.check()
+        if self.save_steps is None:  # a checkpoint at every evaluation
+            self.save_steps = self.eval_steps or TRAINER_SAVE_STEPS
+        super().__post_init__()
+
+    def check(self) -> None:
+        """Reject inconsistent options with one clear message."""
+        if not self.output_dir:
+            raise TrainingDataError("--output_dir is required")
+        data.check_data_given(self.task, self.data_files)
+        data.check_lengths(self.max_length, self.max_prompt_length)
+        data.check_eval_fraction(self.eval_fraction)
+
+    def resume_checkpoint(self) -> str | bool | None:
+        """``--resume_from_checkpoint`` as ``Trainer.train`` takes it: a folder,
+        or True for "true" / "last" / "latest" (the last checkpoint of ``output_dir``)."""
+        value = self.resume_from_checkpoint
+        if isinstance(value, str) and value.lower() in ("true", "last", "latest"):
+            return True
+        return value or None
+
+    def own_options(self) -> dict[str, Any]:
+        """This project's options, without the ``TrainingArguments`` ones."""
+        trainer = {f.name for f in fields(TrainingArguments)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in trainer}
+
+    def trainer_options(self) -> dict[str, Any]:
+        """The ``TrainingArguments`` options (as ``to_dict`` writes them)."""
+        trainer = {f.name for f in fields(TrainingArguments)}
+        return {k: v for k, v in self.to_dict().items() if k in trainer}
+
+
+@dataclass
+class SFTConfig(TrainingConfig):
+    """``rankacc sft``: supervised fine-tuning on the preferred responses (prompt tokens masked)."""
+
+    metric_for_best_model: str | None = _default("metric_for_best_model", "eval_loss")
+    greater_is_better: bool | None = _default("greater_is_better", False)
+
+    def __post_init__(self) -> None:
+        if self.metric_for_best_model in (None, "loss"):  # the Trainer's name of the validation loss
+            self.metric_for_best_model, self.greater_is_better = "eval_loss", False
+        super().__post_init__()
+
+
+@dataclass
+class DPOConfig(TrainingConfig):
+    """``rankacc dpo``: DPO, DPO^gamma or IPO from a reference model, with per-datapoint tracking."""
+
+    eval_on_start: bool = _default("eval_on_start", True)
+    remove_unused_columns: bool = _default(
+        "remove_unused_columns", True, "rankacc dpo: always False (its batches carry pair indices and reference "
+        "log-probabilities).")
+    metric_for_best_model: str | None = _default("metric_for_best_model", "validation_loss")
+    greater_is_better: bool | None = _default("greater_is_better", False)
+
+    ref_model_name_or_path: str | None = field(default=None, metadata={
+        "help": "the reference model (default: --model_name_or_path, the usual SFT checkpoint)"})
+    loss: str = field(default="dpo", metadata={"help": "dpo, dpo_gamma (Eq. 4) or ipo", "choices": list(LOSSES)})
+    beta: float = field(default=0.1, metadata={"help": "DPO's beta (also of the tracked DPO loss)"})
+    gamma: float = field(default=1.0, metadata={"help": "DPO^gamma's gamma: 1 = DPO, 0 = reference-free"})
+    tau: float = field(default=0.1, metadata={"help": "IPO's tau"})
+    tracking_size: int = field(default=1000, metadata={
+        "help": "training pairs tracked at every evaluation (a fixed sample, --tracking_seed); 0 = none"})
+    tracking_seed: int = field(default=0)
+    packing: bool = field(default=True, metadata={
+        "help": "score both responses of a pair in one row with the prompt once (4-D attention mask); "
+                "checked against the plain layout on the model first"})
+    reference_cache: bool = field(default=True, metadata={
+        "help": "keep the reference log-probabilities in OUTPUT_DIR/reference_logps.npz and reuse them "
+                "when nothing changed (a resumed run)"})
+    plots: bool = field(default=True, metadata={"help": "draw the figures at the end of training"})
+
+    def __post_init__(self) -> None:
+        if self.metric_for_best_model in (None, "loss", "eval_loss"):  # the Trainer's names of the validation loss
+            self.metric_for_best_model, self.greater_is_better = "validation_loss", False
+        self.remove_unused_columns = False  # the batches carry pair indices and reference log-probs
+        super().__post_init__()
+
+    def check(self) -> None:
+        super().check()
+        check_options(self.loss, self.beta, self.tau)
+        if self.tracking_size < 0:
+            raise TrainingDataError(f"tracking_size must be >= 0, got {self.tracking_size}")
+
+
+#: The options class of each command.
+CONFIGS: dict[str, type[TrainingConfig]] = {"sft": SFTConfig, "dpo": DPOConfig}
+
+
+__all__ = ["TrainingConfig", "SFTConfig", "DPOConfig", "CONFIGS"]

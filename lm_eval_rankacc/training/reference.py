@@ -1,0 +1,95 @@
+"""The reference pass of a DPO run and its cache.
+
+The reference model scores every pair once, batched and without gradients
+(:meth:`.trainer.PreferenceTrainer.compute_reference_logps`), before training.
+With ``--reference_cache`` (the default) the scores are kept in
+``OUTPUT_DIR/reference_logps.npz`` under a key that hashes the reference
+model's weight files, the scoring options and every pair's tokens; a run
+whose key matches (a resumed run) reads them instead of scoring again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.training import data
+from lm_eval_rankacc.training.files import write_atomic
+
+if TYPE_CHECKING:
+    from lm_eval_rankacc.training.config import DPOConfig
+    from lm_eval_rankacc.training.pairs import PreferenceData
+    from lm_eval_rankacc.training.trainer import PreferenceTrainer
+
+log = logging.getLogger("lm_eval_rankacc.training")
+
+REFERENCE_CACHE = "reference_logps.npz"
+
+
+def model_signature(path: str) -> list[Any]:
+    """The weight files of a local model folder (name, size, mtime): a model
+    retrained into the same folder does not reuse stale reference scores."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return [path]
+    files = sorted(f for f in folder.resolve().iterdir() if f.suffix in (".safetensors", ".bin", ".json"))
+    return [str(folder.resolve())] + [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def cache_key(config: DPOConfig, ref_path: str, packed: bool, pdata: PreferenceData) -> str:
+    """What the reference scores depend on: the model, how it is run, and the pairs' tokens."""
+    return data.fingerprint(model_signature(ref_path), config.model_dtype, config.attn_implementation, packed,
+                            config.per_device_eval_batch_size, bool(config.bf16), bool(config.fp16),
+                            config.tracking_size, config.tracking_seed, *pdata.encoded)
+
+
+def load_cache(path: Path, key: str, pdata: PreferenceData) -> bool:
+    """Fill the reference scores from ``path`` if it holds ``key``; whether it did."""
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return False
+            pdata.train.ref[:] = z["train"]
+            pdata.validation.ref[:] = z["validation"]
+    except (OSError, KeyError, ValueError):
+        return False
+    log.info("reference log-probabilities read from %s", path)
+    return True
+
+
+def save_cache(path: Path, key: str, pdata: PreferenceData) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, key=np.array(key), train=pdata.train.ref, validation=pdata.validation.ref)
+    write_atomic(path, buffer.getvalue())
+
+
+def check_finite(pdata: PreferenceData) -> None:
+    """Stop, naming pairs, when the reference gives a non-finite log-probability."""
+    bad = ~np.isfinite(pdata.train.ref).all(1)
+    if bad.any() or not np.isfinite(pdata.validation.ref).all():
+        raise TrainingDataError(
+            f"the reference model gives non-finite log-probabilities for {int(bad.sum())} training pairs "
+            f"(e.g. {[pdata.train.ids[i] for i in np.flatnonzero(bad)[:5]]})")
+
+
+def fill_reference(trainer: PreferenceTrainer, pdata: PreferenceData, config: DPOConfig, ref_path: str,
+                   packed: bool) -> None:
+    """Every pair's reference log-probabilities, from the cache or from
+    ``trainer``'s model (the reference model), then cached."""
+    out = Path(config.output_dir)
+    key = cache_key(config, ref_path, packed, pdata)
+    cache = out / REFERENCE_CACHE
+    if config.reference_cache and load_cache(cache, key, pdata):
+        return
+    trainer.compute_reference_logps([s for s in (pdata.tracking, pdata.rest, pdata.validation) if s is not None])
+    check_finite(pdata)
+    if config.reference_cache and trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        save_cache(cache, key, pdata)
