@@ -14,7 +14,7 @@ import pytest
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from lm_eval_rankacc.models.prefix import HFPrefixLM
+from lm_eval_rankacc.models.prefix import HFPrefixLM, pack
 from lm_eval_rankacc.packing import PackedSequence as Packed
 from lm_eval_rankacc.sources import hh_rlhf
 
@@ -85,6 +85,8 @@ def test_identical_responses_get_identical_scores(tiny_model_dir):
     """Two copies of one response are one continuation of the packed sequence, so
     their scores are equal to the bit, as in the hf backend (Def. 2.3 counts the
     pair as ranked correctly in either order)."""
+    packed, where = pack([1, 2], [[3, 4], [5], [3, 4]])
+    assert packed.continuations == [[3, 4], [5]] and where == [0, 1, 0]
     doc = {"prompt": "Say hello.", "responses": ["Hello there, friend!", "Hi", "Hello there, friend!"]}
     lm = prefix_lm(tiny_model_dir, batch_size=2)
     got = lm.loglikelihood(requests_of([doc]), disable_tqdm=True)
@@ -124,16 +126,6 @@ def test_real_hh_rlhf_prompts(tiny_model_dir, hf, batch_size):
     assert_same(one_by_one.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
     assert_same(lm.loglikelihood(reqs, disable_tqdm=True), expected, tol=1e-4, rtol=2e-7)
     assert lm._checked is True
-
-
-def test_identical_responses_get_identical_scores(tiny_model_dir):
-    """Two copies of one response are one continuation of the packed sequence, so
-    their scores are equal to the bit, as in the hf backend (Def. 2.3 counts the
-    pair as ranked correctly in either order)."""
-    doc = {"prompt": "Say hello.", "responses": ["Hello there, friend!", "Hi", "Hello there, friend!"]}
-    lm = prefix_lm(tiny_model_dir, batch_size=2)
-    got = lm.loglikelihood(requests_of([doc]), disable_tqdm=True)
-    assert lm._checked is True and got[0] == got[2] and got[0] != got[1]
 
 
 def test_self_check_falls_back_when_packing_raises(tiny_model_dir, hf, monkeypatch, caplog):
