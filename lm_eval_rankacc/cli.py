@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from lm_eval_rankacc.errors import RankAccError, UsageError
+from lm_eval_rankacc.theory import ALPHA_EPS
 
 
 def _tasks_dir(args: argparse.Namespace) -> int:
@@ -93,7 +94,7 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
     p.add_argument("--policy", nargs="+", action="extend", default=[], metavar="RUN",
                    help="policy runs (fine-tuned from the reference) to compare")
     p.add_argument("--betas", default="0.01,0.1,1,5,10", help="comma-separated beta grid")
-    p.add_argument("--alpha-eps", type=float, default=1e-3, help="alpha = 1 or 0 is clipped by this")
+    p.add_argument("--alpha-eps", type=float, default=ALPHA_EPS, help="alpha = 1 or 0 is clipped by this")
     p.set_defaults(func=_analysis)
     p = sub.add_parser("flips", parents=[common], help="ranking flips between two runs of the same documents")
     p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
@@ -204,11 +205,7 @@ def parse_training_options(kind: str, argv: list[str]):
 def _plot_training(args: argparse.Namespace) -> int:
     from lm_eval_rankacc.training.figures import plot_training
 
-    try:
-        paths = plot_training(args.run_dir, args.out_dir)
-    except ValueError as err:  # a tracking log that cannot be read
-        raise UsageError(str(err)) from None
-    for path in paths:
+    for path in plot_training(args.run_dir, args.out_dir):
         print(path)
     return 0
 
@@ -267,15 +264,22 @@ def main(argv: list[str] | None = None) -> int:
         command, run = argv[0], lambda: train(argv[0], argv[1:])
     else:
         args = build_parser().parse_args(argv)
-        command, run = args.command, lambda: args.func(args)
+        command, run = args.command, lambda: _helper(args)
     try:
         return run()
     except RankAccError as err:
         print(f"rankacc {command}: error: {err}", file=sys.stderr)
         return err.exit_code
+
+
+def _helper(args: argparse.Namespace) -> int:
+    """A sub-command other than training, with a missing file or a failed
+    download (``demo-model`` offline) as a usage error; a crash inside
+    training keeps its traceback."""
+    try:
+        return args.func(args)
     except (FileNotFoundError, RuntimeError) as err:
-        print(f"rankacc {command}: error: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from None
 
 
 if __name__ == "__main__":

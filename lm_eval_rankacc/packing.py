@@ -28,10 +28,10 @@ import numpy as np
 #: Agreement of packed and plain scores of one log-likelihood, (absolute,
 #: relative) by the weights' dtype: float32 sums over thousands of tokens carry
 #: ~1e-7 relative rounding (the stock backend moves that much between batch
-#: sizes; other attention kernels and logit slicing a little more), bf16 / fp16
-#: ~1e-2. A model that ignores the packed mask or the position ids is off by
-#: whole nats, far beyond any of these.
-TOLERANCE = {"float64": (1e-8, 1e-12), "float32": (1e-3, 1e-5)}
+#: sizes); bf16 / fp16 carry ~1e-2. A model that ignores the packed mask or the
+#: position ids is off by whole nats, far beyond any of these. One table for
+#: the ``hf-prefix`` self-check and training's layout check.
+TOLERANCE = {"float64": (1e-8, 1e-12), "float32": (1e-4, 1e-6)}
 #: The tolerance of every other dtype (half precision).
 HALF_TOLERANCE = (5e-2, 1e-2)
 

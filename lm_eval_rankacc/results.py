@@ -287,7 +287,7 @@ def find_results(path: str | Path) -> list[Path]:
     if not path.exists():
         raise RunError(f"{path}: no such file or folder")
     if path.is_file():
-        if path.name.startswith("samples_") and path.suffix == ".jsonl":
+        if samples_name(path.name):
             raise RunError(f"{path}: a samples file; pass the results_<timestamp>.json beside it, or its folder")
         return [path]
     candidates: list[Path] = []

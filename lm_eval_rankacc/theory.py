@@ -84,15 +84,15 @@ def pair_accuracy(scores: Sequence[float], ranks: Sequence[int]) -> float | None
 
 def per_unit(loglik: float, units: int | None) -> float:
     """Length-normalised log-probability: loglik / units (tokens for R~, Eq. 15;
-    UTF-8 bytes for the tokenizer-free variant). NaN when units is unknown or 0."""
-    if not units or not is_valid(loglik):
-        return math.nan
-    return loglik / units
+    UTF-8 bytes for the tokenizer-free variant). NaN when units is unknown or 0.
+    One value of :func:`per_units`."""
+    return float(per_units(loglik, math.nan if units is None else units))
 
 
 def geometric_mean_prob(normalised_loglik: float) -> float:
     """exp(mean log-probability): the per-unit geometric-mean probability the
-    paper's code compares under the tie rule for normalised accuracy."""
+    paper's code compares under the tie rule for normalised accuracy (the tie
+    score of :func:`metric_scores`)."""
     return math.exp(normalised_loglik) if is_valid(normalised_loglik) else math.nan
 
 

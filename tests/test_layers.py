@@ -53,3 +53,9 @@ def test_tracking_importing_torch_breaks_it(tree):
     add_import(tree / "lm_eval_rankacc" / "training" / "tracking.py", "import torch")
     out = lint(tree)
     assert out.returncode != 0 and "lm_eval_rankacc.training.tracking -> torch" in out.stdout
+
+
+def test_training_importing_analysis_breaks_it(tree):
+    add_import(tree / "lm_eval_rankacc" / "training" / "tracking.py", "import lm_eval_rankacc.analysis")
+    out = lint(tree)
+    assert out.returncode != 0 and "lm_eval_rankacc.training.tracking -> lm_eval_rankacc.analysis" in out.stdout

@@ -34,7 +34,7 @@ from lm_eval_rankacc.training import data
 from lm_eval_rankacc.training.losses import LOSSES, check_options
 
 #: ``save_steps`` when neither it nor ``eval_steps`` is set (the Trainer's own default).
-TRAINER_SAVE_STEPS = 500
+TRAINER_SAVE_STEPS = TrainingArguments.__dataclass_fields__["save_steps"].default
 
 
 def _default(name: str, value: Any, note: str = "") -> Any:

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_rankacc import harness, theory
+from lm_eval_rankacc import harness, tasks_dir, theory
 from lm_eval_rankacc.errors import TrainingDataError
 
 log = logging.getLogger("lm_eval_rankacc.training")
@@ -99,8 +99,6 @@ def _yaml_load(path: Path) -> dict[str, Any]:
 
 def package_tasks() -> dict[str, dict[str, Any]]:
     """{task name: its dataset_kwargs} for the package's ``rankacc_*`` tasks."""
-    from lm_eval_rankacc import tasks_dir
-
     out = {}
     for path in sorted(tasks_dir().rglob("rankacc_*.yaml")):
         config = _yaml_load(path)

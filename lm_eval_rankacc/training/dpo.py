@@ -31,6 +31,7 @@ import torch
 from lm_eval_rankacc.training import scoring
 from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, StopOnSignal, TrackingCallback
 from lm_eval_rankacc.training.config import DPOConfig
+from lm_eval_rankacc.training.figures import plot_training
 from lm_eval_rankacc.training.models import check_transformers, load_model, load_tokenizer, pad_id, same_model
 from lm_eval_rankacc.training.outputs import RunResult, finish_run, timed, write_run_config
 from lm_eval_rankacc.training.pairs import PreferenceData, build_pair_sets
@@ -97,8 +98,6 @@ def _release_memory() -> None:
 def _draw_figures(output_dir: Path) -> None:
     """Both figures of the run (:func:`.figures.plot_training`); a figure
     that cannot be drawn is a warning, never a lost run."""
-    from lm_eval_rankacc.training.figures import plot_training
-
     try:
         plot_training(output_dir)
     except Exception as err:  # noqa: BLE001 - whatever matplotlib raises

@@ -25,14 +25,12 @@ from typing import Any
 import numpy as np
 
 from lm_eval_rankacc import theory
+from lm_eval_rankacc.errors import TrainingDataError
 from lm_eval_rankacc.training.files import read_config
 from lm_eval_rankacc.training.tracking import SETS, TRACKING_FILE, best_step, read_rows, summarize
 
 FIGURE2, FIGURE3 = "figure2_flips.png", "figure3_loss_vs_c.png"
-COLORS = {
-    "correct->correct": "#1b9e77", "correct->incorrect": "#d95f02",
-    "incorrect->correct": "#7570b3", "incorrect->incorrect": "#e7298a",
-}
+COLORS = dict(zip(theory.CATEGORIES, ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")))
 SET_LABELS = {"train": "training subset", "validation": "validation"}
 
 
@@ -130,7 +128,7 @@ def plot_training(run_dir: str | Path, out_dir: str | Path | None = None) -> lis
         raise FileNotFoundError(f"{run_dir}: no {TRACKING_FILE} (is it the --output_dir of a `rankacc dpo` run?)")
     rows = read_rows(tracking)
     if not rows:
-        raise ValueError(f"{tracking}: no rows yet (no evaluation step has finished)")
+        raise TrainingDataError(f"{tracking}: no rows yet (no evaluation step has finished)")
     config = read_config(run_dir)
     beta = float(config.get("dpo", {}).get("beta", 0.1))
     loss_name = config.get("dpo", {}).get("loss", "dpo")

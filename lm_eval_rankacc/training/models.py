@@ -10,6 +10,8 @@ import transformers
 from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lm_eval_rankacc.errors import UsageError
+
 if TYPE_CHECKING:
     from lm_eval_rankacc.training.config import TrainingConfig
 
@@ -22,8 +24,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 def check_transformers() -> None:
     """Stop with a clear message on a transformers older than :data:`MIN_TRANSFORMERS`."""
     if Version(transformers.__version__) < Version(MIN_TRANSFORMERS):
-        raise RuntimeError(f"rankacc sft / dpo need transformers >= {MIN_TRANSFORMERS}, "
-                           f"found {transformers.__version__}")
+        raise UsageError(f"rankacc sft / dpo need transformers >= {MIN_TRANSFORMERS}, "
+                         f"found {transformers.__version__}")
 
 
 def load_tokenizer(config: TrainingConfig):

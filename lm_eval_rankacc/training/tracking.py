@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from lm_eval_rankacc.errors import TrainingDataError
 from lm_eval_rankacc.theory import CATEGORIES
 from lm_eval_rankacc.training.files import write_atomic
 
@@ -147,7 +148,7 @@ def read_rows(path: str | Path, max_step: int | None = None) -> list[dict[str, A
         except json.JSONDecodeError:
             if i == len(lines) - 1:  # interrupted write
                 break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+            raise TrainingDataError(f"{path}: line {i + 1} is not valid JSON") from None
         if max_step is None or row["step"] <= max_step:
             rows.append(row)
     return rows
