@@ -12,7 +12,7 @@ answers for two module names only:
   backends (``hf-prefix``) are registered lazily, by name, beside lm-eval's;
 - lm-eval's model API (``lm_eval.api.model``): once imported, every
   tokenizing backend reports the token count of each rankacc request
-  (:func:`lm_eval_rankacc.harness.install_token_counts`, the unit of R~).
+  (:func:`lm_eval_rankacc.loglikelihood.install_token_counts`, the unit of R~).
 
 Each is an explicit install function of the package, called here and nowhere
 as a side effect of an import. The finder removes itself when all have run. Any other Python program never
@@ -93,7 +93,7 @@ def register_models(module) -> bool:
 
 def install_token_counts(module) -> bool:
     """Make lm-eval's tokenizing backends report rankacc token counts."""
-    from lm_eval_rankacc.harness import install_token_counts as install
+    from lm_eval_rankacc.loglikelihood import install_token_counts as install
 
     return install()
 

@@ -1,4 +1,4 @@
-"""The lm-eval glue: task data loading and the token counts behind R~.
+"""The lm-eval glue: task data loading.
 
 ``load_docs`` is every task's ``custom_dataset``: lm-eval calls it with the
 task's ``dataset_kwargs`` together with ``--metadata`` (and, in lm-eval
@@ -11,9 +11,10 @@ Conversion happens here rather than in ``process_docs`` because lm-eval's
 ``process_docs`` never sees ``--metadata``, and the sample must be drawn
 from converted documents so that it holds exactly ``sample_size`` of them.
 
-Importing this module changes nothing in lm-eval: :func:`install_token_counts`
-is called by the start-up hook (:mod:`lm_eval_rankacc._autoload`) and by
-:func:`load_docs`. Training reads documents through :func:`documents`.
+Importing this module changes nothing in lm-eval: the token counts behind R~
+(:func:`lm_eval_rankacc.loglikelihood.install_token_counts`) are installed by
+the start-up hook (:mod:`lm_eval_rankacc._autoload`) and by :func:`load_docs`.
+Training reads documents through :func:`documents`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.errors import RowError, TaskDataError
+from lm_eval_rankacc.loglikelihood import install_token_counts
 from lm_eval_rankacc.sources import Conversion, HubDataset, HubFile, get_source
 
 log = logging.getLogger("lm-eval")
@@ -271,67 +273,3 @@ def load_docs(**kwargs: Any):
 def doc_to_target(doc: dict[str, Any]) -> int:
     """Index of a best-ranked response (lm-eval logs it as the target)."""
     return list(doc["ranks"]).index(min(doc["ranks"]))
-
-
-# ----------------------------------------------------------------- token counts
-class Loglikelihood(tuple):
-    """lm-eval's ``(loglikelihood, is_greedy)`` result for one request, plus
-    ``n_tokens``: the number of continuation tokens the backend scored."""
-
-    n_tokens: int | None = None
-
-    def __new__(cls, result, n_tokens: int | None):
-        obj = super().__new__(cls, result)
-        obj.n_tokens = n_tokens
-        return obj
-
-    def __reduce__(self):  # keeps n_tokens through lm-eval's request cache
-        return (Loglikelihood, (tuple(self), self.n_tokens))
-
-
-def _is_rankacc_doc(doc: Any) -> bool:
-    return isinstance(doc, dict) and {"id", "prompt", "responses", "ranks"} <= doc.keys()
-
-
-def _continuation_tokens(lm: Any, context: str, continuation: str) -> int | None:
-    """Continuation length under the backend's own context/continuation split
-    (``TemplateLM._encode_pair``), which is what its loglikelihood scored."""
-    if not context:
-        return None
-    return len(lm._encode_pair(context, continuation)[1])
-
-
-def install_token_counts() -> bool:
-    """Make lm-eval's tokenizing backends (hf, vllm, local-completions, every
-    ``TemplateLM``) report the continuation token count of each rankacc
-    request. Other tasks' requests are returned untouched. Idempotent; returns
-    False (and changes nothing) if lm-eval's internals are not as expected."""
-    try:
-        from lm_eval.api.model import TemplateLM
-    except ImportError:
-        return False
-    original = TemplateLM.__dict__.get("loglikelihood")
-    if original is None or not hasattr(TemplateLM, "_encode_pair"):
-        log.warning("lm_eval_rankacc: lm-eval's TemplateLM changed; rank_acc_norm will be left out")
-        return False
-    if getattr(original, "_rankacc_wrapped", False):
-        return True
-
-    def loglikelihood(self, requests, *args, **kwargs):
-        results = original(self, requests, *args, **kwargs)
-        out = []
-        for request, result in zip(requests, results, strict=True):
-            if _is_rankacc_doc(getattr(request, "doc", None)):
-                try:
-                    n = _continuation_tokens(self, *request.args)
-                except Exception:  # a backend whose tokenizer cannot split: count unknown
-                    n = None
-                result = Loglikelihood(result, n)
-            out.append(result)
-        return out
-
-    loglikelihood._rankacc_wrapped = True  # type: ignore[attr-defined]
-    loglikelihood.__wrapped__ = original  # type: ignore[attr-defined]
-    loglikelihood.__doc__ = original.__doc__
-    TemplateLM.loglikelihood = loglikelihood
-    return True

@@ -135,7 +135,7 @@ def test_importing_the_package_patches_nothing_in_lm_eval():
         "before = TemplateLM.loglikelihood\n"
         "import lm_eval_rankacc.harness, lm_eval_rankacc.metrics, lm_eval_rankacc.training.data\n"
         "unchanged = TemplateLM.loglikelihood is before\n"
-        "from lm_eval_rankacc.harness import install_token_counts\n"
+        "from lm_eval_rankacc.loglikelihood import install_token_counts\n"
         "print(unchanged, install_token_counts(), TemplateLM.loglikelihood is before)"
     )
     assert run_py(code, LM_EVAL_RANKACC_AUTOLOAD="0") == "True True False"

@@ -18,7 +18,8 @@ import yaml
 
 import preference_rows as R
 from lm_eval_rankacc import authoring, harness, tasks_dir
-from lm_eval_rankacc.harness import Loglikelihood, TaskDataError, load_docs, sample_indices
+from lm_eval_rankacc.harness import TaskDataError, load_docs, sample_indices
+from lm_eval_rankacc.loglikelihood import Loglikelihood
 from lm_eval_rankacc.metrics import process_results
 from lm_eval_rankacc.sources import common, get_source, shp
 
@@ -273,7 +274,7 @@ def test_base_template_declares_every_metric():
 
     declared = {m["metric"] for m in load_yaml(tasks_dir() / "_default_template_yaml", resolve_func=False)["metric_list"]}
     doc = {"id": "d", "prompt": "p", "responses": ["a", "b", "c"], "ranks": [1, 2, 3], "votes": [], "alpha": None}
-    emitted = process_results(doc, [harness.Loglikelihood((-1.0, False), 1)] * 3)
+    emitted = process_results(doc, [Loglikelihood((-1.0, False), 1)] * 3)
     assert set(emitted) == declared
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from lm_eval_rankacc import metrics
-from lm_eval_rankacc.harness import Loglikelihood
+from lm_eval_rankacc.loglikelihood import Loglikelihood
 
 
 def doc(responses, ranks):

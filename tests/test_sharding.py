@@ -29,7 +29,7 @@ from collections import defaultdict
 import pytest
 import torch
 
-from lm_eval_rankacc.harness import Loglikelihood
+from lm_eval_rankacc.loglikelihood import Loglikelihood
 from lm_eval_rankacc.metrics import process_results
 
 WORLD_SIZES = (2, 3)
