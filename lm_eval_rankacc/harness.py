@@ -7,6 +7,13 @@ ignored rather than rejected). It reads the hub source or local
 ``data_files`` in the source's own schema, converts the rows with the
 source's converter, reports dropped rows, and draws the fixed sample.
 
+Every file is read once (a file named again, or with the same bytes as an
+earlier one, is skipped with a note), and every problem with it is a
+:class:`TaskDataError` naming the task and the file. The loader keeps where
+each row came from (:class:`Rows`): a converter's :class:`RowError` names an
+index into the rows it got, and the loader reports it as
+``<task>: <file>: line N: field 'x': message``.
+
 Conversion happens here rather than in ``process_docs`` because lm-eval's
 ``process_docs`` never sees ``--metadata``, and the sample must be drawn
 from converted documents so that it holds exactly ``sample_size`` of them.
@@ -19,18 +26,27 @@ Training reads documents through :func:`documents`.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
+import hashlib
 import io
 import json
 import logging
 import os
 import re
+import zlib
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.errors import RowError, TaskDataError
+from lm_eval_rankacc.loggers import install_wandb_samples
 from lm_eval_rankacc.loglikelihood import install_token_counts
+from lm_eval_rankacc.schema import RowConflict
 from lm_eval_rankacc.sources import Conversion, HubDataset, HubFile, get_source
 
 log = logging.getLogger("lm-eval")
@@ -53,57 +69,193 @@ def _check_int(task: str, key: str, value: Any, minimum: int) -> int:
     return value
 
 
+def _file_key(path: Path) -> Any:
+    """What makes two paths the same file: device and inode (links, ``..``,
+    symlinks), or the resolved path where the system has no inodes."""
+    stat = path.stat()
+    return (stat.st_dev, stat.st_ino) if stat.st_ino else os.path.realpath(path)
+
+
 def resolve_data_files(task: str, data_files: Any) -> list[Path]:
-    """Paths matched by ``data_files`` (a path or glob, or a list of them); an error if none match."""
+    """Paths matched by ``data_files`` (a path or glob, or a list of them); an
+    error if one matches nothing. A file matched again (listed twice, by
+    overlapping globs, through a link) is read once, with a note naming it."""
     patterns = data_files if isinstance(data_files, (list, tuple)) else [data_files]
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise TaskDataError(
             f"{task}: metadata 'data_files' must be a path or glob string (or a list of them), got {data_files!r}"
         )
-    paths: list[Path] = []
+    paths: dict[Any, Path] = {}
     for pattern in patterns:
         matched = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
         files = [Path(m) for m in matched if Path(m).is_file()]
         if not files:
             raise TaskDataError(f"{task}: data_files {pattern!r} matches no file")
-        paths.extend(files)
-    return paths
+        for path in files:
+            first = paths.setdefault(_file_key(path), path)
+            if first is not path:
+                again = "more than once" if first == path else f"again as {path}"
+                log.warning("%s: data_files names %s %s: read once", task, first, again)
+    return list(paths.values())
 
 
 # ----------------------------------------------------------------- reading
-def read_records(path: Path) -> list[Any]:
-    """Records of one local file in a hub schema: .json (a list, or an object
-    with one list), .jsonl, either gzipped, or .parquet."""
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
+#: The file types ``data_files`` and the mirror may hold.
+SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet")
 
-        return pq.read_table(path).to_pylist()
-    raw = path.read_bytes()
-    if name.endswith(".gz"):
-        raw = gzip.decompress(raw)
-        name = name[:-3]
-    text = raw.decode("utf-8")
-    if name.endswith(".jsonl"):
-        records = []
-        for line_no, line in enumerate(io.StringIO(text), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise TaskDataError(f"{path}: line {line_no} is not valid JSON ({err.msg})") from None
-        return records
+
+@dataclass
+class FileRows:
+    """The records of one file (or of a hub split), and how messages number
+    them: ``unit`` ``line`` (.jsonl: the physical line, blank lines counted),
+    ``record`` (a .json list) or ``row`` (parquet, hub); ``numbers`` holds each
+    record's 1-based number where it is not its position + 1."""
+
+    label: str
+    records: list[Any]
+    unit: str = "row"
+    numbers: list[int] | None = None
+
+    def name(self, i: int) -> str:
+        return f"{self.unit} {self.numbers[i] if self.numbers is not None else i + 1}"
+
+
+class Rows:
+    """The rows a task read, in order, and where each came from: converters
+    see :attr:`records` and report indices into it, :meth:`locate` turns an
+    index back into ``<file>: line N``."""
+
+    def __init__(self, parts: list[FileRows]):
+        self.parts = parts
+        self.records = [r for part in parts for r in part.records]
+        self._starts = list(accumulate((len(p.records) for p in parts[:-1]), initial=0))
+
+    @property
+    def where(self) -> str:
+        return ", ".join(part.label for part in self.parts)
+
+    def locate(self, index: Any, near: Any = None) -> str:
+        """``<file>: line N`` of row ``index``; the file left out when it is the file of row ``near``."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.records):
+            return f"{self.where}: row {index}"
+        k = bisect_right(self._starts, index) - 1
+        part, name = self.parts[k], self.parts[k].name(index - self._starts[k])
+        if isinstance(near, int) and 0 <= near < len(self.records) and bisect_right(self._starts, near) - 1 == k:
+            return name
+        return f"{part.label}: {name}"
+
+
+def _gunzip(fail: Callable[[str], TaskDataError], raw: bytes) -> bytes:
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:  # not gzip, truncated, corrupt
+        raise fail(f"not a readable gzip file ({err or type(err).__name__})") from None
+
+
+def _decode(fail: Callable[[str], TaskDataError], raw: bytes) -> str:
+    """UTF-8 text; a byte-order mark at the start is accepted."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise fail(f"line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x})") from None
+
+
+def _json_error(err: Exception) -> str:
+    """Why ``json.loads`` failed: a syntax error, nesting beyond the
+    recursion limit, or a number too long to convert (a ValueError)."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg}, column {err.colno}"
+    return "nested too deeply" if isinstance(err, RecursionError) else str(err)
+
+
+def _jsonl(fail: Callable[[str], TaskDataError], label: str, text: str) -> FileRows:
+    records, numbers = [], []
+    for line_no, line in enumerate(io.StringIO(text, newline="\n"), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except (ValueError, RecursionError) as err:
+                raise fail(f"line {line_no}: not valid JSON ({_json_error(err)})") from None
+            numbers.append(line_no)
+    return FileRows(label, records, "line", numbers)
+
+
+def _json(fail: Callable[[str], TaskDataError], label: str, text: str) -> FileRows:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise TaskDataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except (ValueError, RecursionError) as err:
+        line = f"line {err.lineno}: " if isinstance(err, json.JSONDecodeError) else ""
+        raise fail(f"{line}not valid JSON ({_json_error(err)})") from None
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) == 1:
             data = lists[0]
     if not isinstance(data, list):
-        raise TaskDataError(f"{path}: expected a JSON list of records")
-    return data
+        raise fail("expected a JSON list of records (or an object holding one list)")
+    return FileRows(label, data, "record")
+
+
+def _parquet(fail: Callable[[str], TaskDataError], label: str, raw: bytes) -> FileRows:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return FileRows(label, pq.read_table(pa.BufferReader(raw)).to_pylist(), "row")
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise fail(f"not a readable parquet file ({err})") from None
+
+
+def _suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in SUFFIXES if name.endswith(s)), None)
+
+
+def _file_bytes(task: str, path: Path, label: str) -> bytes:
+    if _suffix(path) is None:
+        raise TaskDataError(
+            f"{task}: {label}: not a data file: expected .json, .jsonl (either gzipped) or .parquet"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise TaskDataError(f"{task}: {label}: cannot be read ({err.strerror or err})") from None
+
+
+def read_records(task: str, path: Path, label: str | None = None, raw: bytes | None = None) -> FileRows:
+    """Records of one local file in a hub schema: .json (a list, or an object
+    with one list), .jsonl, either gzipped, or .parquet. Every problem with
+    the file is a TaskDataError naming the task and the file (``label``)."""
+    label = label or str(path)
+
+    def fail(message: str) -> TaskDataError:
+        return TaskDataError(f"{task}: {label}: {message}")
+
+    raw = _file_bytes(task, path, label) if raw is None else raw
+    suffix = _suffix(path)
+    if suffix == ".parquet":
+        return _parquet(fail, label, raw)
+    if suffix.endswith(".gz"):
+        raw = _gunzip(fail, raw)
+    text = _decode(fail, raw)
+    return _jsonl(fail, label, text) if suffix.startswith(".jsonl") else _json(fail, label, text)
+
+
+def read_files(task: str, paths: list[Path]) -> Rows:
+    """The rows of ``paths`` in order; a file whose bytes repeat an earlier one's is read once, with a note."""
+    parts: list[FileRows] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        raw = _file_bytes(task, path, str(path))
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest in seen:
+            log.warning("%s: %s has the same content as %s: read once", task, path, seen[digest])
+            continue
+        seen[digest] = path
+        parts.append(read_records(task, path, raw=raw))
+    return Rows(parts)
 
 
 #: A local mirror of the hub sources, for air-gapped machines: files in each
@@ -112,23 +264,32 @@ def read_records(path: Path) -> list[Any]:
 MIRROR_ENV = "RANKACC_DATA_DIR"
 
 
-def mirror_files(source: str, hub: HubDataset | HubFile, split: str) -> list[Path]:
+def mirror_files(task: str, source: str, hub: HubDataset | HubFile, split: str) -> list[Path]:
+    """The mirror's file for ``split`` (none without ``RANKACC_DATA_DIR``); an
+    error when the folder holds several (``test.jsonl`` and ``test.parquet``
+    would be the same rows twice)."""
     root = os.environ.get(MIRROR_ENV)
     if not root:
         return []
     folder = Path(root).expanduser() / source
     if isinstance(hub, HubFile):
         return [folder / hub.filename] if (folder / hub.filename).is_file() else []
-    return sorted(p for p in folder.glob(f"{split}.*") if p.is_file())
+    files = sorted(p for p in folder.glob(f"{split}.*") if p.is_file() and _suffix(p) is not None)
+    if len(files) > 1:
+        raise TaskDataError(
+            f"{task}: {MIRROR_ENV} holds {len(files)} files for split {split!r} "
+            f"({', '.join(str(p) for p in files)}): keep one"
+        )
+    return files
 
 
-def read_hub(hub: HubDataset | HubFile, split: str) -> list[Any]:
+def read_hub(task: str, hub: HubDataset | HubFile, split: str) -> Rows:
     """Rows of the pinned hub source (needs network access to the hub or its cache)."""
     if isinstance(hub, HubFile):
         from huggingface_hub import hf_hub_download
 
         local = hf_hub_download(hub.repo, hub.filename, repo_type="dataset", revision=hub.revision)
-        return read_records(Path(local))
+        return Rows([read_records(task, Path(local), label=f"{hub.repo}/{hub.filename}")])
     import datasets
 
     data_files = list(hub.data_files) if isinstance(hub.data_files, tuple) else hub.data_files
@@ -136,7 +297,7 @@ def read_hub(hub: HubDataset | HubFile, split: str) -> list[Any]:
         hub.path, hub.name, data_dir=hub.data_dir, data_files=data_files,
         revision=hub.revision, split=split,
     )
-    return list(ds)
+    return Rows([FileRows(f"{hub.path} ({split})", list(ds))])
 
 
 # ----------------------------------------------------------------- sampling
@@ -184,33 +345,58 @@ def _task_hub(task: str, source: str, module: Any, options: dict[str, Any], data
         raise TaskDataError(f"{task}: {err}") from None
 
 
-def read_rows(task: str, hub: Any, mirror: str, split: str, data_files: Any) -> tuple[list[Any], str]:
-    """(rows in the source's own schema, where they came from): ``data_files``,
-    data shipped with the package, the ``RANKACC_DATA_DIR`` mirror, or the hub."""
+def read_rows(task: str, hub: Any, mirror: str, split: str, data_files: Any) -> Rows:
+    """The rows in the source's own schema, and where each came from:
+    ``data_files``, data shipped with the package, the ``RANKACC_DATA_DIR``
+    mirror, or the hub."""
     if data_files is not None:
-        files = resolve_data_files(task, data_files)
-        return [r for path in files for r in read_records(path)], ", ".join(str(p) for p in files)
+        return read_files(task, resolve_data_files(task, data_files))
     if isinstance(hub, Path):  # data shipped with the package
-        return read_records(hub), str(hub.name)
-    if files := mirror_files(mirror, hub, split):
-        return [r for path in files for r in read_records(path)], ", ".join(str(p) for p in files)
-    return read_hub(hub, split), f"{getattr(hub, 'path', getattr(hub, 'repo', ''))} ({split})"
+        return Rows([read_records(task, hub, label=hub.name)])
+    if files := mirror_files(task, mirror, hub, split):
+        return read_files(task, files)
+    return read_hub(task, hub, split)
 
 
-def _convert(task: str, module: Any, rows: list[Any], where: str, split: str, options: dict[str, Any]):
+def row_error_message(task: str, rows: Rows, err: RowError) -> str:
+    """``<task>: <file>: line N: field 'x': message`` for a converter's RowError;
+    a :class:`RowConflict` also names where the earlier row is."""
+    message = f"{task}: {rows.locate(err.row)}: field '{err.field}': {err.message}"
+    if isinstance(err, RowConflict):
+        message += f" ({rows.locate(err.earlier, near=err.row)})"
+    return message
+
+
+def check_unique_ids(task: str, rows: Rows, conversion: Conversion) -> None:
+    """An error naming the repeated document ids and the rows they come from."""
+    seen: dict[str, list[int]] = {}
+    for k, doc in enumerate(conversion.docs):
+        seen.setdefault(doc["id"], []).append(k)
+    repeated = [(doc_id, ks) for doc_id, ks in seen.items() if len(ks) > 1]
+    if not repeated:
+        return
+    located = len(conversion.rows) == len(conversion.docs)
+
+    def where(ks: list[int]) -> str:
+        names = [rows.locate(conversion.rows[k]) if located else f"document {k + 1}" for k in ks[:3]]
+        return ", ".join(names) + (f" and {len(ks) - 3} more" if len(ks) > 3 else "")
+
+    listed = "; ".join(f"{doc_id!r} ({where(ks)})" for doc_id, ks in repeated[:3])
+    more = f"; and {len(repeated) - 3} more ids" if len(repeated) > 3 else ""
+    raise TaskDataError(f"{task}: document ids are not unique: {listed}{more}")
+
+
+def _convert(task: str, module: Any, rows: Rows, split: str, options: dict[str, Any]):
     """The documents of ``rows`` in the common schema; drops reported, ids checked unique."""
     try:
-        conversion = module.convert(rows, split, **options)
+        conversion = module.convert(rows.records, split, **options)
     except RowError as err:
-        raise TaskDataError(f"{task}: {where}: {err}") from None
-    report_drops(task, len(rows), conversion)
-    docs = conversion.docs
-    if not docs:
-        raise TaskDataError(f"{task}: {where}: no documents left after conversion")
-    ids = [d["id"] for d in docs]
-    if len(set(ids)) != len(ids):
-        raise TaskDataError(f"{task}: {where}: document ids are not unique")
-    return docs
+        raise TaskDataError(row_error_message(task, rows, err)) from None
+    report_drops(task, len(rows.records), conversion)
+    if not conversion.docs:
+        raise TaskDataError(f"{task}: {rows.where}: no documents left after conversion")
+    check_unique_ids(task, rows, conversion)
+    return conversion.docs
 
 
 def documents(
@@ -234,8 +420,8 @@ def documents(
     seed = _check_int(task, "seed", seed, 0)
     module = get_source(source)
     hub, mirror = _task_hub(task, source, module, options, data_files)
-    rows, where = read_rows(task, hub, mirror, split, data_files)
-    docs = _convert(task, module, rows, where, split, options)
+    rows = read_rows(task, hub, mirror, split, data_files)
+    docs = _convert(task, module, rows, split, options)
     keep = sample_indices(len(docs), sample_size, seed)
     if len(keep) < len(docs):
         log.info(
@@ -243,6 +429,9 @@ def documents(
             "--metadata '{\"sample_size\": 0}' scores all",
             task, len(keep), len(docs), seed,
         )
+    elif sample_size > len(docs):
+        log.info("%s: sample_size %d is more than the %d documents: all %d are used", task, sample_size,
+                 len(docs), len(docs))
     return [docs[i] for i in keep]
 
 
@@ -250,12 +439,14 @@ def load_docs(**kwargs: Any):
     """lm-eval ``custom_dataset`` of every rankacc task: a DatasetDict whose
     ``test`` split holds :func:`documents`.
 
-    It also installs the token counts behind R~ (:func:`install_token_counts`),
-    which the start-up hook does already; this call covers ``--include_path``
-    use with the hook switched off."""
+    It also installs the window rule and token counts behind R~
+    (:func:`install_token_counts`) and the W&B sample-table fill
+    (:func:`install_wandb_samples`), which the start-up hook does already;
+    this call covers ``--include_path`` use with the hook switched off."""
     import datasets
 
     install_token_counts()
+    install_wandb_samples()  # when lm-eval's W&B logger is in use (already imported)
     docs = documents(**kwargs)
     features = datasets.Features(
         {

@@ -14,9 +14,16 @@ those scores, per document:
 - ``pair_acc`` / ``pair_acc_norm`` (documents with n > 2 responses): share of
   human-strictly-ordered pairs the model orders correctly.
 - ``invalid``: number of NaN / infinite log-likelihoods (summed over the task).
+- ``too_long``: 1 for a document dropped because a response does not fit the
+  model's window (:func:`lm_eval_rankacc.loglikelihood.fit_window`); such a
+  document has no ranking metric, so it is left out of every mean. Summed.
+- ``truncated``: the tokens cut from the left of the document's prompt so that
+  its responses fit the window (the same cut for every response; 0 = none).
+  The aggregate is the number of documents cut.
 - ``scores``: the raw per-response values (``loglik``, ``n_tokens``,
   ``n_bytes``), kept in ``--log_samples`` output for later analysis; its
-  aggregate is the number of responses scored.
+  aggregate is the number of responses scored. A dropped document's
+  log-likelihoods are null.
 
 All metrics are pure functions of one document, so data-parallel runs that
 shard documents and gather per-document values give the same aggregates.
@@ -45,14 +52,16 @@ def _notify_once(key: str, message: str) -> None:
 
 
 def document_scores(doc: dict[str, Any], results: list[Any]) -> dict[str, list]:
-    """The raw per-response values of one document: summed log-likelihood,
-    scored continuation tokens (None when unknown) and UTF-8 bytes."""
+    """The raw per-response values of one document: summed log-likelihood (None
+    for a dropped document), scored continuation tokens (None when unknown) and
+    UTF-8 bytes."""
     if len(results) != len(doc["responses"]):
         raise ValueError(
             f"document {doc['id']}: {len(results)} results for {len(doc['responses'])} responses"
         )
+    dropped = any(getattr(r, "too_long", False) for r in results)
     return {
-        "loglik": [float(r[0]) for r in results],
+        "loglik": [None if dropped else float(r[0]) for r in results],
         "n_tokens": [getattr(r, "n_tokens", None) for r in results],
         "n_bytes": [len((harness.JOIN + resp).encode("utf-8")) for resp in doc["responses"]],
     }
@@ -86,14 +95,16 @@ def ranking_metrics(
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     """lm-eval ``process_results`` for every rankacc task."""
     scores = document_scores(doc, results)
-    metrics = ranking_metrics(list(doc["ranks"]), scores["loglik"], scores["n_tokens"], scores["n_bytes"])
-    if "rank_acc_norm" not in metrics:
+    too_long = any(v is None for v in scores["loglik"])
+    metrics = {} if too_long else ranking_metrics(
+        list(doc["ranks"]), scores["loglik"], scores["n_tokens"], scores["n_bytes"])
+    if "rank_acc_norm" not in metrics and not too_long:
         _notify_once(
             "norm",
             "rankacc: this backend reports no token counts, so rank_acc_norm (R~) is left out; "
             "rank_acc and rank_acc_bytes are unaffected",
         )
-    invalid = sum(not is_valid(x) for x in scores["loglik"])
+    invalid = sum(x is not None and not is_valid(x) for x in scores["loglik"])
     if invalid:
         _notify_once(
             "invalid",
@@ -101,6 +112,8 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
             "wrong, and the 'invalid' metric counts the responses affected",
         )
     metrics["invalid"] = invalid
+    metrics["too_long"] = int(too_long)
+    metrics["truncated"] = max(int(getattr(r, "prompt_tokens_cut", 0) or 0) for r in results)
     metrics["scores"] = scores
     return metrics
 
@@ -110,6 +123,12 @@ def total(items: list[int]) -> int:
     return int(sum(items))
 
 
+def count_positive(items: list[int]) -> int:
+    """Aggregation of ``truncated``: the number of documents with a value above 0."""
+    return sum(1 for item in items if item)
+
+
 def count_responses(items: list[dict[str, list]]) -> int:
-    """Aggregation of ``scores``: the number of responses scored."""
-    return sum(len(item["loglik"]) for item in items)
+    """Aggregation of ``scores``: the number of responses scored (a dropped
+    document's responses are not)."""
+    return sum(sum(ll is not None for ll in item["loglik"]) for item in items)

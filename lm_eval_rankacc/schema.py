@@ -24,7 +24,19 @@ from typing import Any
 
 from lm_eval_rankacc.errors import RowError
 
-__all__ = ["RowError", "type_name", "require_str", "get_field", "dense_ranks", "make_doc"]
+__all__ = ["RowError", "RowConflict", "type_name", "require_str", "get_field", "dense_ranks", "make_doc"]
+
+
+class RowConflict(RowError):
+    """A row that contradicts an earlier one: ``earlier`` is that row's index,
+    named after the message (the loader turns both indices into file and line)."""
+
+    def __init__(self, row: Any, field: str, message: str, earlier: Any):
+        super().__init__(row, field, message)
+        self.earlier = earlier
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} (row {self.earlier})"
 
 
 def type_name(value: Any) -> str:
@@ -33,11 +45,20 @@ def type_name(value: Any) -> str:
 
 
 def require_str(row_value: Any, row: Any, field: str, *, allow_empty: bool = True) -> str:
-    """Return ``row_value`` if it is a string (non-empty unless allowed), else raise RowError."""
+    """Return ``row_value`` if it is a string (non-empty unless allowed) that
+    is text, else raise RowError. A JSON escape of half a surrogate pair
+    (``"\\ud800"``) decodes to a string no tokenizer or UTF-8 writer accepts."""
     if not isinstance(row_value, str):
         raise RowError(row, field, f"expected a string, got {type_name(row_value)}")
     if not allow_empty and not row_value.strip():
         raise RowError(row, field, "is empty")
+    if not row_value.isascii():
+        try:
+            row_value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise RowError(
+                row, field, f"holds an unpaired surrogate {row_value[err.start]!r} at character {err.start}"
+            ) from None
     return row_value
 
 
@@ -74,6 +95,7 @@ def make_doc(
     ``alpha`` is derived from ``votes`` for pairs: votes[0] / sum(votes).
     """
     row = doc_id if row is None else row
+    require_str(str(doc_id), row, "id")
     require_str(prompt, row, "prompt", allow_empty=False)
     if not isinstance(responses, (list, tuple)):
         raise RowError(row, "responses", f"expected a list of strings, got {type_name(responses)}")

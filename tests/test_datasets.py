@@ -61,6 +61,7 @@ def fake_results(doc):
 def metrics_of(doc):
     out = process_results(doc, fake_results(doc))
     out.pop("scores")
+    assert (out.pop("too_long"), out.pop("truncated")) == (0, 0)  # scored whole: nothing dropped or cut
     return out
 
 
@@ -90,10 +91,10 @@ def test_gptj_pairwise_documents_drops_and_metrics(tmp_path, drops):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ({"prompt": "q", "chosen": "a"}, r"row 1: field 'rejected': is missing"),
-        ({"prompt": "q", "chosen": 3, "rejected": "b"}, r"row 1: field 'chosen': expected a string, got int"),
-        ({"prompt": "  ", "chosen": "a", "rejected": "b"}, r"row 1: field 'prompt': is empty"),
-        ("just text", r"row 1: field 'prompt': row is not an object"),
+        ({"prompt": "q", "chosen": "a"}, r"line 2: field 'rejected': is missing"),
+        ({"prompt": "q", "chosen": 3, "rejected": "b"}, r"line 2: field 'chosen': expected a string, got int"),
+        ({"prompt": "  ", "chosen": "a", "rejected": "b"}, r"line 2: field 'prompt': is empty"),
+        ("just text", r"line 2: field 'prompt': row is not an object"),
     ],
 )
 def test_gptj_malformed_rows(tmp_path, row, message):
@@ -142,18 +143,18 @@ def test_shp_multi_time_breaks_score_ties():
     "row, form, message",
     [
         (R.shp_row("p1", ("c1", 11, 1_600_000_200), R.C3, 1), "multi",
-         r"row 6: field 'score_A': comment 'c1' has score 11 here but 10 in row 0"),
+         r"line 7: field 'score_A': comment 'c1' has score 11 here but 10 in its first row \(line 1\)"),
         (R.shp_row("p1", R.C2, ("c1", 10, 1_600_000_999), 0), "multi",
-         r"row 6: field 'created_at_utc_B': comment 'c1' has created_at_utc 1600000999 here but 1600000200 in row 0"),
+         r"line 7: field 'created_at_utc_B': comment 'c1' has created_at_utc 1600000999 here but 1600000200 in its first row \(line 1\)"),
         (R.shp_row("p1", R.C1, R.C3, 1, text_a="Edited."), "multi",
-         r"row 6: field 'human_ref_A': comment 'c1' has a different text than in row 0"),
+         r"line 7: field 'human_ref_A': comment 'c1' has a different text than in its first row \(line 1\)"),
         (R.shp_row("p1", R.C1, R.C3, 1, history="Another post."), "multi",
-         r"row 6: field 'history': differs from row 0 of the same post 'p1'"),
-        ({**R.shp_row("p9", R.C1, R.C3, 1), "score_B": "2"}, "multi", r"row 6: field 'score_B': expected a number, got str"),
-        (R.shp_row("p9", R.C1, R.C3, 2), "pairs", r"row 6: field 'labels': unknown label 2"),
-        (R.shp_row("p9", R.C1, R.C1, 1), "pairs", r"row 6: field 'c_root_id_B': is the same comment as c_root_id_A"),
+         r"line 7: field 'history': differs from the first row of the same post 'p1' \(line 1\)"),
+        ({**R.shp_row("p9", R.C1, R.C3, 1), "score_B": "2"}, "multi", r"line 7: field 'score_B': expected a number, got str"),
+        (R.shp_row("p9", R.C1, R.C3, 2), "pairs", r"line 7: field 'labels': unknown label 2"),
+        (R.shp_row("p9", R.C1, R.C1, 1), "pairs", r"line 7: field 'c_root_id_B': is the same comment as c_root_id_A"),
         ({k: v for k, v in R.shp_row("p9", R.C1, R.C3, 1).items() if k != "human_ref_B"}, "pairs",
-         r"row 6: field 'human_ref_B': is missing"),
+         r"line 7: field 'human_ref_B': is missing"),
     ],
 )
 def test_shp_malformed_rows(tmp_path, row, form, message):
@@ -195,7 +196,7 @@ def test_stack_exchange_from_parquet(tmp_path, drops):
 )
 def test_stack_exchange_malformed_rows(tmp_path, answers, message):
     rows = [R.STACK_EXCHANGE[0], R.se_row(9, "<p>Q?</p>", answers)]
-    errors_like(tmp_path, "stack_exchange", "rankacc_stack_exchange_train", rows, "train", rf"row 1: {message}")
+    errors_like(tmp_path, "stack_exchange", "rankacc_stack_exchange_train", rows, "train", rf"line 2: {message}")
 
 
 # ------------------------------------------------------------------ UltraFeedback
@@ -231,7 +232,7 @@ def test_ultrafeedback_malformed_rows(tmp_path, change, message):
     bad = json.loads(json.dumps(R.ULTRAFEEDBACK[0]))
     change(bad)
     errors_like(tmp_path, "ultrafeedback", "rankacc_ultrafeedback_train", [R.ULTRAFEEDBACK[3], bad], "train",
-                rf"row 1: {message}")
+                rf"line 2: {message}")
 
 
 def test_sample_size_and_seed_work_for_the_new_tasks(tmp_path):
@@ -316,7 +317,7 @@ def test_fields_pairwise_with_votes_and_ids(tmp_path):
         ("a", [1, 2], [3, 1], 0.75), ("b", [1, 1], [2, 2], 0.5), ("c", [1, 2], [], 0.75),
     ]
     bad = rows + [{"key": "d", "question": "Q4", "good": "x", "bad": "y", "votes": [1, 4]}]
-    with pytest.raises(TaskDataError, match=r"^mine: .*row 3: field 'votes': favours the rejected response"):
+    with pytest.raises(TaskDataError, match=r"^mine: .*line 4: field 'votes': favours the rejected response"):
         load(tmp_path, "fields", "mine", bad, votes_field="votes", **PAIRWISE)
 
 
@@ -332,7 +333,7 @@ def test_fields_scored_strings_and_objects(tmp_path, drops):
     docs = load(tmp_path, "fields", "mine", objects, prompt_field="q", responses_field="answers",
                 text_field="t", score_field="s")
     assert docs[0]["responses"] == ["a", "b"] and docs[0]["ranks"] == [2, 1]
-    with pytest.raises(TaskDataError, match=r"^mine: .*row 0: field 'scores': has 2 scores for 3 responses"):
+    with pytest.raises(TaskDataError, match=r"^mine: .*line 1: field 'scores': has 2 scores for 3 responses"):
         load(tmp_path, "fields", "mine", [{"q": "Q", "answers": ["a", "b", "c"], "scores": [1, 2]}], **SCORED)
 
 

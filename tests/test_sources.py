@@ -2,13 +2,18 @@
 drop rules, the fixed sample and clear errors for bad input."""
 
 import gzip
+import io
 import json
+import logging
+import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from lm_eval_rankacc.harness import TaskDataError, load_docs, sample_indices
+import preference_rows as R
+from lm_eval_rankacc.harness import MIRROR_ENV, TaskDataError, documents, load_docs, sample_indices
 from lm_eval_rankacc.schema import RowError, dense_ranks
 from lm_eval_rankacc.sources import alpaca_farm, hh_rlhf
 
@@ -58,8 +63,7 @@ def test_hh_malformed_rows_name_row_and_field(tmp_path, row, field, message):
     with pytest.raises(TaskDataError) as err:
         load_docs(source="hh_rlhf", task="rankacc_hh_rlhf_test", data_files=path)
     text = str(err.value)
-    assert text.startswith("rankacc_hh_rlhf_test: ")
-    assert "row 1" in text and f"'{field}'" in text and message in text
+    assert text.startswith(f"rankacc_hh_rlhf_test: {path}: line 2: field '{field}': {message}"), text
 
 
 @needs_hh
@@ -114,7 +118,7 @@ def test_alpaca_grouping_votes_swaps_and_ties():
 def test_alpaca_unknown_preference_code(tmp_path, pref):
     path = tmp_path / "x.json"
     path.write_text(json.dumps([alpaca_row("I", "A", "B", 1), alpaca_row("I", "A", "B", pref)]))
-    with pytest.raises(TaskDataError, match=r"rankacc_alpaca_farm_val: .*row 1: field 'preference': unknown preference code"):
+    with pytest.raises(TaskDataError, match=r"rankacc_alpaca_farm_val: .*x.json: record 2: field 'preference': unknown preference code"):
         load_docs(source="alpaca_farm", task="rankacc_alpaca_farm_val", data_files=str(path))
 
 
@@ -164,10 +168,12 @@ def test_unknown_keys_are_ignored_and_globs_read(tmp_path):
     assert len(docs) == 5
 
 
-def test_duplicate_ids_rejected(tmp_path):
-    rows = [dict(r, id="same") for r in demo_rows(2)]
-    with pytest.raises(TaskDataError, match="not unique"):
-        load_docs(source="demo", task="t", data_files=write_jsonl(tmp_path / "a.jsonl", rows))
+def test_duplicate_ids_name_the_ids_and_their_lines(tmp_path):
+    rows = [dict(r, id="same") for r in demo_rows(2)] + demo_rows(1) + [dict(demo_rows(1)[0], id="same")]
+    path = write_jsonl(tmp_path / "a.jsonl", rows)
+    with pytest.raises(TaskDataError) as err:
+        load_docs(source="demo", task="t", data_files=path)
+    assert str(err.value) == f"t: document ids are not unique: 'same' ({path}: line 1, {path}: line 2, {path}: line 4)"
 
 
 @pytest.mark.parametrize(
@@ -184,14 +190,14 @@ def test_duplicate_ids_rejected(tmp_path):
 )
 def test_demo_schema_errors(tmp_path, row, field):
     path = write_jsonl(tmp_path / "a.jsonl", demo_rows(2) + [row])
-    with pytest.raises(TaskDataError, match=rf"row 2: field '{__import__('re').escape(field)}'"):
+    with pytest.raises(TaskDataError, match=rf"a.jsonl: line 3: field '{__import__('re').escape(field)}'"):
         load_docs(source="demo", task="rankacc_demo", data_files=path)
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps(demo_rows(1)[0]) + "\n" + '{"prompt": "q", "respo')
-    with pytest.raises(TaskDataError, match="line 2 is not valid JSON"):
+    with pytest.raises(TaskDataError, match=r"^t: .*a.jsonl: line 2: not valid JSON"):
         load_docs(source="demo", task="t", data_files=str(path))
 
 
@@ -215,3 +221,228 @@ def test_dense_ranks():
 
 def test_row_error_message():
     assert str(RowError(4, "chosen", "is missing")) == "row 4: field 'chosen': is missing"
+
+
+# ------------------------------------------------------------------ files: read once, clear errors, file and line
+def write_parquet(path, rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return str(path)
+
+
+def parquet_bytes(rows):
+    buffer = io.BytesIO()
+    write_parquet(buffer, rows)
+    return buffer.getvalue()
+
+
+def fixture_file(folder, hub_mirror, source):
+    """(split, the one data file in ``folder``): the hub_mirror's rows of
+    ``source`` in its hub schema, the Stack Exchange rows as parquet."""
+    folder.mkdir()
+    if source == "stack_exchange":
+        return "train", write_parquet(folder / "train-00000-of-00001.parquet", R.STACK_EXCHANGE)
+    split = {"hh_rlhf": "test", "alpaca_farm": "val"}.get(source, "train")
+    (mirrored,) = (hub_mirror / source).glob("*" if source == "alpaca_farm" else f"{split}.*")
+    (folder / mirrored.name).write_bytes(mirrored.read_bytes())
+    return split, str(folder / mirrored.name)
+
+
+def summary(docs):
+    return [(d["id"], d["responses"], d["ranks"], d["votes"]) for d in docs]
+
+
+@pytest.mark.parametrize("source", ["hh_rlhf", "ultrafeedback", "stack_exchange", "alpaca_farm"])
+def test_a_file_named_again_is_read_once(tmp_path, hub_mirror, caplog, source):
+    split, path = fixture_file(tmp_path / "data", hub_mirror, source)
+    with caplog.at_level(logging.WARNING, logger="lm-eval"):
+        once = summary(documents(source=source, task="t", split=split, data_files=path))
+    drops = list(caplog.messages)
+    link = tmp_path / "link" / Path(path).name
+    link.parent.mkdir()
+    link.symlink_to(path)
+    copy = tmp_path / "copy" / Path(path).name
+    copy.parent.mkdir()
+    copy.write_bytes(Path(path).read_bytes())
+    folder = str(Path(path).parent / "*")
+    for data_files in ([path, path], [folder, path], [path, str(link)], [path, str(copy)]):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lm-eval"):
+            again = summary(documents(source=source, task="t", split=split, data_files=data_files))
+        assert again == once, data_files  # same documents, same votes (Alpaca Farm), same ids
+        (note,) = [m for m in caplog.messages if "read once" in m]
+        assert [m for m in caplog.messages if "read once" not in m] == drops  # rows not counted twice
+        expected = f"t: {copy} has the same content as {path}" if data_files[1] == str(copy) else (
+            f"t: data_files names {path} more than once" if data_files[1] == path
+            else f"t: data_files names {path} again as {link}")
+        assert note == f"{expected}: read once"
+
+
+def test_the_mirror_holds_one_file_per_split(tmp_path, monkeypatch):
+    (tmp_path / "ultrafeedback").mkdir()
+    R.write_jsonl(tmp_path / "ultrafeedback" / "train.jsonl", R.ULTRAFEEDBACK)
+    write_parquet(tmp_path / "ultrafeedback" / "train.parquet", R.ULTRAFEEDBACK)
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path))
+    with pytest.raises(TaskDataError, match=r"^t: RANKACC_DATA_DIR holds 2 files for split 'train' .*: keep one$"):
+        documents(source="ultrafeedback", task="t", split="train")
+
+
+HH_ROWS = [
+    {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go away"},
+    {"chosen": "\n\nHuman: caf\u00e9?\n\nAssistant: oui", "rejected": "\n\nHuman: caf\u00e9?\n\nAssistant: non"},
+]
+
+
+def hh_jsonl(rows=HH_ROWS):
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+BAD_FILES = {  # name -> (file name, bytes, message after "<task>: <file>: ")
+    "truncated gz": ("t.jsonl.gz", lambda: gzip.compress(hh_jsonl())[:-12], r"not a readable gzip file \(Compressed file ended"),
+    "not gzip": ("t.jsonl.gz", hh_jsonl, r"not a readable gzip file \(Not a gzipped file"),
+    "non-UTF-8 jsonl": ("t.jsonl", lambda: hh_jsonl() + b"\n" + hh_jsonl().replace(b"caf\xc3\xa9", b"caf\xe9"),
+                        r"line 5: not UTF-8 text \(byte 0xe9\)$"),
+    "non-UTF-8 gzipped json": ("t.json.gz", lambda: gzip.compress(b'[\n{"chosen": "\xff"}]'), r"line 2: not UTF-8 text"),
+    "corrupt parquet": ("t.parquet", lambda: b"PAR1" + b"\0" * 40, r"not a readable parquet file \("),
+    "truncated parquet": ("t.parquet", lambda: parquet_bytes(HH_ROWS)[:-100], r"not a readable parquet file \("),
+    "bad json": ("t.json", lambda: b'[{"chosen": 1},\n {"chosen": ]', r"line 2: not valid JSON \(Expecting value, column 13\)$"),
+    "json not a list": ("t.json", lambda: b'{"a": 1}', r"expected a JSON list of records"),
+    "json nested too deeply": ("t.json", lambda: b"[" * 100_000, r"not valid JSON \(nested too deeply\)$"),
+    "bad jsonl line": ("t.jsonl", lambda: hh_jsonl() + b"\n{oops\n", r"line 4: not valid JSON \(Expecting property name"),
+    "not a data file": ("t.csv", lambda: b"chosen,rejected\n", r"not a data file: expected \.json, \.jsonl"),
+    "empty parquet file": ("t.parquet", lambda: b"", r"not a readable parquet file"),
+}
+if hasattr(sys, "get_int_max_str_digits"):  # Python >= 3.10.7: json.loads raises a bare ValueError
+    BAD_FILES["number too long"] = ("t.jsonl", lambda: b'{"chosen": ' + b"9" * 5000 + b"}\n",
+                                    r"line 1: not valid JSON \(Exceeds")
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_unreadable_files_name_the_task_and_the_file(tmp_path, monkeypatch, case):
+    name, data, message = BAD_FILES[case]
+    path = tmp_path / name
+    path.write_bytes(data())
+    with pytest.raises(TaskDataError) as err:
+        documents(source="hh_rlhf", task="rankacc_hh_rlhf_test", data_files=str(path))
+    assert re.match(rf"rankacc_hh_rlhf_test: {re.escape(str(path))}: {message}", str(err.value)), str(err.value)
+    assert err.value.__cause__ is None and (err.value.__context__ is None or err.value.__suppress_context__)
+    # a mirror file goes through the same reader
+    mirror = tmp_path / "mirror" / "hh_rlhf"
+    mirror.mkdir(parents=True)
+    (mirror / name.replace("t.", "test.")).write_bytes(data())
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "mirror"))
+    if name.endswith(".csv"):  # not a data file: the mirror does not offer it (the hub would be read)
+        return
+    with pytest.raises(TaskDataError, match=rf"^rankacc_hh_rlhf_test: {re.escape(str(mirror))}/test\.\S+: {message}"):
+        documents(source="hh_rlhf", task="rankacc_hh_rlhf_test")
+
+
+@pytest.mark.parametrize("name", ["t.jsonl", "t.json", "t.jsonl.gz", "t.json.gz"])
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path, name):
+    text = hh_jsonl() if ".jsonl" in name else json.dumps(HH_ROWS).encode("utf-8")
+    data = b"\xef\xbb\xbf" + text
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    docs = documents(source="hh_rlhf", task="t", data_files=str(path))
+    assert [d["responses"] for d in docs] == [["hello", "go away"], ["oui", "non"]]
+
+
+BAD_HH = {"chosen": "no turns", "rejected": "\n\nHuman: x\n\nAssistant: y"}
+
+
+def test_row_errors_name_the_file_and_its_line(tmp_path):
+    a = tmp_path / "a.jsonl"
+    a.write_text("\n" + hh_jsonl().decode() + "\n\n" + json.dumps(BAD_HH) + "\n")  # blank lines 1, 4 and 5
+    with pytest.raises(TaskDataError, match=rf"^t: {re.escape(str(a))}: line 6: field 'chosen': has no "):
+        documents(source="hh_rlhf", task="t", data_files=str(a))
+    a.write_text("\n" + hh_jsonl().decode() + "\n")
+    b = tmp_path / "b.jsonl"
+    b.write_text(json.dumps(BAD_HH) + "\n")  # line 1 of the second file, not "row 2"
+    with pytest.raises(TaskDataError, match=rf"^t: {re.escape(str(b))}: line 1: field 'chosen': has no "):
+        documents(source="hh_rlhf", task="t", data_files=[str(a), str(b)])
+    gz = tmp_path / "c.jsonl.gz"
+    gz.write_bytes(gzip.compress(b"\n\n" + json.dumps(BAD_HH).encode()))
+    with pytest.raises(TaskDataError, match=rf"^t: {re.escape(str(gz))}: line 3: field 'chosen'"):
+        documents(source="hh_rlhf", task="t", data_files=[str(a), str(gz)])
+    listed = tmp_path / "d.json"
+    listed.write_text(json.dumps(HH_ROWS + [BAD_HH], indent=2))
+    with pytest.raises(TaskDataError, match=rf"^t: {re.escape(str(listed))}: record 3: field 'chosen'"):
+        documents(source="hh_rlhf", task="t", data_files=[str(a), str(listed)])
+    table = write_parquet(tmp_path / "e.parquet", HH_ROWS + [BAD_HH])
+    with pytest.raises(TaskDataError, match=rf"^t: {re.escape(table)}: row 3: field 'chosen'"):
+        documents(source="hh_rlhf", task="t", data_files=[str(b).replace("b.jsonl", "a.jsonl"), table])
+
+
+def test_hub_row_errors_count_from_one(monkeypatch):
+    import datasets
+
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: HH_ROWS + [BAD_HH])
+    with pytest.raises(TaskDataError, match=r"^t: Anthropic/hh-rlhf \(test\): row 3: field 'chosen'"):
+        documents(source="hh_rlhf", task="t", split="test")
+
+
+def test_grouping_converters_name_the_offending_row(tmp_path):
+    # Alpaca Farm groups rows by pair: a bad vote is reported at its own row, in its own file
+    rows = [alpaca_row("I", "A", "B", 1), alpaca_row("I", "B", "A", 2), alpaca_row("J", "C", "D", 1)]
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(rows))
+    b = tmp_path / "b.jsonl"
+    write_jsonl(b, [alpaca_row("J", "C", "D", 2), alpaca_row("I", "A", "B", 7)])
+    with pytest.raises(TaskDataError, match=rf"^t: {re.escape(str(b))}: line 2: field 'preference'"):
+        documents(source="alpaca_farm", task="t", split="val", data_files=[str(a), str(b)])
+    # SHP multi: a comment that contradicts its first listing names both places
+    write_jsonl(a.with_suffix(".jsonl"), R.SHP)
+    write_jsonl(b, [R.shp_row("p2", R.D1, R.D2, 1), R.shp_row("p1", ("c1", 11, 1_600_000_200), R.C3, 1)])
+    with pytest.raises(TaskDataError) as err:
+        documents(source="shp", task="t", form="multi", data_files=[str(a.with_suffix(".jsonl")), str(b)])
+    assert str(err.value) == (
+        f"t: {b}: line 2: field 'score_A': comment 'c1' has score 11 here but 10 in its first row "
+        f"({a.with_suffix('.jsonl')}: line 1)"
+    )
+
+
+@pytest.mark.parametrize(
+    "row, field, message",
+    [
+        (alpaca_row("  ", "A", "B", 1), "instruction", "is empty"),
+        (dict(alpaca_row("I", "A", "B", 1), input=3), "input", "expected a string, got int"),
+    ],
+)
+def test_alpaca_reports_its_own_field_names(tmp_path, row, field, message):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps([alpaca_row("I", "A", "B", 1), row]))
+    with pytest.raises(TaskDataError) as err:
+        documents(source="alpaca_farm", task="t", split="val", data_files=str(path))
+    assert str(err.value) == f"t: {path}: record 2: field '{field}': {message}"
+
+
+@pytest.mark.parametrize("field", ["chosen", "rejected"])
+def test_an_unpaired_surrogate_escape_is_a_row_error(tmp_path, field):
+    bad = dict(HH_ROWS[1])
+    bad[field] = bad[field] + "\ud800"  # json.dumps writes the escape "\\ud800"
+    path = write_jsonl(tmp_path / "s.jsonl", [HH_ROWS[0], bad])
+    with pytest.raises(TaskDataError) as err:
+        load_docs(source="hh_rlhf", task="t", data_files=path)
+    assert str(err.value).startswith(f"t: {path}: line 2: field '{field}': holds an unpaired surrogate '\\ud800'")
+
+
+def test_fields_votes_without_a_vote_name_the_votes_field(tmp_path):
+    rows = [{"q": "Q", "answers": ["a", "b"], "s": [2, 1], "raters": [0, 0]}]
+    with pytest.raises(TaskDataError, match=r"line 1: field 'raters': expected counts >= 0 with at least one vote"):
+        documents(source="fields", task="t", data_files=write_jsonl(tmp_path / "f.jsonl", rows), prompt_field="q",
+                  responses_field="answers", score_field="s", votes_field="raters")
+
+
+def test_sample_size_above_the_data_says_all_are_used(tmp_path, caplog):
+    path = write_jsonl(tmp_path / "a.jsonl", demo_rows(5))
+    with caplog.at_level(logging.INFO, logger="lm-eval"):
+        assert len(documents(source="demo", task="t", data_files=path, sample_size=50)) == 5
+    assert "t: sample_size 50 is more than the 5 documents: all 5 are used" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="lm-eval"):
+        documents(source="demo", task="t", data_files=path, sample_size=0)
+        documents(source="demo", task="t", data_files=path, sample_size=5)
+    assert "sample_size" not in caplog.text

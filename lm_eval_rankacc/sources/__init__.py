@@ -2,10 +2,13 @@
 (:mod:`lm_eval_rankacc.schema`). Pure: they receive the rows, never read files.
 
 Each source module defines ``HUB`` (where the real data lives, pinned) and
-``convert(rows, options) -> Conversion``. A source whose data location is a
-task option (``fields``, for YAML-only tasks) also defines
-``task_hub(options, data_files)``, which the harness calls instead of reading
-``HUB``. Rules shared by several converters live in :mod:`.common`.
+``convert(rows, split, **options) -> Conversion``. A bad row is a
+:class:`~lm_eval_rankacc.errors.RowError` naming its index in ``rows`` and the
+field as the source spells it (``instruction``, not ``prompt``); the loader
+turns the index into the file and line the row came from. A source whose
+data location is a task option (``fields``, for YAML-only tasks) also
+defines ``task_hub(options, data_files)``, which the harness calls instead of
+reading ``HUB``. Rules shared by several converters live in :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -41,10 +44,20 @@ class HubFile:
 
 @dataclass
 class Conversion:
-    """The documents built from a source's rows, and the rows dropped by rule."""
+    """The documents built from a source's rows, and the rows dropped by rule.
+
+    ``rows[k]`` is the index (in the rows the converter got) of the row
+    document ``k`` was built from (its first row, for a document built from
+    several): :meth:`add` keeps the two aligned, so that the loader can say
+    where a document came from."""
 
     docs: list[dict[str, Any]] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
+    rows: list[int] = field(default_factory=list)
+
+    def add(self, doc: dict[str, Any], row: int) -> None:
+        self.docs.append(doc)
+        self.rows.append(row)
 
 
 def get_source(name: str):

@@ -5,7 +5,8 @@ runs under current ``datasets``) at the hub's ``main`` (``HUB``: no public code
 pins a commit of this file). The whole file is the split ``val``: one row per
 (pair, rater) with ``instruction``, optional ``input``, ``output_1``,
 ``output_2`` and ``preference`` (1 or 2; any other value is an error naming
-the row).
+the row). An empty ``instruction``, or an ``input`` that is neither a string
+nor null, is an error naming the row and that field.
 
 prompt = ``instruction``, followed by a blank line and ``input`` when the row
 has a non-blank ``input``. Rows are grouped by pair with an order-insensitive
@@ -52,9 +53,9 @@ def convert(rows: Iterable[dict[str, Any]], split: str, ties: str = "include", *
         raise ValueError(f"ties must be 'include' or 'exclude', got {ties!r}")
     pairs: dict[str, dict[str, Any]] = {}
     for i, record in enumerate(rows):
-        prompt = require_str(get_field(record, i, "instruction"), i, "instruction")
-        extra = record.get("input") if isinstance(record, dict) else None
-        if isinstance(extra, str) and extra.strip():
+        prompt = require_str(get_field(record, i, "instruction"), i, "instruction", allow_empty=False)
+        extra = record.get("input")
+        if extra is not None and require_str(extra, i, "input").strip():
             prompt = f"{prompt}\n\n{extra}"
         outputs = (
             require_str(get_field(record, i, "output_1"), i, "output_1"),
@@ -77,7 +78,5 @@ def convert(rows: Iterable[dict[str, Any]], split: str, ties: str = "include", *
             ranks = [1, 1]
         else:
             ranks = [1, 2] if votes[0] > votes[1] else [2, 1]
-        out.docs.append(
-            make_doc(key, pair["prompt"], list(pair["outputs"]), ranks, votes, row=pair["row"])
-        )
+        out.add(make_doc(key, pair["prompt"], list(pair["outputs"]), ranks, votes, row=pair["row"]), pair["row"])
     return out

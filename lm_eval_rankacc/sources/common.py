@@ -70,27 +70,28 @@ class PairLedger:
     """Collects pairwise documents and applies the repeated-pair rule."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[Hashable, frozenset, dict[str, Any]]] = []
+        self._entries: list[tuple[Hashable, frozenset, dict[str, Any], int]] = []
 
-    def add(self, key: Hashable, preference: frozenset, doc: dict[str, Any]) -> None:
+    def add(self, key: Hashable, preference: frozenset, doc: dict[str, Any], row: int) -> None:
         """``key``: the pair's identity (prompt or post, unordered responses);
         ``preference``: an order-free statement of the human ranking, e.g.
-        ``frozenset({(response_1, rank_1), (response_2, rank_2)})``."""
-        self._entries.append((key, preference, doc))
+        ``frozenset({(response_1, rank_1), (response_2, rank_2)})``; ``row``:
+        the index of the row the document comes from."""
+        self._entries.append((key, preference, doc, row))
 
     def into(self, out: Conversion) -> Conversion:
         preferences: dict[Hashable, set] = {}
-        for key, preference, _ in self._entries:
+        for key, preference, _, _ in self._entries:
             preferences.setdefault(key, set()).add(preference)
         seen: set = set()
-        for key, _, doc in self._entries:
+        for key, _, doc, row in self._entries:
             if len(preferences[key]) > 1:
                 out.dropped[DROP_CONTRADICTED] += 1
             elif key in seen:
                 out.dropped[DROP_REPEATED] += 1
             else:
                 seen.add(key)
-                out.docs.append(doc)
+                out.add(doc, row)
         return out
 
 

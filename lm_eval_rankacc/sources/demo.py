@@ -20,14 +20,13 @@ HUB = tasks_dir() / "demo" / "demo_pairs.jsonl"  # shipped with the package
 def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:
     out = Conversion()
     for i, record in enumerate(rows):
-        out.docs.append(
-            make_doc(
-                record.get("id", f"{split}/{i}") if isinstance(record, dict) else i,
-                get_field(record, i, "prompt"),
-                get_field(record, i, "responses"),
-                get_field(record, i, "ranks"),
-                record.get("votes"),
-                row=i,
-            )
+        doc = make_doc(
+            record.get("id", f"{split}/{i}") if isinstance(record, dict) else i,
+            get_field(record, i, "prompt"),
+            get_field(record, i, "responses"),
+            get_field(record, i, "ranks"),
+            record.get("votes"),
+            row=i,
         )
+        out.add(doc, i)
     return out

@@ -25,7 +25,8 @@ Optional in both forms:
     it may instead hold the share of raters preferring ``chosen`` (a number in
     [0, 1]); there the votes decide the ranks (more votes = better, equal =
     a human tie judged by Def. C.1) and a row whose votes favour ``rejected``
-    is an error. In the scored form votes are recorded, the scores rank.
+    is an error. In the scored form votes are recorded (at least one vote
+    per row), the scores rank.
     ``id_field``: a field holding a stable document id (default: ``<split>/<row>``).
 
 Where the rows come from (read by :mod:`lm_eval_rankacc.harness`):
@@ -139,7 +140,7 @@ def document_id(record: dict, row: int, split: str, id_field: str | None) -> str
     value = get_field(record, row, id_field)
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise RowError(row, id_field, f"expected a non-empty string or an integer id, got {value!r}")
-    return str(value)
+    return require_str(value, row, id_field) if isinstance(value, str) else str(value)
 
 
 def pair_votes(value: Any, row: int, field: str) -> tuple[list[int], list[int] | None, float | None]:
@@ -193,6 +194,7 @@ def pairwise(
             (prompt, frozenset((chosen, rejected))),
             frozenset({(chosen, ranks[0]), (rejected, ranks[1])}),
             doc,
+            i,
         )
     return ledger.into(Conversion())
 
@@ -233,11 +235,11 @@ def scored(
             if len(values) != len(texts):
                 raise RowError(i, votes_field, f"has {len(values)} counts for {len(texts)} responses")
             votes = [require_int(v, i, f"{votes_field}[{j}]") for j, v in enumerate(values)]
-            if min(votes, default=0) < 0:
-                raise RowError(i, votes_field, f"expected counts >= 0, got {votes}")
+            if min(votes, default=0) < 0 or sum(votes) == 0:
+                raise RowError(i, votes_field, f"expected counts >= 0 with at least one vote, got {votes}")
         doc, reason = scored_document(document_id(record, i, split, id_field), prompt, texts, scores, row=i, votes=votes)
         if reason is not None:
             out.dropped[reason] += 1
         else:
-            out.docs.append(doc)
+            out.add(doc, i)
     return out

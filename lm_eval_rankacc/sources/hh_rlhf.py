@@ -46,5 +46,5 @@ def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:
         if prompt_w != prompt_l:
             out.dropped[DROP_PREFIX] += 1
             continue
-        out.docs.append(make_doc(f"{split}/{i}", prompt_w, [response_w, response_l], [1, 2], row=i))
+        out.add(make_doc(f"{split}/{i}", prompt_w, [response_w, response_l], [1, 2], row=i), i)
     return out

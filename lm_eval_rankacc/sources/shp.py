@@ -20,19 +20,19 @@ counted; if the copies disagree on the preferred comment, every copy is
 dropped and counted (:class:`~lm_eval_rankacc.sources.common.PairLedger`).
 
 ``multi``: one document per post (id = ``post_id``) with every distinct
-comment that appears in the post's rows. Each row describes its comment A
-and comment B completely (``c_root_id``, ``human_ref``, ``score``,
+comment that appears in the post's rows. Each row describes its comment A and
+comment B completely (``c_root_id``, ``human_ref``, ``score``,
 ``created_at_utc``); a comment is identified by its ``c_root_id``, and its
 text, score and timestamp are taken from the first row that lists it. Every
 later row listing the same comment must give the same text, score and
 timestamp, and every row of a post the same ``history``: otherwise the row is
-an error naming the field. Comments are kept in order of first appearance and
-ranked by the key (score, created_at_utc), descending (dense ranks; equal keys
-tied): a higher score is better, and at equal score the later comment, which
-had less time to collect votes, is better. ``labels`` is not used. Identical
-comment texts (merged when their keys are equal, the post dropped when one
-text carries two keys), posts left with fewer than two distinct comments, and
-posts whose comments are all tied follow
+an error naming the field and that first row. Comments are kept in order of
+first appearance and ranked by the key (score, created_at_utc), descending
+(dense ranks; equal keys tied): a higher score is better, and at equal score
+the later comment, which had less time to collect votes, is better. ``labels``
+is not used. Identical comment texts (merged when their keys are equal, the
+post dropped when one text carries two keys), posts left with fewer than two
+distinct comments, and posts whose comments are all tied follow
 :func:`~lm_eval_rankacc.sources.common.scored_document`; such drops are
 counted in rows (every row of the post).
 """
@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, get_field, make_doc, require_str
+from lm_eval_rankacc.schema import RowConflict, RowError, get_field, make_doc, require_str
 from lm_eval_rankacc.sources import Conversion, HubDataset
 from lm_eval_rankacc.sources.common import PairLedger, require_int, scored_document
 
@@ -93,7 +93,7 @@ def pairs(rows: Iterable[Any]) -> Conversion:
         texts = _texts(record, i)
         ranks = [1, 2] if _label(record, i) == 1 else [2, 1]
         doc = make_doc(f"{post}/{ids[0]}/{ids[1]}", history, list(texts), ranks, row=i)
-        ledger.add((post, frozenset(ids)), frozenset(zip(ids, ranks)), doc)
+        ledger.add((post, frozenset(ids)), frozenset(zip(ids, ranks)), doc, i)
     return ledger.into(Conversion())
 
 
@@ -105,7 +105,7 @@ def multi(rows: Iterable[Any]) -> Conversion:
         texts = _texts(record, i)
         post = posts.setdefault(post_id, {"history": history, "row": i, "rows": 0, "comments": {}})
         if history != post["history"]:
-            raise RowError(i, "history", f"differs from row {post['row']} of the same post {post_id!r}")
+            raise RowConflict(i, "history", f"differs from the first row of the same post {post_id!r}", post["row"])
         post["rows"] += 1
         for side, cid, text in zip(SIDES, ids, texts):
             comment = {
@@ -123,7 +123,9 @@ def multi(rows: Iterable[Any]) -> Conversion:
                         "a different text than" if key == "text"
                         else f"{key} {comment[key]!r} here but {first[key]!r}"
                     )
-                    raise RowError(i, f"{field}_{side}", f"comment {cid!r} has {differs} in row {first['row']}")
+                    raise RowConflict(
+                        i, f"{field}_{side}", f"comment {cid!r} has {differs} in its first row", first["row"]
+                    )
     out = Conversion()
     for post_id, post in posts.items():
         comments = list(post["comments"].values())
@@ -137,5 +139,5 @@ def multi(rows: Iterable[Any]) -> Conversion:
         if reason is not None:
             out.dropped[f"{reason} (every row of the post)"] += post["rows"]
         else:
-            out.docs.append(doc)
+            out.add(doc, post["row"])
     return out
