@@ -1,7 +1,9 @@
 """lm-eval-rankacc: ranking-accuracy tasks for EleutherAI's lm-evaluation-harness.
 
-Kept import-light on purpose: the start-up hook imports this package in every
-Python process, so nothing heavy (torch, lm-eval, datasets) is imported here.
+Kept import-light on purpose: ``rankacc`` and the start-up hook (once lm-eval
+loads) import it, so nothing heavy (torch, lm-eval, datasets) is imported
+here. The hook does not import it at interpreter start
+(``lm_eval_rankacc_autoload``).
 """
 
 from pathlib import Path

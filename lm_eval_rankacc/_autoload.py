@@ -1,44 +1,36 @@
-"""Start-up hook that lets plain ``lm_eval --tasks 'rankacc_*'`` find the package's tasks.
+"""What the start-up hook calls once lm-eval imports one of its modules.
 
-lm-eval 0.4.13 has no plugin entry point for external tasks. The package
-installs ``lm_eval_rankacc_autoload.pth``, which imports this module at
-interpreter start. All it does then is put a finder on ``sys.meta_path`` that
-answers for two module names only:
+The hook itself is the standalone module ``lm_eval_rankacc_autoload`` (beside
+the package, imported by ``lm_eval_rankacc_autoload.pth`` at interpreter
+start; it imports only ``sys``). It waits for four lm-eval modules and, right
+after one of them has run, imports this module and calls :func:`run` with the
+name of the install function for it:
 
-- lm-eval's task index (``lm_eval.tasks._index``): once imported, the hook
+- lm-eval's task index (``lm_eval.tasks._index``): :func:`patch_task_index`
   wraps ``TaskIndex.build`` so that the package's task folder is scanned
   first (user ``--include_path`` folders still come later and may override);
-- lm-eval's model package (``lm_eval.models``): once imported, the package's
-  backends (``hf-prefix``) are registered lazily, by name, beside lm-eval's;
-- lm-eval's model API (``lm_eval.api.model``): once imported, every
-  tokenizing backend reports the token count of each rankacc request
-  (:func:`lm_eval_rankacc.loglikelihood.install_token_counts`, the unit of R~).
+- lm-eval's model package (``lm_eval.models``): :func:`register_models`
+  registers the package's backends (``hf-prefix``) lazily, by name, beside
+  lm-eval's;
+- lm-eval's model API (``lm_eval.api.model``): :func:`install_token_counts`
+  makes every tokenizing backend report the token count of each rankacc
+  request (:func:`lm_eval_rankacc.loglikelihood.install_token_counts`, the
+  unit of R~).
 
-Each is an explicit install function of the package, called here and nowhere
-as a side effect of an import. The finder removes itself when all have run. Any other Python program never
-imports these modules and is unaffected.
+Each is an explicit install function of the package, called by the hook and
+nowhere as a side effect of an import. This module (and with it ``inspect``,
+``warnings``, ``pathlib`` and the package) is imported only then, so a Python
+program that never imports lm-eval never imports it.
 
 Guarded: if lm-eval's internals are not as expected it warns once and does
-nothing. ``LM_EVAL_RANKACC_AUTOLOAD=0`` switches it off.
+nothing; an install function never breaks lm-eval's own import.
 """
 
 from __future__ import annotations
 
-import importlib.abc
 import inspect
-import os
-import sys
 import warnings
 from pathlib import Path
-
-ENV = "LM_EVAL_RANKACC_AUTOLOAD"
-INDEX_MODULE = "lm_eval.tasks._index"
-MODELS_MODULE = "lm_eval.models"
-MODEL_API_MODULE = "lm_eval.api.model"
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _same_path(a, b: Path) -> bool:
@@ -92,10 +84,38 @@ def register_models(module) -> bool:
 
 
 def install_token_counts(module) -> bool:
-    """Make lm-eval's tokenizing backends report rankacc token counts."""
+    """Make lm-eval's tokenizing backends report rankacc token counts and apply the window rule."""
     from lm_eval_rankacc.loglikelihood import install_token_counts as install
 
     return install()
+
+
+def install_wandb_samples(module) -> bool:
+    """Let lm-eval's W&B logger build sample tables of rankacc tasks."""
+    from lm_eval_rankacc.loggers import install_wandb_samples as install
+
+    return install(module)
+
+
+# the names the hook (lm_eval_rankacc_autoload.MODULES) calls run() with
+INSTALL_FUNCTIONS = {
+    "patch_task_index": patch_task_index,
+    "register_models": register_models,
+    "install_token_counts": install_token_counts,
+    "install_wandb_samples": install_wandb_samples,
+}
+
+
+def run(function: str, module) -> bool:
+    """Call the install function named ``function`` for lm-eval's ``module``,
+    which has just been imported; False (after one warning) if it fails."""
+    install = INSTALL_FUNCTIONS.get(function)
+    if install is None:  # the hook and this package come from different versions
+        return _give_up(f"no install function {function!r}")
+    try:
+        return install(module)
+    except Exception as err:  # never break lm-eval itself
+        return _give_up(f"{type(err).__name__}: {err}")
 
 
 _warned = False
@@ -112,66 +132,3 @@ def _give_up(reason: str) -> bool:
             stacklevel=2,
         )
     return False
-
-
-class _LmEvalFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: it lets the normal finders locate the lm-eval
-    module, then wraps its loader so the module is patched right after it runs."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname not in _pending:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        loader = spec.loader
-        exec_module = getattr(loader, "exec_module", None)
-        if exec_module is None:
-            _give_up("lm-eval's task index has no standard loader")
-            return None
-
-        patch = _pending.pop(fullname)
-        if not _pending:
-            _uninstall()
-
-        def exec_and_patch(module):
-            exec_module(module)
-            try:
-                patch(module)
-            except Exception as err:  # never break lm-eval itself
-                _give_up(f"{type(err).__name__}: {err}")
-
-        loader.exec_module = exec_and_patch
-        return spec
-
-
-_finder = _LmEvalFinder()
-_pending = {
-    INDEX_MODULE: patch_task_index,
-    MODELS_MODULE: register_models,
-    MODEL_API_MODULE: install_token_counts,
-}
-
-
-def _uninstall() -> None:
-    if _finder in sys.meta_path:
-        sys.meta_path.remove(_finder)
-
-
-def install() -> None:
-    """Patch now if lm-eval's task index is already imported, else wait for it."""
-    if not enabled():
-        return
-    for name in list(_pending):
-        if name in sys.modules:
-            _pending.pop(name)(sys.modules[name])
-    if _pending and _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
-
-
-install()

@@ -37,7 +37,7 @@ def _emit_table(report, args: argparse.Namespace) -> None:
 
     text = tables.render(report, args.format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        Path(args.output).write_text(text, encoding="utf-8", newline="")  # as rendered: "\n" inside a cell stays
     else:
         sys.stdout.write(text)
     if args.output or args.format == "csv":
@@ -53,7 +53,7 @@ def _emit(report, args: argparse.Namespace) -> int:
 
     _emit_table(report, args)
     if getattr(args, "csv", None):
-        Path(args.csv).write_text(tables.documents_csv(report), encoding="utf-8")
+        Path(args.csv).write_text(tables.documents_csv(report), encoding="utf-8", newline="")
     if getattr(args, "plot", None):
         from lm_eval_rankacc.report import figures
 
@@ -61,9 +61,57 @@ def _emit(report, args: argparse.Namespace) -> int:
     return 0
 
 
+#: The suffix an ``-o`` name may carry, by the --format it says (others, e.g. .txt, take any format).
+_FORMAT_SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".tex": "latex"}
+#: The suffixes of the outputs whose format the option fixes (-o follows --format).
+_SUFFIXES = {"--csv": (".csv",), "--plot": (".png", ".svg"), "--html": (".html", ".htm")}
+#: The outputs of the analyses and the leaderboard: (option, attribute of the parsed arguments).
+_OUTPUTS = (("-o", "output"), ("--csv", "csv"), ("--plot", "plot"), ("--html", "html"))
+
+
+def _check_output(option: str, value: str, args: argparse.Namespace) -> None:
+    """One output path: its suffix says its format, it is no folder, its folder exists and is writable."""
+    import os
+    from pathlib import Path
+
+    path = Path(value)
+    suffix = path.suffix.lower()
+    said = _FORMAT_SUFFIXES.get(suffix)
+    if option == "-o" and said and said != args.format:
+        raise UsageError(f"-o {value}: the name says {said} but --format is {args.format} "
+                         f"(pass --format {said}, or another name)")
+    allowed = _SUFFIXES.get(option, ())
+    if option != "-o" and suffix not in allowed:
+        raise UsageError(f"{option} {value}: the file name must end in {' or '.join(allowed)}")
+    if path.is_dir():
+        raise UsageError(f"{option} {value}: a folder; name a file in it")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {value}: no folder {path.parent} (outputs go into existing folders: create it)")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"{option} {value}: the folder {path.parent} is not writable")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The one rule for every output path (-o, --csv, --plot, --html), checked
+    before any work: see :func:`_check_output`; no two outputs name one file."""
+    from pathlib import Path
+
+    seen: dict[Path, str] = {}
+    for option, attr in _OUTPUTS:
+        value = getattr(args, attr, None)
+        if not value:
+            continue
+        _check_output(option, str(value), args)
+        key = Path(value).resolve()
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {option} {value} name the same file")
+        seen[key] = f"{option} {value}"
+
+
 def _analysis(args: argparse.Namespace) -> int:
     from lm_eval_rankacc import analysis
 
+    _check_outputs(args)
     if args.command == "idealized":
         report = analysis.idealized(args.ref_run, args.policy, args.betas, args.tasks, args.alpha_eps)
     elif args.command == "flips":
@@ -75,7 +123,8 @@ def _analysis(args: argparse.Namespace) -> int:
 
 def _writing(write, report, args: argparse.Namespace) -> int:
     """``write(report, args)``, with a file that cannot be written (-o, --csv,
-    --plot, --html into a missing or read-only folder) as a usage error."""
+    --plot, --html; the folder and suffix were checked before any work by
+    :func:`_check_outputs`, so e.g. a full disk) as a usage error."""
     try:
         return write(report, args)
     except OSError as err:
@@ -86,7 +135,8 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tasks", default=None, help="comma-separated task name globs (default: all)")
     common.add_argument("--format", choices=("md", "csv", "json"), default="md")
-    common.add_argument("-o", "--output", default=None, metavar="FILE", help="write here instead of stdout")
+    common.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="write here instead of stdout (into an existing folder)")
     run_help = "lm-eval --output_path folder, model sub-folder or samples file (run with --log_samples)"
     p = sub.add_parser("idealized", parents=[common],
                        help="idealized ranking accuracy R*, R~* of a reference model and the alignment gap")
@@ -100,28 +150,25 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
     p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
     p.add_argument("policy_run", metavar="POLICY_RUN", help=run_help)
     p.add_argument("--metric", choices=("rank_acc", "rank_acc_norm", "rank_acc_bytes"), default="rank_acc")
-    p.add_argument("--csv", default=None, metavar="FILE", help="also write one CSV row per document")
+    p.add_argument("--csv", default=None, metavar="FILE.csv", help="also write one CSV row per document")
     p.set_defaults(func=_analysis)
     p = sub.add_parser("hardness", parents=[common],
                        help="Thm. 4.1: reference log-ratio c, DPO loss thresholds, hard/easy datapoints")
     p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
     p.add_argument("--beta", type=float, default=0.1)
     p.add_argument("--top", type=int, default=20, help="datapoints per list")
-    p.add_argument("--csv", default=None, metavar="FILE", help="also write one CSV row per document")
-    p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw a histogram of c")
+    p.add_argument("--csv", default=None, metavar="FILE.csv", help="also write one CSV row per document")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw a histogram of c (.png or .svg)")
     p.set_defaults(func=_analysis)
 
 
 # ----------------------------------------------------------------- leaderboard
 def _leaderboard(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from lm_eval_rankacc import analysis
 
-    for option, path, suffixes in (("--plot", args.plot, (".png", ".svg")), ("--html", args.html, (".html", ".htm"))):
-        if path and Path(path).suffix.lower() not in suffixes:
-            raise UsageError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
-    report = analysis.leaderboard(args.runs, args.metric, args.sort, args.reference, args.betas, args.tasks)
+    _check_outputs(args)
+    report = analysis.leaderboard(args.runs, args.metric, args.sort, args.reference, args.betas, args.tasks,
+                                  args.skip_bad_runs)
     return _writing(_emit_leaderboard, report, args)
 
 
@@ -136,7 +183,7 @@ def _emit_leaderboard(report, args: argparse.Namespace) -> int:
         figures.leaderboard_plot(report, args.plot)
     if args.html:
         png = figures.leaderboard_plot(report, fmt="png")
-        Path(args.html).write_text(html.render_html(report, png), encoding="utf-8")
+        Path(args.html).write_text(html.render_html(report, png), encoding="utf-8", newline="")
     return 0
 
 
@@ -153,8 +200,12 @@ def _add_leaderboard_command(sub) -> None:  # noqa: ANN001 - argparse's private 
     p.add_argument("--html", default=None, metavar="FILE.html", help="also write a self-contained HTML page")
     p.add_argument("--reference", default=None, metavar="REF_RUN",
                    help="reference run (with --log_samples): add its idealized accuracy and each model's gap")
-    p.add_argument("--betas", default=None, help="beta grid of the idealized accuracy (default 0.01,0.1,1,5,10)")
+    p.add_argument("--betas", default=None,
+                   help="beta grid of the reference's idealized accuracy (needs --reference; default 0.01,0.1,1,5,10)")
     p.add_argument("--tasks", default=None, help="comma-separated task name globs (default: all)")
+    p.add_argument("--skip-bad-runs", action="store_true",
+                   help="leave out, with a note, a results file (or its samples file) that cannot be read "
+                        "(default: an error)")
     p.set_defaults(func=_leaderboard)
 
 

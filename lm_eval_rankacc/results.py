@@ -205,6 +205,14 @@ def _stamp(path: Path, data: dict[str, Any]) -> str:
     return stamp
 
 
+def predict_only_tasks(data: dict[str, Any]) -> list[str]:
+    """The tasks of a results JSON that lm-eval ran with ``--predict_only``
+    (its ``bypass`` metric in place of the task's own: no metrics, no scores)."""
+    configs = _dict(data.get("configs"))
+    return sorted(t for t, cfg in configs.items()
+                  if isinstance(cfg, dict) and cfg.get("metric_list") == [{"metric": "bypass"}])
+
+
 def _groups(data: dict[str, Any]) -> set[str]:
     return set(data.get("groups") or {}) | set(data.get("group_subtasks") or {})
 
@@ -262,6 +270,7 @@ def read_results(path: str | Path, tasks: Sequence[str] | None = None) -> Result
         "num_parameters": config.get("model_num_parameters"),
         "lm_eval_version": _text(data.get("lm_eval_version")),
         "all_tasks": sorted(t for t in data["results"] if t not in groups),
+        "predict_only": predict_only_tasks(data),
     }
     return ResultsFile(
         path=path, stamp=stamp, backend=_text(config.get("model")) or _text(data.get("model_source")) or "?",
@@ -272,31 +281,66 @@ def read_results(path: str | Path, tasks: Sequence[str] | None = None) -> Result
     )
 
 
-def _is_results_file(path: Path) -> bool:
+def _scan_kind(path: Path) -> str:
+    """``results`` (lm-eval's), ``other`` (valid JSON, not lm-eval's) or
+    ``unreadable`` (truncated, not JSON, not UTF-8, no access) for a file
+    named like a results file."""
     try:
-        return is_lm_eval_results(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
+        return "unreadable"
+    return "results" if is_lm_eval_results(data) else "other"
 
 
-def find_results(path: str | Path) -> list[Path]:
+def _orphan_samples(folder: Path, stamps: set[str]) -> list[Path]:
+    """Samples files in ``folder`` whose run left no results file (another timestamp)."""
+    return [p for p in samples_files(folder) if samples_name(p.name)[1] not in stamps]
+
+
+def _scan_folder(folder: Path, notes: list[str]) -> list[Path]:
+    """The results files of one folder (lm-eval's, and those that cannot be
+    read: the reader names them); what is left out goes to ``notes``."""
+    found: list[Path] = []
+    for p in results_files(folder):
+        kind = _scan_kind(p)
+        if kind == "other":
+            notes.append(f"left out: {p}: named like a results file but not lm-eval's (no 'results' with "
+                         "'configs'/'versions'/'n-samples')")
+        else:
+            found.append(p)
+    orphans = _orphan_samples(folder, {results_stamp(p.name) for p in results_files(folder)})
+    if orphans:
+        notes.append(f"left out: {folder}: {len(orphans)} samples file(s) without the results JSON of their run "
+                     f"({orphans[0].name}{', ...' if len(orphans) > 1 else ''})")
+    return found
+
+
+def find_results(path: str | Path, notes: list[str] | None = None) -> list[Path]:
     """The lm-eval results JSON files of a run argument: the file itself, or
     the ``<name>_<timestamp>.json`` files in the folder and up to two levels
-    of sub-folders that are lm-eval's."""
+    of sub-folders that are lm-eval's.
+
+    Nothing found is dropped silently: a file named like a results file that
+    cannot be read (truncated, not JSON) is returned, so that reading it
+    names it in an error; one that is valid JSON but not lm-eval's results,
+    and samples files whose results file is missing, are named in ``notes``."""
     path = Path(path).expanduser()
+    notes = [] if notes is None else notes
     if not path.exists():
         raise RunError(f"{path}: no such file or folder")
     if path.is_file():
         if samples_name(path.name):
             raise RunError(f"{path}: a samples file; pass the results_<timestamp>.json beside it, or its folder")
         return [path]
-    candidates: list[Path] = []
+    found: list[Path] = []
+    left: list[str] = []
     level = [path]
     for _ in range(SCAN_DEPTH):
-        candidates += sorted(p for d in level for p in results_files(d))
+        for folder in level:
+            found += _scan_folder(folder, left)
         level = sorted(s for d in level for s in d.iterdir() if s.is_dir() and not s.name.startswith("."))
-    found = [p for p in candidates if _is_results_file(p)]
     if not found:
         raise RunError(f"{path}: no lm-eval results here (no results_<timestamp>.json written by lm_eval "
                        f"--output_path, in the folder or {SCAN_DEPTH - 1} levels of sub-folders)")
+    notes.extend(left)
     return found

@@ -8,6 +8,15 @@ Each samples line is one document: ``doc_id``, ``doc`` (the rankacc schema:
 ``doc_hash`` and the per-document metrics, among them
 ``scores`` = ``{"loglik": [...], "n_tokens": [...], "n_bytes": [...]}``.
 
+Every field the analyses read is checked in one place (:func:`_valid_sample`):
+ranks integers >= 1, token counts positive integers or null (unknown), byte
+counts positive integers, log-likelihoods numbers (JSON ``NaN`` /
+``Infinity`` allowed: the analyses count them as invalid; never booleans,
+strings or null, except all null for a document lm-eval dropped as too long
+for the model's window, which is left out and counted), alpha in [0, 1] or
+null, the text fields strings, the whole file UTF-8. Anything else is a
+:class:`RunError` naming the file, the line and the field.
+
 :func:`load_run` accepts the output folder, a model sub-folder, a samples file
 or a results file, and keeps the newest samples file of each task.
 :func:`match_documents` pairs the documents of two runs by document id *and*
@@ -17,10 +26,12 @@ mathematics; every problem is a :class:`RunError` with a one-line message.
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import json
 import math
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +65,7 @@ class TaskSamples:
     loglik: list[list[float]]
     n_tokens: list[list[int | None]]
     n_bytes: list[list[int]]
+    dropped: list[str] = field(default_factory=list)  # ids lm-eval did not score (too long for the window)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -141,129 +153,230 @@ def _task_of(samples: Path) -> str:
 
 
 # ----------------------------------------------------------------- reading samples
-def _first_line(path: Path) -> dict[str, Any] | None:
-    with path.open("r", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    raise RunError(f"{path}: line 1 is not valid JSON (a corrupted samples file?)") from None
-                return rec if isinstance(rec, dict) else None
+def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(1-based line number, text, whether it is the file's last line without
+    a newline) of each non-blank line. Lines are split on newline bytes only
+    (a JSON string may hold U+2028); a line that is not UTF-8 is a
+    :class:`RunError` naming it; a leading byte-order mark is dropped."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file") from None
+    except OSError as err:
+        raise RunError(f"{path}: cannot be read ({err.strerror or err})") from None
+    with fh:
+        for line_no, raw in enumerate(fh, start=1):
+            last = not raw.endswith(b"\n")
+            raw = raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise RunError(f"{path}: line {line_no}: {_not_utf8(raw, err)}") from None
+            yield line_no, text, last
+
+
+def _not_utf8(raw: bytes, err: UnicodeDecodeError) -> str:
+    """Where a line's first byte that is not UTF-8 sits: the field whose text
+    holds it when the line is JSON, else its column."""
+    where = f"byte 0x{raw[err.start]:02x} at column {err.start + 1}"
+    try:
+        field = _field_with(json.loads(raw.decode("utf-8", "surrogateescape")), "")
+    except (json.JSONDecodeError, RecursionError):
+        field = None
+    return f"field '{field}': not UTF-8 text ({where})" if field else f"not UTF-8 text ({where})"
+
+
+def _field_with(value: Any, where: str) -> str | None:
+    """The first field (``doc.responses[1]``) of parsed JSON whose key or text
+    holds an undecodable byte (a lone surrogate of ``surrogateescape``)."""
+    if isinstance(value, str):
+        return where if any("\udc80" <= ch <= "\udcff" for ch in value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        name = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip(".")
+        found = name if isinstance(key, str) and _field_with(key, name) else _field_with(item, name)
+        if found:
+            return found
     return None
 
 
-def _is_rankacc_record(rec: dict[str, Any] | None) -> bool:
-    return (
-        isinstance(rec, dict)
-        and isinstance(rec.get("scores"), dict)
-        and "loglik" in rec["scores"]
-        and isinstance(rec.get("doc"), dict)
-        and "ranks" in rec["doc"]
-    )
-
-
-def _bad(path: Path, line_no: int, message: str) -> RunError:
-    return RunError(f"{path}: line {line_no}: {message}")
-
-
-def _read_text(path: Path) -> str:
+def _parsed(path: Path, line_no: int, line: str, last: bool) -> Any:
+    """One samples line as JSON (``last``: the file's last line, without newline)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise RunError(f"{path}: cannot be read ({err})") from None
-
-
-def _record(path: Path, line_no: int, line: str, task: str, last: bool) -> dict[str, Any]:
-    """One samples line as a rankacc record (``last``: the file's last line, without newline)."""
-    try:
-        rec = json.loads(line)
+        return json.loads(line)
     except json.JSONDecodeError as err:
-        hint = " (the file looks truncated)" if last else ""
-        raise _bad(path, line_no, f"not valid JSON: {err.msg}{hint}") from None
-    if not isinstance(rec, dict):
-        raise _bad(path, line_no, "not a JSON object")
-    if not _is_rankacc_record(rec):
-        if line_no == 1 and "doc" in rec and "resps" in rec:
-            raise RunError(f"{path}: task '{task}' is not a rankacc task (its samples carry no rankacc 'scores')")
-        missing = [k for k in ("doc", "scores") if not isinstance(rec.get(k), dict)]
-        raise _bad(path, line_no, f"not a rankacc sample (missing or malformed {', '.join(missing) or 'doc.ranks'})")
-    return rec
+        hint = " (the file looks truncated)" if last else " (a corrupted samples file?)"
+        raise RunError(f"{path}: line {line_no}: not valid JSON: {err.msg}{hint}") from None
+    except RecursionError:
+        raise RunError(f"{path}: line {line_no}: JSON nested too deeply") from None
 
 
-def _checked_doc(path: Path, line_no: int, rec: dict[str, Any]) -> int:
-    """Check a record's document and ``doc_hash``; its number of responses."""
-    doc = rec["doc"]
-    for key in ("id", "responses", "ranks"):
+def _kind(rec: Any) -> str:
+    """What a samples line is: ``rankacc`` (a rankacc document with its
+    ``scores``), ``predict_only`` (a rankacc document from ``lm_eval
+    --predict_only``: no metrics, no scores) or ``other`` (another task's)."""
+    doc = rec.get("doc") if isinstance(rec, dict) else None
+    if not (isinstance(doc, dict) and "ranks" in doc and "responses" in doc):
+        return "other"
+    if "scores" in rec:
+        return "rankacc"
+    return "predict_only" if rec.get("metrics") in ([], ["bypass"]) or "bypass" in rec else "other"
+
+
+def _first_kind(path: Path) -> str:
+    """:func:`_kind` of a samples file's first line; ``empty`` for a file without one."""
+    for line_no, line, last in _lines(path):
+        return _kind(_parsed(path, line_no, line, last))
+    return "empty"
+
+
+def _not_rankacc(path: Path, task: str, kind: str) -> RunError:
+    """Why a samples file of ``kind`` (:func:`_first_kind`) cannot be analysed."""
+    if kind == "empty":
+        return RunError(f"{path}: holds no samples (an empty or interrupted run?)")
+    if kind == "predict_only":
+        return RunError(f"{path}: task '{task}' was run with lm_eval --predict_only, so its samples carry no "
+                        "scores: rerun lm_eval without --predict_only (with --log_samples)")
+    return RunError(f"{path}: task '{task}' is not a rankacc task (its samples carry no rankacc 'scores')")
+
+
+# ----------------------------------------------------------------- validating one samples line
+class _Invalid(Exception):
+    """A field of a samples line the analyses cannot use; the message names the field."""
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON, on one line, at most 40 characters."""
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= 40 else text[:39] + "\u2026"
+
+
+#: What an element of each per-response list may be: (description, test). Integers
+#: stop at 2**53 (exact as floats); booleans are never numbers.
+_MAX_INT = 2**53
+_RANK = ("an integer >= 1", lambda v: type(v) is int and 1 <= v <= _MAX_INT)
+_COUNT = ("a positive integer", lambda v: type(v) is int and 1 <= v <= _MAX_INT)
+_COUNT_OR_NULL = ("a positive integer or null (unknown)", lambda v: v is None or _COUNT[1](v))
+_REAL = ("a number (NaN and Infinity allowed)",
+         lambda v: type(v) is float or (type(v) is int and abs(v) <= sys.float_info.max))
+_TEXT = ("a string", lambda v: isinstance(v, str))
+_MISSING = object()
+
+
+def _elements(values: list, field: str, rule: tuple[str, Callable[[Any], bool]]) -> list:
+    description, ok = rule
+    for i, value in enumerate(values):
+        if not ok(value):
+            raise _Invalid(f"field '{field}[{i}]': expected {description}, got {_shown(value)}")
+    return values
+
+
+def _per_response(container: dict, key: str, where: str, n: int, rule: tuple, lead: str,
+                  default: Any = _MISSING) -> list:
+    """``container[key]``: a list of one valid value per response (``lead`` opens the error)."""
+    field, value = f"{where}.{key}", container.get(key, default)
+    if value is _MISSING:
+        raise _Invalid(f"{lead} (field '{field}' is missing)")
+    if not isinstance(value, list) or len(value) != n:
+        got = f"{len(value)} value(s)" if isinstance(value, list) else _shown(value)
+        raise _Invalid(f"{lead} (field '{field}': {got} for {n} responses)")
+    return _elements(value, field, rule)
+
+
+def _valid_doc(doc: Any) -> int:
+    """Check the document of a samples line; its number of responses."""
+    if not isinstance(doc, dict):
+        raise _Invalid(f"field 'doc': expected an object, got {_shown(doc)}")
+    for key in ("id", "prompt", "responses", "ranks"):
         if key not in doc:
-            raise _bad(path, line_no, f"doc has no '{key}'")
+            raise _Invalid(f"doc has no '{key}'")
+    if type(doc["id"]) not in (str, int) or doc["id"] == "":
+        raise _Invalid(f"field 'doc.id': expected a non-empty string or an integer, got {_shown(doc['id'])}")
+    if not isinstance(doc["prompt"], str):
+        raise _Invalid(f"field 'doc.prompt': expected a string, got {_shown(doc['prompt'])}")
+    lead = "doc needs >= 2 responses and one integer rank per response"
+    responses = doc["responses"]
+    if not isinstance(responses, list) or len(responses) < 2:
+        raise _Invalid(f"{lead} (field 'doc.responses': {_shown(responses)})")
+    _elements(responses, "doc.responses", _TEXT)
+    _per_response(doc, "ranks", "doc", len(responses), _RANK, lead)
+    alpha = doc.get("alpha")
+    if alpha is not None and not (_REAL[1](alpha) and 0.0 <= alpha <= 1.0):
+        raise _Invalid(f"field 'doc.alpha': expected a share in [0, 1] or null, got {_shown(alpha)}")
+    return len(responses)
+
+
+def _valid_sample(rec: Any) -> tuple[list[float] | None, list[int | None], list[int]]:
+    """Check every field of a samples line the analyses read: the document
+    (id, prompt, responses, ranks, alpha), ``doc_hash`` and ``scores``; its
+    (loglik, n_tokens, n_bytes), loglik None for a document lm-eval dropped
+    (every log-likelihood null: a response longer than the model's window).
+    Raises :class:`_Invalid` naming the field."""
+    if not isinstance(rec, dict):
+        raise _Invalid("not a JSON object")
+    n = _valid_doc(rec.get("doc"))
     doc_hash = rec.get("doc_hash")
     if not isinstance(doc_hash, str) or not doc_hash:
-        raise _bad(path, line_no, "no 'doc_hash'")
-    responses, ranks = doc["responses"], doc["ranks"]
-    n = len(responses) if isinstance(responses, list) else -1
-    if n < 2 or not isinstance(ranks, list) or len(ranks) != n or not all(
-        isinstance(r, int) and not isinstance(r, bool) for r in ranks
-    ):
-        raise _bad(path, line_no, "doc needs >= 2 responses and one integer rank per response")
-    alpha = doc.get("alpha")
-    if alpha is not None and not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
-        raise _bad(path, line_no, f"doc alpha must be a share in [0, 1] or null, got {alpha!r}")
-    return n
+        raise _Invalid(f"no 'doc_hash' (field 'doc_hash': expected a non-empty string, got {_shown(doc_hash)})")
+    scores = rec.get("scores")
+    if not isinstance(scores, dict):
+        raise _Invalid(f"field 'scores': expected an object, got {_shown(scores)}")
+    lead = f"scores need loglik, n_tokens and n_bytes for each of the {n} responses"
+    dropped = scores.get("loglik") == [None] * n
+    loglik = None if dropped else _per_response(scores, "loglik", "scores", n, _REAL, lead)
+    n_tokens = _per_response(scores, "n_tokens", "scores", n, _COUNT_OR_NULL, lead, default=[None] * n)
+    n_bytes = _per_response(scores, "n_bytes", "scores", n, _COUNT, lead)
+    return None if loglik is None else [float(x) for x in loglik], n_tokens, n_bytes
 
 
-def _checked_scores(path: Path, line_no: int, scores: dict[str, Any], n: int) -> tuple[list, list, list]:
-    """(loglik, n_tokens, n_bytes) of a record's ``scores``, one per response."""
-    loglik = scores.get("loglik")
-    n_tokens = scores.get("n_tokens", [None] * n)
-    n_bytes = scores.get("n_bytes")
-    if not (isinstance(loglik, list) and isinstance(n_tokens, list) and isinstance(n_bytes, list)) or not (
-        len(loglik) == len(n_tokens) == len(n_bytes) == n
-    ):
-        raise _bad(path, line_no, f"scores need loglik, n_tokens and n_bytes for each of the {n} responses")
+def _sample(path: Path, line_no: int, line: str, last: bool, task: str) -> tuple[dict[str, Any], tuple]:
+    """One samples line: its record and its checked (loglik, n_tokens, n_bytes);
+    anything else is a :class:`RunError` naming file, line and field."""
+    rec = _parsed(path, line_no, line, last)
+    kind = _kind(rec)
+    if line_no == 1 and kind != "rankacc" and (kind == "predict_only" or isinstance(rec, dict) and "resps" in rec):
+        raise _not_rankacc(path, task, kind)
     try:
-        ll = [float(x) for x in loglik]  # JSON NaN / Infinity are kept as such
-    except (TypeError, ValueError):
-        raise _bad(path, line_no, f"scores.loglik holds a non-number: {loglik!r}") from None
-    return ll, [None if v is None else int(v) for v in n_tokens], [int(v) for v in n_bytes]
+        return rec, _valid_sample(rec)
+    except _Invalid as err:
+        raise RunError(f"{path}: line {line_no}: {err}") from None
 
 
 def _check_count(ts: TaskSamples) -> None:
     """The number of documents against the number lm-eval scored (its results file, when beside)."""
     results = results_data_for(ts.path)
     expected = (((results or {}).get("n-samples") or {}).get(ts.task) or {}).get("effective")
-    if isinstance(expected, int) and expected != len(ts):
-        raise RunError(
-            f"{ts.path}: holds {len(ts)} documents but lm-eval scored {expected} in that run (a truncated file?)"
-        )
+    if isinstance(expected, int) and expected != len(ts) + len(ts.dropped):
+        raise RunError(f"{ts.path}: holds {len(ts) + len(ts.dropped)} documents but lm-eval scored {expected} in "
+                       "that run (a truncated file?)")
 
 
 def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
     """Read one ``samples_<task>_<ts>.jsonl`` of a rankacc task.
 
     Raises :class:`RunError` for an unreadable, empty, truncated or malformed
-    file, duplicate document ids, or a task that is not a rankacc task. When
-    the results file of the same run is beside it, the number of documents is
-    checked against the number lm-eval scored.
+    file (any field the analyses read, see the module docstring), duplicate
+    document ids, a ``--predict_only`` run, or a task that is not a rankacc
+    task. Documents lm-eval dropped as too long are left out and listed in
+    ``dropped``. When the results file of the same run is beside it, the
+    number of documents is checked against the number lm-eval scored.
     """
     path = Path(path)
     task = task or _task_of(path)
-    text = _read_text(path)
-    lines = text.splitlines()
     ts = TaskSamples(task, path, [], [], [], [], [], [])
     seen: dict[str, int] = {}
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        rec = _record(path, line_no, line, task, last=line_no == len(lines) and not text.endswith("\n"))
-        n = _checked_doc(path, line_no, rec)
-        ll, n_tokens, n_bytes = _checked_scores(path, line_no, rec["scores"], n)
+    for line_no, line, last in _lines(path):
+        rec, (ll, n_tokens, n_bytes) = _sample(path, line_no, line, last, task)
         doc_id = str(rec["doc"]["id"])
         if doc_id in seen:
-            raise _bad(path, line_no, f"document id {doc_id!r} already on line {seen[doc_id]}")
+            raise RunError(f"{path}: line {line_no}: document id {doc_id!r} already on line {seen[doc_id]}")
         seen[doc_id] = line_no
+        if ll is None:
+            ts.dropped.append(doc_id)
+            continue
         ts.ids.append(doc_id)
         ts.hashes.append(rec["doc_hash"])
         ts.docs.append(rec["doc"])
@@ -271,9 +384,19 @@ def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
         ts.n_tokens.append(n_tokens)
         ts.n_bytes.append(n_bytes)
     if not ts.ids:
-        raise RunError(f"{path}: holds no samples (an empty or interrupted run?)")
+        raise _not_rankacc(path, task, "empty") if not ts.dropped else RunError(
+            f"{path}: lm-eval dropped all {len(ts.dropped)} documents (a response longer than the model's "
+            "window): nothing to analyse")
     _check_count(ts)
     return ts
+
+
+def dropped_note(ts: TaskSamples) -> str | None:
+    """A note counting the documents lm-eval dropped (``too_long``), left out of every analysis."""
+    if not ts.dropped:
+        return None
+    return (f"{ts.task}: {len(ts.dropped)} document(s) dropped by lm-eval (a response longer than the model's "
+            f"window, metric too_long), left out: {_examples(ts.dropped)}")
 
 
 # ----------------------------------------------------------------- runs
@@ -296,7 +419,7 @@ def _samples_file_run(path: Path, patterns: list[str] | None, require_match: boo
     results = results_data_for(path)
     if require_match and not _matches(ts.task, patterns):
         raise RunError(f"{path}: task '{ts.task}' does not match --tasks {','.join(patterns or [])}")
-    return Run(path, path.parent, _label(path.parent, results), {ts.task: ts}, [])
+    return Run(path, path.parent, _label(path.parent, results), {ts.task: ts}, list(filter(None, [dropped_note(ts)])))
 
 
 def _samples_of_results_file(path: Path) -> list[Path]:
@@ -335,10 +458,14 @@ def _read_tasks(chosen: list[Path], patterns: list[str] | None, notes: list[str]
         task = _task_of(p)
         if not _matches(task, patterns):
             continue
-        if not _is_rankacc_record(_first_line(p)):
+        kind = _first_kind(p)
+        if kind == "other":
             skipped.append(task)
             continue
+        if kind != "rankacc":
+            raise _not_rankacc(p, task, kind)
         loaded[task] = read_samples(p, task)
+        notes += filter(None, [dropped_note(loaded[task])])
     if skipped:
         notes.append(f"not rankacc tasks, left out: {', '.join(sorted(skipped))}")
     return loaded, skipped
@@ -434,6 +561,8 @@ def match_documents(ref: TaskSamples, other: TaskSamples, ref_name: str = "REF",
         if cfg_ref.get(k) != cfg_other.get(k)
     ]
     hint = f"; the runs differ in {', '.join(diffs)}" if diffs else " (another sample size, seed or task version?)"
+    hint += "".join(f"; {name} dropped {len(ts.dropped)} as too long for its window" for name, ts in
+                    ((ref_name, ref), (other_name, other)) if ts.dropped)
     raise RunError(
         f"{ref.task}: {ref_name} ({ref.path.name}, {len(ref)} docs) and {other_name} ({other.path.name}, "
         f"{len(other)} docs) score different documents: {'; '.join(parts)}{hint}"

@@ -50,8 +50,10 @@ from lm_eval_rankacc.training.data import sibling_test_task
 print(sibling_test_task(sys.argv[1]) or sys.argv[1])" "$TASK")}
 mkdir -p "$OUT"
 
-resume() {  # --resume_from_checkpoint true when a run folder already holds a checkpoint
-    if compgen -G "$1/checkpoint-[0-9]*" > /dev/null; then echo "--resume_from_checkpoint true"; fi
+resume() {  # --resume_from_checkpoint true when a run folder already holds a run of ours
+    if [[ -f "$1/training_config.json" ]] || compgen -G "$1/checkpoint-[0-9]*" > /dev/null; then
+        echo "--resume_from_checkpoint true"
+    fi
 }
 best() {  # the best checkpoint of a run (lowest validation loss)
     python -c "import json, sys; print(json.load(open(sys.argv[1] + '/best_checkpoint.json'))['path'])" "$1"

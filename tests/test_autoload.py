@@ -1,5 +1,7 @@
-"""The start-up hook: plain lm-eval sees the tasks, other programs are untouched,
-it can be switched off, and it backs off when lm-eval's internals change."""
+"""The start-up hook: plain lm-eval sees the tasks, other programs are untouched
+(the hook imports only its own tiny module until lm-eval loads, nothing when
+switched off), it can be switched off, a shadowing copy of the package prints
+nothing at start, and it backs off when lm-eval's internals change."""
 
 import os
 import subprocess
@@ -34,6 +36,126 @@ LIST_TASKS = (
 def test_other_programs_import_nothing():
     code = "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] in ('lm_eval', 'torch', 'datasets', 'transformers')))"
     assert run_py(code) == "[]"
+
+
+# Start Python as ``python`` does (``site.main()``, sys.path[0] set aside), optionally
+# skipping our .pth file: the fair baseline, everything else processed alike
+# (scripts/bench_startup.py measures the same way).
+START = (
+    "import sys\n"
+    "_first = sys.path.pop(0)\n"
+    "import site\n"
+    "if {skip}:\n"
+    "    _add = site.addpackage\n"
+    "    site.addpackage = lambda d, n, k: k if n == 'lm_eval_rankacc_autoload.pth' else _add(d, n, k)\n"
+    "site.main()\n"
+    "print(' '.join(sys.modules))\n"
+)
+
+
+def modules_at_start(cwd: Path, skip_hook: bool, **env) -> set[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "LM_EVAL_RANKACC_AUTOLOAD"}
+    out = subprocess.run([sys.executable, "-S", "-c", START.format(skip=skip_hook)], capture_output=True,
+                         text=True, env={**full_env, **env}, timeout=60, cwd=cwd)
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("switch", [None, "0", " Off ", "false", "no"])
+def test_hook_imports_only_its_own_module_until_lm_eval_loads(switch, tmp_path):
+    """Issue 11, item 14: at start the hook imports its tiny standalone module
+    and nothing else (not the package, inspect, warnings, pathlib); switched
+    off it imports nothing at all."""
+    env = {} if switch is None else {"LM_EVAL_RANKACC_AUTOLOAD": switch}
+    added = modules_at_start(tmp_path, False, **env) - modules_at_start(tmp_path, True, **env)
+    assert added == ({"lm_eval_rankacc_autoload"} if switch is None else set())
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+FAKE_LM_EVAL = {"lm_eval/__init__.py": "", "lm_eval/tasks/__init__.py": "", "lm_eval/tasks/_index.py": ""}
+
+
+@pytest.mark.parametrize("shadow", [
+    {"lm_eval_rankacc/__init__.py": ""},  # an old checkout: no _autoload
+    {"lm_eval_rankacc/__init__.py": "raise ImportError('half-installed')"},  # a broken one
+    {"lm_eval_rankacc/__init__.py": "", "lm_eval_rankacc/_autoload.py": "def (:"},
+    {"lm_eval_rankacc_autoload.py": "raise RuntimeError('broken hook module')"},
+])
+def test_shadowing_copy_prints_nothing_at_start(tmp_path, shadow):
+    """Issue 11, item 14: a shadowing copy on PYTHONPATH never prints an error
+    at every start; only a process that imports lm-eval hears of it, once."""
+    write_files(tmp_path, {**shadow, **FAKE_LM_EVAL})
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("LM_EVAL_RANKACC_AUTOLOAD", None)
+    start = subprocess.run([sys.executable, "-c", "pass"], capture_output=True, text=True, env=env, timeout=60,
+                           cwd=tmp_path)
+    assert start.returncode == 0 and start.stderr == ""
+    lm_eval = subprocess.run([sys.executable, "-c", "import lm_eval.tasks._index; import lm_eval.tasks._index"],
+                             capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert lm_eval.returncode == 0, lm_eval.stderr
+    if "lm_eval_rankacc_autoload.py" not in shadow:
+        assert lm_eval.stderr.count("RuntimeWarning") == 1, lm_eval.stderr
+        assert "start-up hook disabled: cannot import lm_eval_rankacc._autoload" in lm_eval.stderr
+    else:  # the hook itself is broken: it never loaded (docs/tasks.md says how to see why)
+        assert lm_eval.stderr == ""
+
+
+def test_hook_calls_the_install_function_right_after_the_module_runs(tmp_path):
+    """With a stand-in for lm-eval: the task index's build gets the package's
+    task folder first, and the finder leaves sys.meta_path once all are seen."""
+    write_files(tmp_path, {
+        **FAKE_LM_EVAL,
+        "lm_eval/tasks/_index.py": (
+            "class TaskIndex:\n"
+            "    @staticmethod\n"
+            "    def build(paths):\n"
+            "        return [str(p) for p in paths]\n"
+        ),
+    })
+    code = (
+        "import sys, lm_eval.tasks, lm_eval_rankacc_autoload as hook\n"
+        "before = sorted(m for m in sys.modules if m.startswith('lm_eval_rankacc') or m == 'inspect')\n"
+        "from lm_eval.tasks._index import TaskIndex\n"
+        "print(before, TaskIndex.build(['x'])[0], sorted(hook._pending), hook._finder in sys.meta_path)\n"
+    )
+    out = run_py(code, PYTHONPATH=str(tmp_path))
+    assert out == f"['lm_eval_rankacc_autoload'] {tasks_dir().resolve()} ['lm_eval.api.model', 'lm_eval.loggers.wandb_logger', 'lm_eval.models'] True"
+
+
+def test_run_never_breaks_lm_eval(monkeypatch):
+    monkeypatch.setattr(_autoload, "_warned", False)
+
+    def broken(module):
+        raise KeyError("internals")
+
+    monkeypatch.setitem(_autoload.INSTALL_FUNCTIONS, "register_models", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _autoload.run("register_models", None) is False
+        assert _autoload.run("from_a_newer_hook", None) is False
+    assert len(caught) == 1 and "KeyError" in str(caught[0].message)
+
+
+def test_installed_hook_is_this_checkouts():
+    """The subprocess tests run the installed hook: it must be this checkout's
+    (after changing the .pth file, reinstall: pip install -e .)."""
+    import importlib.util
+    import site
+
+    module = importlib.util.find_spec("lm_eval_rankacc_autoload")  # found, not imported (it installs a finder)
+    assert module is not None, "the start-up hook's module is not installed: pip install -e ."
+    assert Path(module.origin).read_text() == (ROOT / "lm_eval_rankacc_autoload.py").read_text()
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    installed = [Path(d) / "lm_eval_rankacc_autoload.pth" for d in dirs if (Path(d) / "lm_eval_rankacc_autoload.pth").is_file()]
+    if not installed:
+        pytest.skip("the package is not installed in this interpreter's site-packages")
+    assert installed[0].read_text() == (ROOT / "lm_eval_rankacc_autoload.pth").read_text()
 
 
 def test_task_manager_finds_tasks_and_switch_off():
@@ -99,6 +221,7 @@ def test_wheel_ships_tasks_and_hook(tmp_path):
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "lm_eval_rankacc_autoload.pth" in names
+    assert "lm_eval_rankacc_autoload.py" in names  # the hook's standalone module, top level
     assert "lm_eval_rankacc/tasks/rankacc.yaml" in names
     assert "lm_eval_rankacc/tasks/demo/demo_pairs.jsonl" in names
     shipped = {n.split("lm_eval_rankacc/tasks/")[1] for n in names if n.startswith("lm_eval_rankacc/tasks/")}

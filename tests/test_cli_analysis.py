@@ -92,6 +92,18 @@ def test_flips_and_hardness_outputs(runs, capsys, tmp_path):
         ("other_task", "is not a rankacc task"),
         ("different_docs", "score different documents"),
         ("bad_betas", "betas must be"),
+        ("null_bytes", "line 2: field 'scores.n_bytes[1]': expected a positive integer, got null"),
+        ("string_tokens",
+         "line 1: field 'scores.n_tokens[0]': expected a positive integer or null (unknown), got \"2\""),
+        ("not_utf8", "line 1: field 'doc.prompt': not UTF-8 text (byte 0xff"),
+        ("empty", "holds no samples (an empty or interrupted run?)"),
+        ("predict_only", "was run with lm_eval --predict_only"),
+        ("plot_suffix", "c.jpg: the file name must end in .png or .svg"),
+        ("plot_missing_folder", "(outputs go into existing folders: create it)"),
+        ("csv_suffix", "docs.txt: the file name must end in .csv"),
+        ("output_missing_folder", "(outputs go into existing folders: create it)"),
+        ("output_says_other_format", "t.csv: the name says csv but --format is md"),
+        ("csv_is_output", "name the same file"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, capsys, setup, message):
@@ -112,9 +124,119 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, setup, message):
         write_run(pol, {"rankacc_x": POL[:3]})
     elif setup == "bad_betas":
         args = ["idealized", ref, "--betas", "0.1,-1"]
+    elif setup in ("null_bytes", "string_tokens", "not_utf8", "empty", "predict_only"):
+        sub = write_run(pol, {"rankacc_x": POL})
+        path = sub / f"samples_rankacc_x_{TS}.jsonl"
+        recs = [json.loads(line) for line in path.read_text().splitlines()]
+        if setup == "null_bytes":
+            recs[1]["scores"]["n_bytes"][1] = None
+        elif setup == "string_tokens":
+            recs[0]["scores"]["n_tokens"][0] = "2"
+        elif setup == "predict_only":
+            recs = [{k: v for k, v in r.items() if k not in ("scores", "rank_acc")} | {"metrics": []} for r in recs]
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs) if setup != "empty" else "")
+        if setup == "not_utf8":
+            path.write_bytes(path.read_bytes().replace(b"Q1?", b"Q1\xff", 1))
+        args = ["hardness", pol]
+    elif setup == "plot_suffix":
+        args = ["hardness", ref, "--plot", tmp_path / "c.jpg"]
+    elif setup == "plot_missing_folder":
+        args = ["hardness", ref, "--plot", tmp_path / "nope" / "c.png"]
+    elif setup == "csv_suffix":
+        args = ["flips", ref, ref, "--csv", tmp_path / "docs.txt"]
+    elif setup == "output_missing_folder":
+        args = ["idealized", ref, "-o", tmp_path / "nope" / "t.md"]
+    elif setup == "output_says_other_format":
+        args = ["idealized", ref, "-o", tmp_path / "t.csv"]
+    elif setup == "csv_is_output":
+        args = ["hardness", ref, "--format", "csv", "-o", tmp_path / "h.csv", "--csv", tmp_path / "h.csv"]
     rc, out, err = _run(args, capsys)
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith(f"rankacc {args[0]}: error: ") and message in err
+    assert not (tmp_path / "nope").exists() and not list(tmp_path.glob("*.*"))  # checked before any work
+
+
+def test_every_csv_writer_neutralises_formulas(tmp_path, capsys):
+    """Issue 11, item 10: text cells starting with = + - @ tab CR (or the quote)
+    get a leading quote in every CSV; numbers, negative ones too, stay numbers."""
+    from lm_eval_rankacc.report.cells import csv_text
+
+    texts = {"prompt": "=HYPERLINK(\"x\")", "chosen": "+1+2", "rejected": "@SUM(A1)"}
+    ref_docs = [doc("=1+1", [-10.0, -40.0], [1, 2], 0.75, [2, 1], prompt=texts["prompt"],
+                    responses=[texts["chosen"], texts["rejected"]]),
+                doc("-5", [-5.0, -8.0], [2, 1], 0.2, [1, 4], prompt="\tTab", responses=["\rCR", "'quoted"]),
+                *REF[2:]]
+    pol_docs = [doc(e["doc"]["id"], e["loglik"][::-1], e["doc"]["ranks"], e["doc"]["alpha"], e["n_tokens"],
+                    prompt=e["doc"]["prompt"], responses=e["doc"]["responses"]) for e in ref_docs]
+    ref = write_run(tmp_path / "ref", {"rankacc_x": ref_docs}, model="=ref")
+    pol = write_run(tmp_path / "pol", {"rankacc_x": pol_docs}, model="@pol")
+    outputs = {}
+    for name, argv in {
+        "idealized": ["idealized", ref, "--policy", pol],
+        "flips": ["flips", ref, pol, "--csv", tmp_path / "flips.csv"],
+        "hardness": ["hardness", ref, "--csv", tmp_path / "hardness.csv"],
+    }.items():
+        rc, out, err = _run([*argv, "--format", "csv"], capsys)
+        assert rc == 0, err
+        outputs[name] = out
+    for name in ("flips.csv", "hardness.csv"):
+        with open(tmp_path / name, encoding="utf-8", newline="") as fh:  # the bytes as written
+            outputs[name] = fh.read()
+    for name, text in outputs.items():
+        for row in csv.reader(io.StringIO(text)):
+            for cell in row:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")) or _is_number(cell), (name, cell)
+    ideal = list(csv.DictReader(io.StringIO(outputs["idealized"])))
+    assert {csv_text(r["model"]) for r in ideal} == {"=ref", "@pol"} and ideal[0]["model"] == "'=ref"
+    flips = {csv_text(r["id"]): r for r in csv.DictReader(io.StringIO(outputs["flips.csv"]))}
+    assert set(flips) == {"=1+1", "-5", "p3", "p4"} and flips["-5"]["id"] == "'-5"
+    hard = {csv_text(r["id"]): r for r in csv.DictReader(io.StringIO(outputs["hardness.csv"]))}
+    assert {k: csv_text(hard["=1+1"][k]) for k in texts} == texts  # recoverable, in full
+    assert hard["-5"]["prompt"] == "'\tTab" and hard["-5"]["rejected"] == "'\rCR"  # ranks [2, 1]
+    assert hard["-5"]["chosen"] == "''quoted" and csv_text(hard["-5"]["chosen"]) == "'quoted"
+    assert hard["=1+1"]["c"] == "-30.0" and float(hard["p4"]["c"]) == 18.0  # numbers as numbers
+    table = list(csv.DictReader(io.StringIO(outputs["hardness"])))
+    assert {r["prompt"] for r in table if r["id"] == "'=1+1"} == {"'" + texts["prompt"]}
+    assert [r["c_min"] for r in table if r["section"] == "summary"] == ["-30.0"]
+
+
+def test_outputs_follow_one_rule(runs, tmp_path, capsys):
+    """Every output path: an existing folder, the suffix of its format (--plot
+    .png or .svg for both figures); -o takes any other name, e.g. .txt."""
+    ref, _ = runs
+    rc, out, err = _run(["hardness", ref, "--plot", tmp_path / "c.svg", "-o", tmp_path / "h.txt"], capsys)
+    assert rc == 0 and out == "", err
+    assert "<svg" in (tmp_path / "c.svg").read_text()[:1000] and (tmp_path / "h.txt").read_text().startswith("# Hard")
+    rc, out, err = _run(["idealized", ref, "--format", "json", "-o", tmp_path / "i.json"], capsys)
+    assert rc == 0 and json.loads((tmp_path / "i.json").read_text())["kind"] == "idealized"
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def test_non_finite_scores_are_counted_and_numpy_stays_quiet(tmp_path, capsys):
+    """Issue 11, item 13: idealized and flips count documents with NaN / inf
+    scores in a note, as hardness does; no numpy RuntimeWarning leaks."""
+    import warnings
+
+    docs = [*REF[:2], doc("nan", [float("nan"), -1.0], [1, 2]), doc("inf", [-float("inf"), -float("inf")], [1, 2]),
+            doc("big", [float("inf"), -1.0], [2, 1])]
+    ref = write_run(tmp_path / "ref", {"rankacc_x": docs}, model="ref")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for argv in (["idealized", ref], ["flips", ref, ref], ["hardness", ref]):
+            rc, out, err = _run(argv, capsys)
+            assert rc == 0, err
+            if argv[0] == "hardness":
+                assert "rankacc_x: left out 3 non-finite scores" in out
+            else:
+                assert ("rankacc_x: 3 of 5 documents have NaN or infinite log-likelihoods and count as ranked "
+                        "wrongly") in out
 
 
 def test_missing_tasks_are_reported(tmp_path, capsys):

@@ -193,6 +193,95 @@ def test_mismatched_documents_are_flagged(tmp_path, capsys):
     assert rc == 0 and "other docs" in next(line for line in md.splitlines() if line.startswith("| model-c |"))
 
 
+def _predict_only(folder: Path) -> Path:
+    """The results file of ``lm_eval --predict_only`` (lm-eval's bypass metric, no rankacc metric)."""
+    folder.mkdir(parents=True)
+    path = folder / f"results_{TS}.json"
+    path.write_text(json.dumps({
+        "results": {"rankacc_x": {"name": "rankacc_x", "alias": "rankacc_x", "sample_len": 0}},
+        "configs": {"rankacc_x": {"task": "rankacc_x", "metric_list": [{"metric": "bypass"}]}},
+        "versions": {"rankacc_x": 1.0}, "n-samples": {"rankacc_x": {"original": 4, "effective": 4}},
+    }))
+    return path
+
+
+def _rename(results: Path, pretrained: str) -> None:
+    data = json.loads(results.read_text())
+    data["config"]["model_args"]["pretrained"] = pretrained
+    results.write_text(json.dumps(data))
+
+
+def test_unreadable_results_are_an_error_unless_skipped_and_listed(tmp_path, capsys):
+    """Issue 11, item 1: a model never disappears without a word."""
+    out = tmp_path / "out"
+    lm_run(out, {"rankacc_x": DOCS}, "model-a")
+    bad = lm_run(out, {"rankacc_x": _shift(DOCS, 1.0)}, "model-b")
+    bad.write_text(bad.read_text()[:150])  # an interrupted write
+    rc, text, err = _run(["leaderboard", out], capsys)
+    assert rc == 2 and text == "" and err.count("\n") == 1 and f"error: {bad}: " in err
+    data = _json(["leaderboard", out, "--skip-bad-runs"], capsys)
+    assert list(_rows(data)) == ["model-a"] and data["meta"]["models"] == 1
+    assert any(n.startswith(f"left out, a bad run (--skip-bad-runs): {bad}: ") for n in data["notes"])
+    rc, md, _ = _run(["leaderboard", out, "--skip-bad-runs"], capsys)
+    assert rc == 0 and f"- left out, a bad run (--skip-bad-runs): {bad}: " in md
+    # a samples file beside the results that cannot be read makes its run bad too
+    lm_run(out, {"rankacc_x": _shift(DOCS, 1.0)}, "model-b")
+    samples = out / "model-b" / f"samples_rankacc_x_{TS}.jsonl"
+    samples.write_bytes(samples.read_bytes()[:-30])
+    rc, _, err = _run(["leaderboard", out], capsys)
+    assert rc == 2 and f"error: {samples}: line 4: not valid JSON" in err
+    data = _json(["leaderboard", out, "--skip-bad-runs"], capsys)
+    assert list(_rows(data)) == ["model-a"] and any(str(samples) in n for n in data["notes"])
+    rc, _, err = _run(["leaderboard", out / "model-b", "--skip-bad-runs"], capsys)  # nothing good left
+    assert rc == 2 and "no rankacc results in" in err and str(samples) in err and err.count("\n") == 1
+
+
+def test_every_file_found_is_used_or_named(tmp_path, capsys):
+    out = tmp_path / "out"
+    lm_run(out, {"rankacc_x": DOCS}, "model-a")
+    other = out / "model-a" / "summary_2026-01-05T00-00-00.000001.json"  # named like results, valid JSON
+    other.write_text(json.dumps({"accuracy": 1}))
+    orphan = write_run(out, {"rankacc_x": DOCS}, model="model-c", results=False)  # samples, no results JSON
+    predict_only = _predict_only(out / "model-p")
+    data = _json(["leaderboard", out], capsys)
+    assert list(_rows(data)) == ["model-a"]
+    notes = "\n".join(data["notes"])
+    assert f"left out: {other}: named like a results file but not lm-eval's" in notes
+    assert f"left out: {orphan}: 1 samples file(s) without the results JSON of their run" in notes
+    assert f"left out: {predict_only}: a --predict_only run of rankacc_x" in notes
+
+
+def test_hostile_model_names_keep_every_table_whole(tmp_path, capsys):
+    """A newline, CR, escape or pipe in a model name: one row per model in md
+    and LaTeX; the CSV keeps the full text, formula characters neutralised."""
+    out = tmp_path / "out"
+    a = lm_run(out, {"rankacc_x": DOCS}, "model-a")
+    b = lm_run(out, {"rankacc_x": _shift(DOCS, -3.0)}, "model-b")
+    evil = "=SUM(1;2)\nsecond | line\r\x1b[31m\x00\u2028end"
+    _rename(a, f"org/{evil}")
+    _rename(b, "org/-2+3")
+    rc, md, _ = _run(["leaderboard", out], capsys)
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 4  # header, rule, two models
+    assert any(line.startswith("| =SUM(1;2) second \\| line [31m end | hf | org/=SUM(1;2) second") for line in table)
+    assert not any(ch in md for ch in "\r\x1b\x00\u2028")
+    assert len({line.replace("\\|", "").count("|") for line in table}) == 1
+    runs = [line for line in md[md.index("Runs:"):].splitlines()[1:] if line]
+    assert len(runs) == 2 and all(line.startswith("- ") and line.endswith(".json") for line in runs)
+    rc, tex, _ = _run(["leaderboard", out, "--format", "latex"], capsys)
+    assert sum(line.endswith(r" \\") for line in tex.splitlines()) == 3 and "\x1b" not in tex
+
+    from lm_eval_rankacc.report.cells import csv_text
+
+    rc, text, _ = _run(["leaderboard", out, "--format", "csv", "--reference", a.parent], capsys)
+    rows = {csv_text(r["model"]): r for r in csv.DictReader(io.StringIO(text))}
+    assert set(rows) == {evil, "-2+3"}  # recoverable, in full
+    assert rows[evil]["model"] == "'" + evil and rows["-2+3"]["model"] == "'-2+3"
+    assert rows[evil]["pretrained"] == f"org/{evil}"  # starts with 'o': left as it is
+    for column in ("rankacc_x/rank_acc", "rankacc_x/rank_acc_stderr", "rankacc_x/gap", "rankacc_x/n"):
+        assert all(float(r[column]) >= 0 for r in rows.values())  # numbers stay numbers
+
+
 @pytest.mark.parametrize(
     "setup, message",
     [
@@ -205,6 +294,13 @@ def test_mismatched_documents_are_flagged(tmp_path, capsys):
         ("bad_sort", "--sort: no column 'nope'"),
         ("bad_plot", "--plot"),
         ("reference_without_samples", "--log_samples"),
+        ("betas_without_reference", "--betas is the grid of the reference's idealized accuracy: it needs --reference"),
+        ("unreadable_in_folder", "(--skip-bad-runs leaves a bad run out, with a note)"),
+        ("predict_only", "a --predict_only run of rankacc_x (lm-eval computed no metrics)"),
+        ("plot_missing_folder", "(outputs go into existing folders: create it)"),
+        ("html_is_a_folder", "a folder; name a file in it"),
+        ("same_file_twice", "name the same file"),
+        ("output_says_other_format", "-o table.json: the name says json but --format is md"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, capsys, setup, message):
@@ -235,9 +331,27 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, setup, message):
     elif setup == "reference_without_samples":
         ref = lm_run(tmp_path / "ref", {"rankacc_x": DOCS}, "model-r", samples=False).parent
         args += ["--reference", ref]
+    elif setup == "betas_without_reference":
+        args += ["--betas", "0.1,1"]
+    elif setup == "unreadable_in_folder":
+        bad = lm_run(tmp_path / "good", {"rankacc_x": DOCS}, "model-b")
+        bad.write_text(bad.read_text()[:150])
+        args = ["leaderboard", tmp_path / "good"]
+    elif setup == "predict_only":
+        args = ["leaderboard", _predict_only(tmp_path / "po")]
+    elif setup == "plot_missing_folder":
+        args += ["--plot", tmp_path / "nope" / "figure.png", "-o", tmp_path / "table.md"]
+    elif setup == "html_is_a_folder":
+        (tmp_path / "page.html").mkdir()
+        args += ["--html", tmp_path / "page.html"]
+    elif setup == "same_file_twice":
+        args += ["--format", "csv", "-o", tmp_path / "x.html", "--html", tmp_path / "x.html"]
+    elif setup == "output_says_other_format":
+        args += ["-o", "table.json"]
     rc, out, err = _run(args, capsys)
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("rankacc leaderboard: error: ") and message in err
+    assert not (tmp_path / "table.md").exists() and not (tmp_path / "nope").exists()  # checked before any work
 
 
 # ----------------------------------------------------------------- end to end

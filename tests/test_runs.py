@@ -145,3 +145,132 @@ def test_runs_over_different_documents(tmp_path):
     d = write_run(tmp_path / "d", {"rankacc_a": DOCS[:2]}, model="d")
     with pytest.raises(RunError, match="2 only in REF"):
         match_documents(ta, load_run(d).tasks["rankacc_a"])
+
+
+# ----------------------------------------------------------------- every field the analyses read (issue 11, item 8)
+def _one_bad_line(tmp_path, change) -> tuple:
+    """A run whose line 2 is changed by ``change(record)``; the samples file."""
+    sub = write_run(tmp_path / "out", {"rankacc_a": DOCS})
+    path = sub / f"samples_rankacc_a_{TS}.jsonl"
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[1])
+    change(rec)
+    lines[1] = json.dumps(rec)
+    path.write_text("\n".join(lines) + "\n")
+    return sub, path
+
+
+def _set(where: str, key: str, value):
+    def change(rec):
+        target = rec if where == "" else rec[where]
+        if value is KeyError:
+            del target[key]
+        else:
+            target[key] = value
+    return change
+
+
+@pytest.mark.parametrize("where, key, value, message", [
+    ("scores", "n_bytes", [None, 7], "field 'scores.n_bytes[0]': expected a positive integer, got null"),
+    ("scores", "n_bytes", [0, 7], "field 'scores.n_bytes[0]': expected a positive integer, got 0"),
+    ("scores", "n_bytes", KeyError, "field 'scores.n_bytes' is missing"),
+    ("scores", "n_tokens", ["5", 3], "field 'scores.n_tokens[0]': expected a positive integer or null"),
+    ("scores", "n_tokens", [5, 2.5], "field 'scores.n_tokens[1]': expected a positive integer or null"),
+    ("scores", "n_tokens", [True, 3], "field 'scores.n_tokens[0]'"),
+    ("scores", "n_tokens", [-1, 3], "field 'scores.n_tokens[0]'"),
+    ("scores", "loglik", [True, -1.0],
+     "field 'scores.loglik[0]': expected a number (NaN and Infinity allowed), got true"),
+    ("scores", "loglik", ["-1.0", -1.0], "field 'scores.loglik[0]': expected a number"),
+    ("scores", "loglik", [-1.0, None], "field 'scores.loglik[1]': expected a number"),
+    ("scores", "loglik", "-1.0", "scores need loglik, n_tokens and n_bytes for each of the 2 responses"),
+    ("", "scores", [1, 2], "field 'scores': expected an object"),
+    ("doc", "ranks", [0, 1], "field 'doc.ranks[0]': expected an integer >= 1, got 0"),
+    ("doc", "ranks", [1.0, 2], "field 'doc.ranks[0]': expected an integer >= 1, got 1.0"),
+    ("doc", "ranks", [True, 2], "field 'doc.ranks[0]'"),
+    ("doc", "ranks", "12", "doc needs >= 2 responses and one integer rank per response (field 'doc.ranks'"),
+    ("doc", "alpha", 1.5, "field 'doc.alpha': expected a share in [0, 1] or null, got 1.5"),
+    ("doc", "alpha", True, "field 'doc.alpha'"),
+    ("doc", "alpha", "0.5", "field 'doc.alpha'"),
+    ("doc", "responses", ["a", None], "field 'doc.responses[1]': expected a string, got null"),
+    ("doc", "prompt", None, "field 'doc.prompt': expected a string, got null"),
+    ("doc", "prompt", KeyError, "doc has no 'prompt'"),
+    ("doc", "id", [1], "field 'doc.id'"),
+    ("doc", "id", None, "field 'doc.id'"),
+    ("", "doc_hash", 7, "field 'doc_hash': expected a non-empty string"),
+])
+def test_every_field_the_analyses_read_is_checked(tmp_path, where, key, value, message):
+    sub, path = _one_bad_line(tmp_path, _set(where, key, value))
+    for source in (path, sub):  # the file itself, and the run folder
+        with pytest.raises(RunError) as err:
+            load_run(source)
+        text = str(err.value)
+        assert text.startswith(f"{path}: line 2: ") and message in text and "\n" not in text
+
+
+def test_nan_infinity_and_unknown_token_counts_are_valid(tmp_path):
+    sub, path = _one_bad_line(tmp_path, _set("scores", "n_tokens", [None, None]))
+    text = path.read_text().replace("[-2.0, -2.0]", "[NaN, -Infinity]")  # d1's log-likelihoods
+    path.write_text(text)
+    ts = load_run(sub).tasks["rankacc_a"]
+    assert np.isnan(ts.loglik[1][0]) and ts.loglik[1][1] == -np.inf
+    assert ts.n_tokens[1] == [None, None] and not ts.has_token_counts
+
+
+def test_non_utf8_bytes_name_line_and_field(tmp_path):
+    sub = write_run(tmp_path / "out", {"rankacc_a": DOCS})
+    path = sub / f"samples_rankacc_a_{TS}.jsonl"
+    data = path.read_bytes()
+    at = data.index(b'"d0"') + 2  # inside doc.id of line 1: the folder's first look at the file
+    path.write_bytes(data[:at] + b"\xff" + data[at:])
+    for source in (sub, path):
+        with pytest.raises(RunError, match=r"line 1: field 'doc.id': not UTF-8 text \(byte 0xff at column \d+\)"):
+            load_run(source)
+    at = data.index(b"response 1 of d2")
+    path.write_bytes(data[:at] + b"\xc3\x28" + data[at:])  # an invalid two-byte sequence on line 3
+    with pytest.raises(RunError, match=r"line 3: field 'doc.responses\[1\]': not UTF-8 text \(byte 0xc3"):
+        load_run(sub)
+    lines = data.split(b"\n")
+    path.write_bytes(b"\n".join([lines[0], b"\x80" + lines[1], *lines[2:]]))  # outside any string
+    with pytest.raises(RunError, match=r"line 2: not UTF-8 text \(byte 0x80 at column 1\)"):
+        load_run(sub)
+
+
+def test_lines_split_on_newlines_only(tmp_path):
+    """A JSON string may hold U+2028 / U+0085 (lm-eval writes them raw): not a line break."""
+    docs = [doc("d0", [-1.0, -2.0], [1, 2], responses=["one\u2028line", "two\x85lines\r"]), *DOCS[1:]]
+    sub = write_run(tmp_path / "out", {"rankacc_a": docs})
+    ts = load_run(sub).tasks["rankacc_a"]
+    assert ts.docs[0]["responses"] == ["one\u2028line", "two\x85lines\r"] and len(ts) == 4
+
+
+def test_empty_and_predict_only_samples_are_named_as_such(tmp_path):
+    sub = write_run(tmp_path / "out", {"rankacc_a": DOCS, "rankacc_b": DOCS})
+    path = sub / f"samples_rankacc_b_{TS}.jsonl"
+    path.write_text("")
+    with pytest.raises(RunError, match=r"samples_rankacc_b_.*: holds no samples \(an empty or interrupted run\?\)"):
+        load_run(sub)
+    assert list(load_run(sub, "rankacc_a").tasks) == ["rankacc_a"]  # --tasks leaves it aside
+    # lm_eval --predict_only: the rankacc document, its resps, no metrics and no scores
+    lines = (sub / f"samples_rankacc_a_{TS}.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    for rec in recs:
+        for key in ("scores", "invalid", "rank_acc", "rank_acc_norm", "rank_acc_bytes"):
+            rec.pop(key)
+        rec["metrics"] = []
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    for source in (sub, path):
+        with pytest.raises(RunError, match=r"task 'rankacc_b' was run with lm_eval --predict_only, so its samples "
+                                           r"carry no scores: rerun lm_eval without --predict_only"):
+            load_run(source)
+
+
+def test_documents_dropped_as_too_long_are_left_out_and_counted(tmp_path):
+    """lm-eval logs a document it dropped (a response longer than the window) with null log-likelihoods."""
+    sub, path = _one_bad_line(tmp_path, _set("scores", "loglik", [None, None]))
+    run = load_run(sub)  # the results file says 4 documents: 3 scored + 1 dropped
+    ts = run.tasks["rankacc_a"]
+    assert ts.ids == ["d0", "d2", "d3"] and ts.dropped == ["d1"]
+    assert any(n.startswith("rankacc_a: 1 document(s) dropped by lm-eval") and n.endswith("d1") for n in run.notes)
+    full = load_run(write_run(tmp_path / "full", {"rankacc_a": DOCS}, model="full")).tasks["rankacc_a"]
+    with pytest.raises(RunError, match="1 only in REF \\(d1\\).*OTHER dropped 1 as too long"):
+        match_documents(full, ts)

@@ -2,7 +2,9 @@
 every loss trains and tracks, the tracking log is tidy and complete, gamma
 acts as Eq. 4 says, a killed run resumes without losing or repeating a step,
 SIGTERM saves before stopping, a NaN stops the run naming step and batch,
-SFT trains, and a checkpoint loads in ``lm_eval`` (slow)."""
+SFT trains, a run never starts beside another run (``--fresh_start`` clears
+only its own), resume takes the newest complete checkpoint, and a checkpoint
+loads in ``lm_eval`` (slow)."""
 
 from __future__ import annotations
 
@@ -208,6 +210,167 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
     assert [(s["step"], s["set"]) for s in summary] == [(s, k) for s in range(7) for k in ("train", "validation")]
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> content)."""
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_a_run_never_starts_beside_another_run(tiny_model_dir, tmp_path, capsys):
+    """Issue 11, item 2: a fresh run refuses an --output_dir holding another
+    run or foreign checkpoint folders (the Trainer's rotation would delete
+    them), before any model is loaded; --fresh_start deletes only what the
+    earlier rankacc run wrote."""
+    from lm_eval_rankacc import cli
+    from lm_eval_rankacc.errors import TrainingDataError
+
+    out = tmp_path / "run"
+    for name in ("checkpoint-100", "checkpoint-1"):  # the user's own folders
+        (out / name).mkdir(parents=True)
+        (out / name / "weights.bin").write_bytes(b"mine")
+    (out / "notes.txt").write_text("keep me")
+    foreign = _files(out)
+    missing_model = tmp_path / "no-such-model"  # the check comes before any model is loaded
+    for make, train in ((DPOConfig, train_dpo), (SFTConfig, train_sft)):
+        for fresh in (False, True):
+            config = make(model_name_or_path=str(missing_model), task="rankacc_demo", fresh_start=fresh,
+                          save_total_limit=1, **targs(out))
+            with pytest.raises(TrainingDataError, match="checkpoint-1, checkpoint-100") as err:
+                train(config)
+            assert str(out) in str(err.value) and ("did not write" in str(err.value)) == fresh
+    assert _files(out) == foreign
+
+    for name in ("checkpoint-100", "checkpoint-1"):
+        for f in (out / name).iterdir():
+            f.unlink()
+        (out / name).rmdir()
+    first = dpo(tiny_model_dir, out, save_total_limit=1)  # other files are fine, and never touched
+    assert first.global_step == 4 and (out / "notes.txt").read_text() == "keep me"
+    run_id = json.loads((out / "training_config.json").read_text())["run_id"]
+    assert json.loads((out / "checkpoint-4" / "rankacc_run.json").read_text()) == {"run_id": run_id}
+    before = _files(out)
+    with pytest.raises(TrainingDataError, match="training_config.json.*--fresh_start"):
+        dpo(missing_model, out)
+    argv = ["dpo", "--model_name_or_path", str(missing_model), "--task", "rankacc_demo", "--output_dir", str(out)]
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds another run" in err and "Traceback" not in err
+    (out / "checkpoint-100").mkdir()  # a folder the run did not write: --fresh_start deletes nothing
+    with pytest.raises(TrainingDataError, match="checkpoint-100"):
+        dpo(missing_model, out, args_kw={"fresh_start": True})
+    assert _files(out) == before
+    (out / "checkpoint-100").rmdir()
+
+    second = dpo(tiny_model_dir, out, args_kw={"fresh_start": True}, max_steps=2)
+    assert second.global_step == 2 and (out / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert json.loads((out / "training_config.json").read_text())["run_id"] != run_id
+    assert max(r["step"] for r in read_rows(out / TRACKING_FILE)) == 2
+    with pytest.raises(ValueError, match="fresh_start"):
+        parse("dpo", argv[1:] + ["--fresh_start", "--resume_from_checkpoint", "true"])
+
+
+def _cut_save(folder: Path, source: Path) -> None:
+    """What a kill during the Trainer's save of ``folder`` leaves: the config files only."""
+    folder.mkdir()
+    for name in ("config.json", "generation_config.json", "rankacc_run.json"):
+        if (source / name).is_file():
+            (folder / name).write_bytes((source / name).read_bytes())
+
+
+def test_resume_picks_the_newest_complete_checkpoint(tiny_model_dir, tmp_path, caplog, capsys):
+    """Issue 11, item 6 (and 13's corrupted checkpoint): after a kill during a
+    save, ``--resume_from_checkpoint true`` resumes from the newest complete
+    checkpoint and says so; a named incomplete or corrupted checkpoint is one
+    line naming the folder and the file."""
+    import logging
+
+    from lm_eval_rankacc import cli
+    from lm_eval_rankacc.errors import TrainingDataError
+
+    kw = dict(max_steps=6, eval_steps=2)
+    dpo(tiny_model_dir, tmp_path, max_steps=4, eval_steps=2)
+    _cut_save(tmp_path / "checkpoint-6", tmp_path / "checkpoint-4")
+    caplog.set_level(logging.INFO, logger="lm_eval_rankacc.training")
+    result = dpo(tiny_model_dir, tmp_path, resume_from_checkpoint="true", **kw)
+    assert result.global_step == 6 and (tmp_path / "checkpoint-6" / "trainer_state.json").is_file()
+    log = caplog.text
+    assert "skipped incomplete checkpoints" in log and "checkpoint-6 (no weights" in log
+    assert "no trainer state (trainer_state.json)" in log
+    assert f"resuming from {tmp_path / 'checkpoint-4'}, the newest complete checkpoint" in log
+    _, by = rows_by_step(tmp_path)
+    assert sorted({s for s, _ in by}) == [0, 2, 4, 6]
+
+    _cut_save(tmp_path / "checkpoint-8", tmp_path / "checkpoint-6")
+    with pytest.raises(TrainingDataError, match=r"checkpoint-8: no weights .*no trainer state \(trainer_state.json"):
+        dpo(tiny_model_dir, tmp_path, resume_from_checkpoint=str(tmp_path / "checkpoint-8"), max_steps=8)
+    weights = tmp_path / "checkpoint-6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # cut
+    argv = ["dpo", "--model_name_or_path", str(tiny_model_dir), "--task", "rankacc_demo", "--output_dir",
+            str(tmp_path), "--resume_from_checkpoint", str(tmp_path / "checkpoint-6"), "--use_cpu"]
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{tmp_path / 'checkpoint-6'}: model.safetensors is cut" in err
+    (tmp_path / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4, "log_hist')
+    with pytest.raises(TrainingDataError, match=r"checkpoint-4: trainer_state.json is cut or not JSON"):
+        dpo(tiny_model_dir, tmp_path, resume_from_checkpoint=str(tmp_path / "checkpoint-4"), **kw)
+    caplog.clear()
+    from lm_eval_rankacc.training.checkpoints import resume_point
+
+    assert resume_point("latest", tmp_path) == tmp_path / "checkpoint-2"
+    assert "checkpoint-8 (no weights" in caplog.text and "checkpoint-6 (model.safetensors is cut" in caplog.text
+    assert "checkpoint-4 (trainer_state.json is cut or not JSON)" in caplog.text
+
+
+def test_complete_checkpoint_rules(tmp_path, caplog):
+    """The criterion of a complete checkpoint (training/checkpoints.py), on
+    hand-made folders: every required file, every file whole."""
+    import logging
+
+    from safetensors.torch import save_file
+
+    from lm_eval_rankacc.errors import TrainingDataError
+    from lm_eval_rankacc.training.checkpoints import checkpoint_problems, resume_point
+
+    def make(step):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        save_file({"w": torch.zeros(4, 4)}, str(folder / "model.safetensors"))
+        torch.save({"state": {}}, folder / "optimizer.pt")
+        torch.save({"last_epoch": step}, folder / "scheduler.pt")
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        return folder
+
+    one, two = make(1), make(2)
+    assert checkpoint_problems(one) == []
+    optimizer = two / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:50])
+    assert checkpoint_problems(two) == ["optimizer.pt is cut or not a torch file (not a whole zip archive)"]
+    caplog.set_level(logging.INFO, logger="lm_eval_rankacc.training")
+    assert resume_point("true", tmp_path) == one and "checkpoint-2 (optimizer.pt is cut" in caplog.text
+    (two / "optimizer.pt").unlink()
+    assert checkpoint_problems(two) == ["no optimizer state (optimizer.pt or optimizer.bin)"]
+    assert checkpoint_problems(two, full_state=False) == []  # --save_only_model, DeepSpeed, FSDP
+    (one / "model.safetensors").rename(one / "model-00001-of-00002.safetensors")
+    (one / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "w": "model-00001-of-00002.safetensors", "v": "model-00002-of-00002.safetensors"}}))
+    assert checkpoint_problems(one) == [
+        "model.safetensors.index.json lists missing shards ['model-00002-of-00002.safetensors']"]
+    (one / "trainer_state.json").write_text("[]")
+    assert "trainer_state.json has no global_step" in checkpoint_problems(one)
+    assert resume_point("last", tmp_path, full_state=False) == two
+    with pytest.raises(TrainingDataError, match=r"cannot resume from .*checkpoint-1: .*missing shards"):
+        resume_point(str(one), tmp_path)
+    with pytest.raises(TrainingDataError, match="no such folder"):
+        resume_point(str(tmp_path / "checkpoint-9"), tmp_path)
+    with pytest.raises(TrainingDataError, match="no complete checkpoint in .*checkpoint-2 .*checkpoint-1"):
+        resume_point("latest", tmp_path)
+    assert resume_point("latest", tmp_path, restart_allowed=True) is None  # a run of ours that saved none yet
+    assert resume_point(None, tmp_path) is None
+
+
 class SendSignal(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 2:
@@ -290,6 +453,22 @@ def test_parse_defaults_follow_the_paper(tmp_path):
                       "--max_length", "8", "--max_prompt_length", "8"])
     with pytest.raises(SystemExit):
         parse("dpo", ["--model_name_or_path", "m", "--task", "t", "--output_dir", str(tmp_path), "--loss", "kto"])
+
+
+@pytest.mark.parametrize("option,value", [("beta", "inf"), ("beta", "nan"), ("gamma", "nan"), ("gamma", "inf"),
+                                          ("gamma", "-inf"), ("tau", "nan"), ("tau", "inf")])
+def test_parse_rejects_non_finite_loss_options(tmp_path, capsys, option, value):
+    """Issue 11, item 13: refused when the options are parsed (exit 2, one
+    line), not after the reference pass."""
+    from lm_eval_rankacc import cli
+
+    argv = ["--model_name_or_path", str(tmp_path / "no-model"), "--task", "rankacc_demo", "--output_dir",
+            str(tmp_path / "out"), "--loss", "dpo_gamma", f"--{option}={value}"]
+    with pytest.raises(ValueError, match=f"{option} must be a finite number"):
+        parse("dpo", argv)
+    capsys.readouterr()
+    assert cli.main(["dpo", *argv]) == 2
+    assert "finite" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_cli_dpo_and_plot_training(tiny_model_dir, tmp_path, capsys):

@@ -79,7 +79,7 @@ def test_common_schema_files_and_bad_rows(tmp_path):
     with pytest.raises(harness.TaskDataError) as eval_err:
         harness.load_docs(source="demo", task=tdata.FILES_TASK, split="train", data_files=str(bad))
     assert str(err.value) == str(eval_err.value)
-    assert "row 0" in str(err.value) and "'responses'" in str(err.value)
+    assert "bad.jsonl: line 1: field 'responses'" in str(err.value)  # the file and its 1-based line
     with pytest.raises(tdata.TrainingDataError, match="unknown task"):
         tdata.load_documents("rankacc_nope")
     with pytest.raises(tdata.TrainingDataError, match="matches no file"):
@@ -171,3 +171,63 @@ def test_packing_check_catches_a_model_that_ignores_the_mask(tiny_model_dir):
     model.forward = forward
     ok, diff = scoring.packing_agrees(model, _items(tok), tok.pad_token_id, True)
     assert not ok and diff > 1e-2
+
+
+def test_an_unreadable_reference_cache_is_computed_again(tmp_path, caplog):
+    """Issue 11, item 7: a truncated reference_logps.npz (or garbage, a single
+    array, missing or misshapen arrays) is a warning naming the file, and the
+    scores are computed again; a cache of other pairs is silently replaced."""
+    import io
+    import logging
+
+    from lm_eval_rankacc.training import reference
+
+    def pdata():
+        return types.SimpleNamespace(train=types.SimpleNamespace(ref=np.zeros((3, 2))),
+                                     validation=types.SimpleNamespace(ref=np.zeros((2, 2))))
+
+    good = pdata()
+    good.train.ref[:] = [[-1.0, -2.0], [-3.0, -4.0], [-5.0, -6.0]]
+    good.validation.ref[:] = [[-7.0, -8.0], [-9.0, -10.0]]
+    path = tmp_path / reference.REFERENCE_CACHE
+    reference.save_cache(path, "key", good)
+    whole = path.read_bytes()
+    got = pdata()
+    assert reference.load_cache(path, "key", got)
+    np.testing.assert_array_equal(got.train.ref, good.train.ref)
+
+    def npz(**arrays):
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    def npy():
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros(3))
+        return buffer.getvalue()
+
+    caplog.set_level(logging.INFO, logger="lm_eval_rankacc.training")
+    bad = {
+        "truncated": whole[: len(whole) // 2],
+        "cut at the end": whole[:-10],
+        "garbage": b"not a numpy file at all",
+        "empty": b"",
+        "a single array": npy(),
+        "no validation array": npz(key=np.array("key"), train=good.train.ref),
+        "text arrays": npz(key=np.array("key"), train=np.array([["a", "b"]] * 3), validation=good.validation.ref),
+        "wrong shape": npz(key=np.array("key"), train=np.zeros((4, 2)), validation=good.validation.ref),
+        "one column": npz(key=np.array("key"), train=np.zeros(3), validation=good.validation.ref),
+    }
+    for what, content in bad.items():
+        path.write_bytes(content)
+        caplog.clear()
+        got = pdata()
+        assert not reference.load_cache(path, "key", got), what
+        assert (got.train.ref == 0).all(), what
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and str(path) in warnings[0].getMessage(), what
+        assert "computing the reference log-probabilities again" in warnings[0].getMessage(), what
+    path.write_bytes(whole)
+    caplog.clear()
+    assert not reference.load_cache(path, "other pairs", pdata())
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -100,3 +100,15 @@ def test_theorem_4_1(beta):
     correct = np.array([theory.ranking_correct([a, b], [1, 2]) for a, b in policy])
     assert correct.any() and (~correct).any()
     assert (below == correct).all()
+
+
+@pytest.mark.parametrize("option", ["beta", "gamma", "tau"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_options_must_be_finite(option, value):
+    """Issue 11, item 13: beta, gamma and tau are finite numbers, for every loss
+    (a NaN gamma would only show after the reference pass, as a NaN loss)."""
+    for loss in losses.LOSSES:
+        options = {"beta": 0.1, "gamma": 1.0, "tau": 0.1, option: value}
+        with pytest.raises(losses.TrainingDataError, match=f"{option} must be a finite number"):
+            losses.check_options(loss, options["beta"], options["tau"], options["gamma"])
+    losses.check_options("dpo_gamma", 0.1, 0.1, -2.0)  # any finite gamma

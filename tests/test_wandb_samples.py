@@ -116,3 +116,15 @@ def test_fill_touches_only_rankacc_samples():
     other = {"doc": {"question": "q"}, "acc": 1.0}
     ours = {"doc": {"id": "x", "prompt": "p", "responses": ["a", "b"], "ranks": [1, 2]}, "acc": 0.0}
     assert with_every_metric([other, ours], config) == [other, {**ours, "pair_acc": None}]
+
+
+def test_the_hook_installs_the_fill_when_lm_eval_loads_its_wandb_logger():
+    import os
+    import subprocess
+
+    code = ("import lm_eval.loggers.wandb_logger as w\n"
+            "print(getattr(w.WandbLogger._generate_dataset, '_rankacc_wrapped', False))")
+    for switch, expected in (("1", "True"), ("0", "False")):
+        env = {**os.environ, "LM_EVAL_RANKACC_AUTOLOAD": switch}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0 and out.stdout.strip() == expected, out.stderr

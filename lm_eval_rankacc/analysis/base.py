@@ -107,6 +107,16 @@ def idealized_correct(
     return out
 
 
+def invalid_note(label: str, task: str, ts: TaskSamples) -> str | None:
+    """A note counting the documents of a run with a NaN or infinite
+    log-likelihood (:func:`theory.is_valid`): every rule ranks them wrongly."""
+    count = sum(not all(theory.is_valid(x) for x in ll) for ll in ts.loglik)
+    if not count:
+        return None
+    return (f"{label}: {task}: {count} of {len(ts)} documents have NaN or infinite log-likelihoods and count as "
+            "ranked wrongly")
+
+
 def alpha_source(ts: TaskSamples) -> str:
     """``votes`` when every document carries rater proportions (pairs with
     alpha, ties need none), ``none`` when no pair does, else ``partial``.

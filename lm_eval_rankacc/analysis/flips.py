@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from lm_eval_rankacc import theory
-from lm_eval_rankacc.analysis.base import Report, Section, check_metric, observed_correct, subsets, unique_labels
+from lm_eval_rankacc.analysis.base import (
+    Report,
+    Section,
+    check_metric,
+    invalid_note,
+    observed_correct,
+    subsets,
+    unique_labels,
+)
 from lm_eval_rankacc.errors import RunError
 from lm_eval_rankacc.runs import Run, TaskSamples, as_run, match_documents
 
@@ -70,6 +78,7 @@ def flips(
     for task in _common_tasks(ref, pol, label_ref, label_pol, notes):
         ts, other = ref.tasks[task], pol.tasks[task]
         order = match_documents(ts, other, f"reference {label_ref}", f"policy {label_pol}")
+        notes += filter(None, [invalid_note(label_ref, task, ts), invalid_note(label_pol, task, other)])
         before, after = observed_correct(ts, metric), observed_correct(other, metric)
         if before is None or after is None:
             notes.append(f"{task}: {metric} needs token counts, which a run lacks: not compared")

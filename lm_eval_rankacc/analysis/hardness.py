@@ -30,9 +30,10 @@ def _pair_entries(task: str, ts: TaskSamples, beta: float) -> tuple[list[dict[st
     first = ranks[:, 0] < ranks[:, 1]
     ll_w = np.where(first, ll[:, 0], ll[:, 1])
     ll_l = np.where(first, ll[:, 1], ll[:, 0])
-    c = theory.reference_log_ratio(ll_w, ll_l)
-    threshold = theory.dpo_loss_threshold(c, beta)
-    correct = theory.pairs_ranked_correctly(ll_w, ll_l)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf scores: a NaN c, counted in a note
+        c = theory.reference_log_ratio(ll_w, ll_l)
+        threshold = theory.dpo_loss_threshold(c, beta)
+        correct = theory.pairs_ranked_correctly(ll_w, ll_l)
     entries = []
     for k, i in enumerate(pair):
         doc = ts.docs[i]

@@ -17,6 +17,7 @@ from lm_eval_rankacc.analysis.base import (
     beta_key,
     check_betas,
     idealized_correct,
+    invalid_note,
     mean,
     observed_correct,
     subsets,
@@ -41,6 +42,7 @@ def _observed(task: str, ts: TaskSamples, labels: list[str], pols: list[Run], no
             notes.append(f"{label}: task {task} missing from its run ({pol.folder})")
             continue
         order = match_documents(ts, other, f"reference {labels[0]}", f"policy {label}")
+        notes += filter(None, [invalid_note(label, task, other)])
         r_norm, r = observed_correct(other, "rank_acc_norm"), observed_correct(other, "rank_acc")
         if r_norm is None:
             notes.append(f"{label}: task {task} has no token counts in its run, so its R~ is n/a")
@@ -140,6 +142,7 @@ def idealized(
         rows += _task_rows(task, ts, source, star, observed, betas)
         if not ts.has_token_counts:
             notes.append(f"{task}: the reference run has no token counts, so R~ and R~* are n/a")
+        notes += filter(None, [invalid_note(labels[0], task, ts)])
     notes += _closing_notes(ref, pols, labels, alpha_eps, flagged, multi)
     meta = {
         "reference": labels[0], "reference_path": str(ref.folder),

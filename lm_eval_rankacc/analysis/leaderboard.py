@@ -92,26 +92,52 @@ def _read(path: Path, patterns: list[str] | None) -> ResultsFile:
     return rf
 
 
-def _read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: list[str]) -> list[ResultsFile]:
-    """Every results file with a rankacc task of the ``runs``, each read once."""
+def _read_or_skip(path: Path, patterns: list[str] | None, skip_bad: bool, notes: list[str]) -> ResultsFile | None:
+    """:func:`_read`, for a bad run (its results file, or the samples file
+    beside it, cannot be read) an error or, with ``skip_bad``, a note naming it."""
+    try:
+        return _read(path, patterns)
+    except RunError as err:
+        if not skip_bad:
+            raise RunError(f"{err} (--skip-bad-runs leaves a bad run out, with a note)") from None
+        notes.append(f"left out, a bad run (--skip-bad-runs): {err}")
+        return None
+
+
+def _no_rankacc_task(path: Path, rf: ResultsFile, patterns: list[str] | None) -> str:
+    """Why a results file gives no row: a --predict_only run, or no rankacc task (matching --tasks)."""
+    if rf.info["predict_only"]:
+        return (f"{path}: a --predict_only run of {', '.join(rf.info['predict_only'])} (lm-eval computed no "
+                "metrics); rerun lm_eval without --predict_only")
+    listed = ", ".join(rf.info["all_tasks"]) or "none"
+    return f"{path}: an lm-eval results file without a rankacc task{' matching --tasks' if patterns else ''} " \
+           f"(tasks: {listed})"
+
+
+def _read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: list[str],
+               skip_bad: bool = False) -> list[ResultsFile]:
+    """Every results file with a rankacc task of the ``runs``, each read once;
+    every other file found is named in an error or in ``notes``."""
     files: list[ResultsFile] = []
     seen: set[Path] = set()
     for run in runs:
-        for p in find_results(run):
+        for p in find_results(run, notes):
             if p.resolve() in seen:
                 continue
             seen.add(p.resolve())
-            rf = _read(p, patterns)
+            rf = _read_or_skip(p, patterns, skip_bad, notes)
+            if rf is None:
+                continue
             if rf.tasks:
                 files.append(rf)
             elif Path(run).is_file():
-                listed = ", ".join(rf.info["all_tasks"]) or "none"
-                raise RunError(f"{p}: an lm-eval results file without a rankacc task (tasks: {listed})")
+                raise RunError(_no_rankacc_task(p, rf, patterns))
             else:
-                notes.append(f"{p}: no rankacc task{' matching --tasks' if patterns else ''}, left out")
+                notes.append(f"left out: {_no_rankacc_task(p, rf, patterns)}")
     if not files:
+        left = f" ({'; '.join(notes[:3])}{'; ...' if len(notes) > 3 else ''})" if notes else ""
         raise RunError(f"no rankacc results{' matching --tasks' if patterns else ''} in "
-                       f"{', '.join(str(r) for r in runs)}")
+                       f"{', '.join(str(r) for r in runs)}{left}")
     return files
 
 
@@ -245,15 +271,16 @@ class _Reference:
 
 
 def _reference(reference: str | Path, patterns: list[str] | None, betas: Sequence[float] | str | None,
-               all_tasks: list[str], notes: list[str]) -> _Reference:
+               all_tasks: list[str], notes: list[str], skip_bad: bool = False) -> _Reference:
     """The reference run (with samples), and per task the row of
     :func:`idealized` over all documents with the task's document identity
     (digest of the samples, count, version, configuration)."""
     ref_run = load_run(reference, patterns, require_match=False)
     report = idealized(ref_run, (), **({} if betas is None else {"betas": betas}))
     beside: dict[Path, TaskResult] = {}
-    for p in find_results(ref_run.folder):
-        for tr in _read(p, patterns).tasks.values():
+    for p in find_results(ref_run.folder, []):  # the folder's notes are the reference run's own
+        rf = _read_or_skip(p, patterns, skip_bad, notes)
+        for tr in (rf.tasks.values() if rf is not None else ()):
             if tr.samples is not None:
                 beside[tr.samples.resolve()] = tr
     tasks = {}
@@ -395,18 +422,23 @@ def leaderboard(
     reference: str | Path | None = None,
     betas: Sequence[float] | str | None = None,
     tasks: str | Sequence[str] | None = None,
+    skip_bad_runs: bool = False,
 ) -> Report:
     """One row per model, one column per task and metric (value and standard
     error), the number of documents, the document set and the model identity;
-    see the module docstring. Every problem with the input is a :class:`RunError`."""
+    see the module docstring. Every problem with the input is a :class:`RunError`:
+    a results file that cannot be read (or whose samples file cannot) too,
+    unless ``skip_bad_runs``, which leaves such runs out with a note each."""
     metrics = _metric_list(metrics)
     if isinstance(runs, (str, Path)):
         runs = [runs]
     if not runs:
         raise RunError("name at least one run")
+    if betas is not None and reference is None:
+        raise RunError("--betas is the grid of the reference's idealized accuracy: it needs --reference REF_RUN")
     patterns = split_patterns(tasks)
     notes: list[str] = []
-    files = _read_runs(runs, patterns, notes)
+    files = _read_runs(runs, patterns, notes, skip_bad_runs)
     models = _newest_per_model(files)
     all_tasks = sorted({t for m in models for t in m.tasks})
     _check_metrics(metrics, models)
@@ -416,7 +448,7 @@ def leaderboard(
     if reference is not None:
         if not ideal_metrics:
             raise RunError("--reference needs rank_acc or rank_acc_norm among --metric")
-        ref = _reference(reference, patterns, betas, all_tasks, notes)
+        ref = _reference(reference, patterns, betas, all_tasks, notes, skip_bad_runs)
     columns = _columns(all_tasks, metrics, ideal_metrics if ref is not None else None)
     rows = [_row(m, {t: sets[t].get(k) for t in all_tasks}, all_tasks, metrics, ref, ideal_metrics, notes)
             for k, m in enumerate(models)]

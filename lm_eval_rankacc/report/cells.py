@@ -1,9 +1,11 @@
-"""One cell of text: JSON-safe values, Markdown cells and tables, LaTeX
-escaping. Shared by every layout of :mod:`lm_eval_rankacc.report`."""
+"""One cell of text: JSON-safe values, one-line text, Markdown cells and
+tables, CSV cells safe from formula injection, LaTeX escaping. Shared by
+every layout of :mod:`lm_eval_rankacc.report`."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,45 @@ def clean(value: Any) -> Any:
     return value
 
 
+#: Control characters (C0, DEL, C1) and the Unicode line / paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: First characters that make a spreadsheet read a text cell as a formula
+#: (OWASP's CSV injection list, and their full-width forms), and the quote
+#: that neutralises them (a cell starting with the quote itself gets one too).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+CSV_QUOTE = "'"
+
+
+def one_line(value: Any) -> str:
+    """``str(value)`` on one line: every control character (newline, tab,
+    escape, ...) and every run of whitespace becomes one space."""
+    return " ".join(_CONTROL.sub(" ", str(value)).split())
+
+
+def md_text(value: Any) -> str:
+    """Text as one Markdown table cell, in full: :func:`one_line`, ``|`` escaped."""
+    return one_line(value).replace("|", "\\|")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as one CSV cell, the one rule of every CSV the package writes:
+    None, NaN and infinities empty; numbers and booleans as they are (-0.25
+    stays a number); text starting with a formula character or the quote
+    (:data:`FORMULA_START`, :data:`CSV_QUOTE`) prefixed with the quote, so a
+    spreadsheet shows it as text. :func:`csv_text` undoes it."""
+    value = clean(value)
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith((*FORMULA_START, CSV_QUOTE)):
+        return CSV_QUOTE + value
+    return value
+
+
+def csv_text(cell: str) -> str:
+    """The text a CSV cell of :func:`csv_cell` holds: one leading quote dropped."""
+    return cell[1:] if cell.startswith(CSV_QUOTE) else cell
+
+
 def md_cell(value: Any) -> str:
     """A value as one Markdown table cell: 4 decimals, yes / no, n/a, one line, at most :data:`MD_TEXT_WIDTH`."""
     value = clean(value)
@@ -40,10 +81,10 @@ def md_cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4f}"
-    text = " ".join(str(value).split())  # newlines and runs of blanks -> one space
+    text = one_line(value)  # newlines, control characters and runs of blanks -> one space
     if len(text) > MD_TEXT_WIDTH:
         text = text[: MD_TEXT_WIDTH - 1] + "\u2026"
-    return text.replace("|", "\\|")
+    return md_text(text)
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> list[str]:

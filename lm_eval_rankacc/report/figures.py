@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lm_eval_rankacc.analysis.base import Report
+from lm_eval_rankacc.report.cells import one_line
 from lm_eval_rankacc.report.leaderboard import metric_label, other_set, several_sets
 
 
@@ -25,8 +26,8 @@ def _pyplot():
 
 
 def _write(data: bytes, path: str | Path) -> Path:
+    """Write a figure into an existing folder (like every output: none is created)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
 
@@ -39,13 +40,22 @@ def _save(fig: Any, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+def _figure_format(path: str | Path | None, fmt: str | None) -> str:
+    """A figure's format: ``fmt``, else the suffix of ``path`` (png or svg)."""
+    fmt = (fmt or (Path(path).suffix.lstrip(".") if path else "png")).lower()
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"the figure is written as .png or .svg, not {fmt!r}")
+    return fmt
+
+
 def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
     """Histogram of Thm. 4.1's reference log-ratio c per task of a hardness
-    report, written as PNG to ``path``. c > 0 (right of the dashed line):
+    report, written to ``path`` (PNG or SVG, by its suffix). c > 0 (right of the dashed line):
     the reference ranks the pair wrongly, and the larger c, the smaller the
     DPO loss must get before the policy ranks it correctly."""
     if report.kind != "hardness":
         raise ValueError(f"c_histogram needs a hardness report, got {report.kind!r}")
+    fmt = _figure_format(path, None)
     plt = _pyplot()
     import matplotlib.ticker
 
@@ -64,16 +74,9 @@ def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
     ax.set_xlabel("c = log pRef(y_l|x) - log pRef(y_w|x)")
     ax.set_ylabel("documents")
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_title(f"Reference log-ratio ({report.meta.get('reference', '')}); c > 0: ranked wrongly")
+    ax.set_title(f"Reference log-ratio ({one_line(report.meta.get('reference', ''))}); c > 0: ranked wrongly")
     fig.tight_layout()
-    return _write(_save(fig, "png"), path)
-
-
-def _figure_format(path: str | Path | None, fmt: str | None) -> str:
-    fmt = (fmt or (Path(path).suffix.lstrip(".") if path else "png")).lower()
-    if fmt not in ("png", "svg"):
-        raise ValueError(f"the figure is written as .png or .svg, not {fmt!r}")
-    return fmt
+    return _write(_save(fig, fmt), path)
 
 
 def _panel(ax: Any, task: str, report: Report, colours: dict, stars: dict[str, str], several: dict[str, bool]) -> None:
@@ -122,7 +125,7 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     nrows = -(-len(tasks) // ncols)
     width = max(1.6 + 0.9 * len(metrics) * max(1.0, len(rows) / 4), 3.2)
     stars = {"rank_acc": "R_star", "rank_acc_norm": "R_norm_star"} if "reference" in report.meta else {}
-    names = [str(r["model"]) for r in rows] + (["idealized (reference)"] if stars else [])
+    names = [one_line(r["model"]) for r in rows] + (["idealized (reference)"] if stars else [])
     side = 0.6 + 0.07 * max(len(n) for n in names)  # inches for the legend
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + side, 3.4 * nrows), dpi=100, squeeze=False)
     several = several_sets(report)
@@ -131,7 +134,8 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
     axes[0][0].set_ylabel("ranking accuracy")
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=m) for m, c in colours.items()]
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=one_line(m))
+               for m, c in colours.items()]
     if stars:
         handles.append(Line2D([], [], color="grey", linestyle="dashed", label="idealized (reference)"))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0 - side / fig.get_figwidth(), 0.5),

@@ -15,7 +15,7 @@ from typing import Any
 
 from lm_eval_rankacc.analysis.base import Report
 from lm_eval_rankacc.analysis.leaderboard import IDEALIZED, IDENTITY, METRIC_LABELS
-from lm_eval_rankacc.report.cells import latex_escape, md_table
+from lm_eval_rankacc.report.cells import latex_escape, md_table, md_text, one_line
 
 MISSING, NA, OTHER_DOCS, VALUE = "missing", "n/a", "other docs", "value"
 
@@ -121,7 +121,7 @@ def cells(report: Report, fmt: str = "md") -> tuple[list[str], list[str], list[l
     several = several_sets(report)
     body = []
     for row in report.sections[0].rows:
-        line = [Cell(esc(str(row.get(c)))) if row.get(c) is not None else Cell(NA, NA) for c in IDENTITY]
+        line = [Cell(esc(one_line(row.get(c)))) if row.get(c) is not None else Cell(NA, NA) for c in IDENTITY]
         for task in report.meta["tasks"]:
             line += _task_cells(row, task, report, several, latex)
         body.append(line)
@@ -153,11 +153,11 @@ def legend(report: Report) -> str:
 def markdown(report: Report) -> list[str]:
     """The table, its legend and the runs behind the rows."""
     headers, body, _ = display(report, "md")
-    lines = md_table(headers, [[c.replace("|", "\\|") for c in row] for row in body])
-    lines += ["", legend(report), "", "Runs:", ""]
+    lines = md_table([md_text(h) for h in headers], [[md_text(c) for c in row] for row in body])
+    lines += ["", one_line(legend(report)), "", "Runs:", ""]
     for r in report.sections[1].rows:
-        lines.append(f"- {r['model']}: {r['status']}, {r['date']}, {r['results_file']}"
-                     f"{'' if r['samples'] == 'yes' else ' (no samples)'}")
+        lines.append(one_line(f"- {r['model']}: {r['status']}, {r['date']}, {r['results_file']}"
+                              f"{'' if r['samples'] == 'yes' else ' (no samples)'}"))
     return lines
 
 

@@ -20,7 +20,16 @@ from typing import Any
 
 from lm_eval_rankacc.analysis.base import Report, Section
 from lm_eval_rankacc.report import leaderboard
-from lm_eval_rankacc.report.cells import MD_TEXT_WIDTH, clean, latex_cell, latex_escape, md_cell, md_table
+from lm_eval_rankacc.report.cells import (
+    MD_TEXT_WIDTH,
+    clean,
+    csv_cell,
+    latex_cell,
+    latex_escape,
+    md_cell,
+    md_table,
+    one_line,
+)
 
 __all__ = ["FORMATS", "LAYOUTS", "Layout", "MD_TEXT_WIDTH", "Report", "Section", "documents_csv", "latex_escape",
            "render", "render_csv", "render_json", "render_latex", "render_md"]
@@ -34,7 +43,7 @@ def _md_generic(report: Report) -> list[str]:
     lines: list[str] = []
     for section in report.sections:
         if len(report.sections) > 1:
-            lines += [f"## {section.title}", ""]
+            lines += [f"## {one_line(section.title)}", ""]
         if not section.rows:
             lines += ["(none)", ""]
             continue
@@ -47,7 +56,7 @@ def _latex_generic(report: Report) -> list[str]:
     """Each section as a booktabs ``tabular``."""
     lines: list[str] = []
     for section in report.sections:
-        lines += [f"% {section.title}", r"\begin{tabular}{" + "l" * len(section.columns) + "}", r"\toprule",
+        lines += [f"% {one_line(section.title)}", r"\begin{tabular}{" + "l" * len(section.columns) + "}", r"\toprule",
                   " & ".join(latex_escape(c) for c in section.columns) + r" \\", r"\midrule"]
         lines += [" & ".join(latex_cell(r.get(c)) for c in section.columns) + r" \\" for r in section.rows]
         lines += [r"\bottomrule", r"\end{tabular}", ""]
@@ -70,7 +79,7 @@ def _md_idealized(report: Report) -> list[str]:
     for section in report.sections:
         body = []
         for row in section.rows:
-            task = row["task"] + (" \u2020" if row.get("alpha") != "votes" else "")
+            task = md_cell(row["task"]) + (" \u2020" if row.get("alpha") != "votes" else "")
             head = [task, row["ties"], md_cell(row["model"]), str(row["n"])]
             if row.get("missing"):
                 body.append(head + ["missing"] * 6)
@@ -118,26 +127,28 @@ def _layout(report: Report) -> Layout:
 
 # ----------------------------------------------------------------- formats
 def render_md(report: Report) -> str:
-    lines = [f"# {report.title}", ""]
+    lines = [f"# {one_line(report.title)}", ""]
     for key, value in report.meta.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} ({v})" for k, v in value.items()) or "none"
         elif isinstance(value, list):
             value = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-        lines.append(f"- {key}: {value}")
+        lines.append(f"- {key}: {one_line(value)}")
     lines.append("")
     lines += _layout(report).markdown(report)
     if report.notes:
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in report.notes]
+        lines += ["", "Notes:", ""] + [f"- {one_line(n)}" for n in report.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """Every CSV of the package: a header and one line per row, each cell
+    through :func:`csv_cell`; text is always quoted (a bare CR inside a cell
+    would otherwise end the row for a reader), numbers never."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: ("" if clean(row.get(c)) is None else clean(row.get(c))) for c in columns})
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    writer.writerow([csv_cell(c) for c in columns])
+    writer.writerows([csv_cell(row.get(c)) for c in columns] for row in rows)
     return buf.getvalue()
 
 
@@ -167,9 +178,9 @@ def render_json(report: Report) -> str:
 
 def render_latex(report: Report) -> str:
     """The layout's LaTeX body; notes as LaTeX comments."""
-    lines = [f"% {report.title}"]
+    lines = [f"% {one_line(report.title)}"]
     lines += _layout(report).latex(report)
-    lines += [f"% note: {' '.join(n.split())}" for n in report.notes]
+    lines += [f"% note: {one_line(n)}" for n in report.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 

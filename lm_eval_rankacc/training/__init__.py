@@ -20,10 +20,14 @@ Modules, one job each:
 - :mod:`.pairs`: the pair sets of a DPO run; :mod:`.reference`: the reference
   pass and its cache;
 - :mod:`.trainer`: the ``Trainer`` subclass (loss, evaluation);
-- :mod:`.callbacks`: tracking, stop on a signal, mark the best checkpoint;
+- :mod:`.callbacks`: tracking, stop on a signal, mark the run's checkpoints
+  and the best one;
 - :mod:`.tracking`: the per-datapoint log (pure); :mod:`.figures`: its figures;
 - :mod:`.files`: atomic writes; :mod:`.outputs`: ``training_config.json`` and
   :class:`~.outputs.RunResult`;
+- :mod:`.rundir`: when a run may start in its ``--output_dir``, and
+  ``--fresh_start``; :mod:`.checkpoints`: complete checkpoints, and which one a
+  resumed run starts from (pure);
 - :mod:`.dpo` (``train_dpo``) and :mod:`.sft` (``train_sft``).
 
 Kept import-light: torch and transformers are imported by the modules that

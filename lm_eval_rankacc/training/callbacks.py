@@ -9,6 +9,8 @@ use only the standard callback events, so they work with any
 - :class:`StopOnSignal`: SIGTERM (and SIGINT, once) asks the trainer to save
   a checkpoint at the end of the current optimisation step and stop; the run
   can then be continued with ``--resume_from_checkpoint``.
+- :class:`MarkRunCheckpoints`: each checkpoint folder names the run that
+  wrote it (for ``--fresh_start``, :mod:`.rundir`).
 - :class:`MarkBestCheckpoint`: after every save, ``best_checkpoint.json`` and
   the link ``best_checkpoint`` name the checkpoint with the best
   ``metric_for_best_model`` (the lowest validation loss) that exists.
@@ -28,7 +30,7 @@ from transformers import TrainerCallback
 
 from lm_eval_rankacc import theory
 from lm_eval_rankacc.training import losses
-from lm_eval_rankacc.training.files import write_json
+from lm_eval_rankacc.training.files import CHECKPOINT_PREFIX, RUN_MARKER, run_id_of, write_json
 from lm_eval_rankacc.training.tracking import TrackingLog, make_rows, summarize_step
 
 log = logging.getLogger("lm_eval_rankacc.training")
@@ -117,6 +119,38 @@ def mark_best(output_dir: str | Path, state) -> Path | None:  # noqa: ANN001
     except OSError as err:  # e.g. a file system without links: the JSON file still names it
         log.warning("could not link %s: %s", link, err)
     return Path(best)
+
+
+class MarkRunCheckpoints(TrainerCallback):
+    """Writes the run's id (:data:`.files.RUN_MARKER`) into each checkpoint
+    folder the run saves, so that ``--fresh_start`` tells the run's own
+    checkpoints from anyone else's (:mod:`.rundir`). It writes it when a save
+    is due, before the Trainer fills the folder (so a save killed half-way
+    leaves a marked folder), and after the save if it was missed (a save
+    decided later, e.g. ``--save_strategy best``). Place it after the
+    callbacks that ask for a save (:class:`StopOnSignal`)."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def _mark(self, args, state) -> None:  # noqa: ANN001
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        if run_id_of(folder, RUN_MARKER) != self.run_id:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / RUN_MARKER, {"run_id": self.run_id})
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            self._mark(args, state)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            self._mark(args, state)
+
+    def on_save(self, args, state, control, **kwargs):
+        self._mark(args, state)
 
 
 class MarkBestCheckpoint(TrainerCallback):

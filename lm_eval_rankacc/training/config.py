@@ -23,6 +23,7 @@ data is read (:mod:`.data`) and in :mod:`.losses`.
 """
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainingArguments
@@ -31,6 +32,7 @@ from transformers.training_args import OptimizerNames
 
 from lm_eval_rankacc.errors import TrainingDataError
 from lm_eval_rankacc.training import data
+from lm_eval_rankacc.training.checkpoints import LATEST
 from lm_eval_rankacc.training.losses import LOSSES, check_options
 
 #: ``save_steps`` when neither it nor ``eval_steps`` is set (the Trainer's own default).
@@ -93,6 +95,10 @@ class TrainingConfig(TrainingArguments):
     attn_implementation: str | None = field(default=None, metadata={"help": "e.g. sdpa, eager, flash_attention_2"})
     trust_remote_code: bool = field(default=False)
     disable_dropout: bool = field(default=True, metadata={"help": "set every dropout probability to 0"})
+    fresh_start: bool = field(default=False, metadata={
+        "help": "start a new run in an --output_dir that holds an earlier rankacc run: delete that run's files "
+                "and checkpoint folders first (never other files; a checkpoint folder it did not write stops the "
+                "run). Without it, such a folder is refused unless the run resumes there"})
 
     def __post_init__(self) -> None:
         self.check()
@@ -107,14 +113,30 @@ class TrainingConfig(TrainingArguments):
         data.check_data_given(self.task, self.data_files)
         data.check_lengths(self.max_length, self.max_prompt_length)
         data.check_eval_fraction(self.eval_fraction)
+        if self.fresh_start and self.resumes_in_place():
+            raise TrainingDataError("--fresh_start starts a new run: it cannot resume the run of --output_dir "
+                                    f"(--resume_from_checkpoint {self.resume_from_checkpoint})")
 
     def resume_checkpoint(self) -> str | bool | None:
-        """``--resume_from_checkpoint`` as ``Trainer.train`` takes it: a folder,
-        or True for "true" / "last" / "latest" (the last checkpoint of ``output_dir``)."""
+        """``--resume_from_checkpoint``: a folder, or True for "true" / "last" /
+        "latest" (the newest complete checkpoint of ``output_dir``:
+        :func:`.checkpoints.resume_point`)."""
         value = self.resume_from_checkpoint
-        if isinstance(value, str) and value.lower() in ("true", "last", "latest"):
+        if isinstance(value, str) and value.lower() in LATEST:
             return True
         return value or None
+
+    def resumes_in_place(self) -> bool:
+        """Whether ``--resume_from_checkpoint`` continues the run of
+        ``output_dir`` (``true``, or one of its checkpoints)."""
+        value = self.resume_checkpoint()
+        return value is True or (bool(value) and Path(value).resolve().parent == Path(self.output_dir).resolve())
+
+    def full_checkpoint_state(self) -> bool:
+        """Whether a complete checkpoint holds the optimizer and scheduler state
+        in the Trainer's plain layout (not with ``--save_only_model``,
+        DeepSpeed or FSDP; :mod:`.checkpoints`)."""
+        return not (self.save_only_model or self.deepspeed or self.fsdp)
 
     def own_options(self) -> dict[str, Any]:
         """This project's options, without the ``TrainingArguments`` ones."""
@@ -176,7 +198,7 @@ class DPOConfig(TrainingConfig):
 
     def check(self) -> None:
         super().check()
-        check_options(self.loss, self.beta, self.tau)
+        check_options(self.loss, self.beta, self.tau, self.gamma)
         if self.tracking_size < 0:
             raise TrainingDataError(f"tracking_size must be >= 0, got {self.tracking_size}")
 

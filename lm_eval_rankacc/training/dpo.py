@@ -1,7 +1,9 @@
 """``train_dpo``: DPO, DPO^gamma or IPO with per-datapoint ranking tracking.
 
-In order: documents -> pairs -> tokens (:mod:`.pairs`); the scoring layout is
-chosen (packed where the model honours a 4-D mask, checked on a few pairs);
+In order: the output folder and the checkpoint to resume from are checked
+(:mod:`.rundir`, :mod:`.checkpoints`); documents -> pairs -> tokens
+(:mod:`.pairs`); the scoring layout is chosen (packed where the model honours
+a 4-D mask, checked on a few pairs);
 the reference model scores every pair once (:mod:`.reference`; batched, no
 grad) and is freed, or, when it is also the starting policy (the usual case),
 simply trained on; the :class:`.trainer.PreferenceTrainer` trains, evaluates
@@ -13,8 +15,8 @@ Files in ``output_dir``: ``training_config.json`` (all options, data counts),
 ``reference_logps.npz`` (the reference pass, reused by a resumed run),
 ``tracking.jsonl`` and ``tracking_summary.jsonl``, ``figure2_flips.png`` and
 ``figure3_loss_vs_c.png``, the Trainer's ``checkpoint-<step>/`` folders (plain
-transformers folders, tokenizer included), ``best_checkpoint.json`` and the
-link ``best_checkpoint``.
+transformers folders, tokenizer included, each with ``rankacc_run.json``
+naming the run), ``best_checkpoint.json`` and the link ``best_checkpoint``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import numpy as np
 import torch
 
 from lm_eval_rankacc.training import scoring
-from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, StopOnSignal, TrackingCallback
+from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, MarkRunCheckpoints, StopOnSignal, TrackingCallback
 from lm_eval_rankacc.training.config import DPOConfig
 from lm_eval_rankacc.training.figures import plot_training
 from lm_eval_rankacc.training.models import check_transformers, load_model, load_tokenizer, pad_id, same_model
 from lm_eval_rankacc.training.outputs import RunResult, finish_run, timed, write_run_config
 from lm_eval_rankacc.training.pairs import PreferenceData, build_pair_sets
 from lm_eval_rankacc.training.reference import fill_reference
+from lm_eval_rankacc.training.rundir import start_run
 from lm_eval_rankacc.training.trainer import PreferenceTrainer
 
 log = logging.getLogger("lm_eval_rankacc.training")
@@ -118,6 +121,7 @@ def _load_data(config: DPOConfig, timings: dict[str, float]):  # noqa: ANN202
 def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
     """Train with DPO / DPO^gamma / IPO and track ranking flips (see the module docstring)."""
     check_transformers()
+    start = start_run(config)
     if config.eval_strategy == "no":
         log.warning("evaluation is off (--eval_strategy no): nothing will be tracked")
     out, timings = Path(config.output_dir), {}
@@ -129,7 +133,8 @@ def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
     layout = choose_layout(model, pdata.train, config, pad_id(tokenizer))
     tracker = TrackingCallback(out, loss=config.loss, beta=config.beta, gamma=config.gamma, tau=config.tau)
     stopper = StopOnSignal()
-    make_trainer = partial(_make_trainer, config, tokenizer, pdata, layout, tracker, [stopper, *(callbacks or [])])
+    make_trainer = partial(_make_trainer, config, tokenizer, pdata, layout, tracker,
+                           [stopper, MarkRunCheckpoints(start.run_id), *(callbacks or [])])
 
     with timed(timings, "reference_s"):
         trainer = make_trainer(model, shared)
@@ -140,8 +145,9 @@ def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
         trainer = make_trainer(load_model(config.model_name_or_path, config), False)
 
     if trainer.is_world_process_zero():
-        write_run_config("dpo", config, data=pdata.info, scoring=layout._asdict(), reference_model=ref_path)
-    resume = config.resume_checkpoint()
+        write_run_config("dpo", config, start.run_id, data=pdata.info, scoring=layout._asdict(),
+                         reference_model=ref_path)
+    resume = start.resume
     if resume:  # the steps up to the checkpoint are already in the log: evaluate as the uninterrupted run would
         config.eval_on_start = False
     with timed(timings, "train_s"):

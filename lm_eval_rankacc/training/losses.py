@@ -21,11 +21,15 @@ exactly when its DPO loss is <= -log sigmoid(beta c), c = log pRef(y_l) -
 log pRef(y_w) (:func:`lm_eval_rankacc.theory.dpo_loss_threshold`).
 
 -log sigmoid(x) is computed as softplus(-x), exact for large |x|.
-:func:`check_options` holds the rules on the options (a known loss, beta > 0,
-IPO's tau > 0), checked by ``DPOConfig`` and the trainer.
+:func:`check_options` holds the rules on the options (a known loss; beta,
+gamma and tau finite numbers; beta > 0; IPO's tau > 0), checked by
+``DPOConfig`` (so a bad value stops the run before any model is loaded) and
+the trainer.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -36,10 +40,14 @@ from lm_eval_rankacc.errors import TrainingDataError
 LOSSES = ("dpo", "dpo_gamma", "ipo")
 
 
-def check_options(loss: str, beta: float, tau: float) -> None:
-    """Reject an unknown ``loss``, beta <= 0, or tau <= 0 for IPO, naming the option."""
+def check_options(loss: str, beta: float, tau: float, gamma: float = 1.0) -> None:
+    """Reject an unknown ``loss``, a beta, gamma or tau that is not a finite
+    number (NaN, inf), beta <= 0, or tau <= 0 for IPO, naming the option."""
     if loss not in LOSSES:
         raise TrainingDataError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")
+    for name, value in (("beta", beta), ("gamma", gamma), ("tau", tau)):
+        if not math.isfinite(value):
+            raise TrainingDataError(f"{name} must be a finite number, got {value}")
     if not beta > 0:
         raise TrainingDataError(f"beta must be > 0, got {beta}")
     if loss == "ipo" and not tau > 0:

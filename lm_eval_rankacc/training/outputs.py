@@ -1,7 +1,7 @@
 """What a training run leaves behind and returns, the same for ``train_sft``
-and ``train_dpo``: ``training_config.json`` (every option, the data counts),
-the best checkpoint marked (:func:`.callbacks.mark_best`) and a
-:class:`RunResult`."""
+and ``train_dpo``: ``training_config.json`` (the run's id, every option,
+the data counts), the best checkpoint marked (:func:`.callbacks.mark_best`)
+and a :class:`RunResult`."""
 
 from __future__ import annotations
 
@@ -41,12 +41,14 @@ def timed(timings: dict[str, float], key: str) -> Iterator[None]:
     timings[key] = time.perf_counter() - start
 
 
-def write_run_config(command: str, config: TrainingConfig, **sections: Any) -> Path:
-    """``training_config.json``: ``{"command": command, command: our options,
-    "training": the TrainingArguments, **sections}``."""
+def write_run_config(command: str, config: TrainingConfig, run_id: str, **sections: Any) -> Path:
+    """``training_config.json``: ``{"command": command, "run_id": run_id,
+    command: our options, "training": the TrainingArguments, **sections}``
+    (``run_id`` names the run: :mod:`.rundir`)."""
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command, command: config.own_options(), "training": config.trainer_options(), **sections}
+    payload = {"command": command, "run_id": run_id, command: config.own_options(),
+               "training": config.trainer_options(), **sections}
     return write_json(out / CONFIG_FILE, payload)
 
 

@@ -5,13 +5,18 @@ The reference model scores every pair once, batched and without gradients
 With ``--reference_cache`` (the default) the scores are kept in
 ``OUTPUT_DIR/reference_logps.npz`` under a key that hashes the reference
 model's weight files, the scoring options and every pair's tokens; a run
-whose key matches (a resumed run) reads them instead of scoring again.
+whose key matches (a resumed run) reads them instead of scoring again. A
+cache file that cannot be read (truncated, not an ``.npz``, arrays missing
+or of the wrong shape) is a warning naming it, and the reference scores
+are computed again and the file rewritten.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,18 +53,45 @@ def cache_key(config: DPOConfig, ref_path: str, packed: bool, pdata: PreferenceD
                             config.tracking_size, config.tracking_seed, *pdata.encoded)
 
 
+def _read_cache(path: Path) -> tuple[str, np.ndarray, np.ndarray]:
+    """(key, training scores, validation scores) of a cache file; any
+    unreadable file (truncated, not an ``.npz``, arrays missing or of the
+    wrong kind) raises ``ValueError`` saying why."""
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with z:
+            key, train, validation = str(z["key"]), z["train"], z["validation"]
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{type(err).__name__}: {err}") from None
+    for name, values in (("train", train), ("validation", validation)):
+        if values.dtype.kind != "f" or values.ndim != 2 or values.shape[1] != 2:
+            raise ValueError(f"array {name!r} is {values.dtype} {values.shape}, not (pairs, 2) floats")
+    return key, train, validation
+
+
 def load_cache(path: Path, key: str, pdata: PreferenceData) -> bool:
-    """Fill the reference scores from ``path`` if it holds ``key``; whether it did."""
+    """Fill the reference scores from ``path`` if it holds ``key``; whether it
+    did. A file that cannot be read (or holds arrays that do not fit the
+    pairs) is a warning naming it, and the scores are computed again."""
     if not path.is_file():
         return False
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return False
-            pdata.train.ref[:] = z["train"]
-            pdata.validation.ref[:] = z["validation"]
-    except (OSError, KeyError, ValueError):
+        stored, train, validation = _read_cache(path)
+    except ValueError as err:
+        log.warning("%s is unreadable (%s): computing the reference log-probabilities again", path, err)
         return False
+    if stored != key:
+        log.info("%s is for other pairs, models or options: computing the reference log-probabilities again", path)
+        return False
+    if train.shape != pdata.train.ref.shape or validation.shape != pdata.validation.ref.shape:
+        log.warning("%s holds %s training and %s validation scores where the pairs need %s and %s: computing "
+                    "the reference log-probabilities again", path, train.shape, validation.shape,
+                    pdata.train.ref.shape, pdata.validation.ref.shape)
+        return False
+    pdata.train.ref[:] = train
+    pdata.validation.ref[:] = validation
     log.info("reference log-probabilities read from %s", path)
     return True
 

@@ -4,9 +4,10 @@ paper's first stage, which makes the reference model), on the plain
 
 Each document's best-ranked responses (:func:`.data.preferred_responses`)
 are examples; the loss is the responses' next-token loss, the prompt tokens
-masked. Files in ``output_dir``: ``training_config.json``, the Trainer's
-``checkpoint-<step>/`` folders, ``best_checkpoint.json`` and the link
-``best_checkpoint`` (the lowest validation loss).
+masked. Files in ``output_dir`` (checked first, as for DPO: :mod:`.rundir`):
+``training_config.json``, the Trainer's ``checkpoint-<step>/`` folders,
+``best_checkpoint.json`` and the link ``best_checkpoint`` (the lowest
+validation loss).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from transformers import Trainer
 
 from lm_eval_rankacc.errors import TrainingDataError
 from lm_eval_rankacc.training import data
-from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, StopOnSignal
+from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, MarkRunCheckpoints, StopOnSignal
 from lm_eval_rankacc.training.config import SFTConfig
 from lm_eval_rankacc.training.models import check_transformers, load_model, load_tokenizer, pad_id
 from lm_eval_rankacc.training.outputs import RunResult, finish_run, timed, write_run_config
+from lm_eval_rankacc.training.rundir import start_run
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -94,16 +96,17 @@ def _load_examples(config: SFTConfig, tokenizer):  # noqa: ANN001, ANN202
 def train_sft(config: SFTConfig, callbacks: list | None = None) -> RunResult:
     """Supervised fine-tuning on the preferred responses (see the module docstring)."""
     check_transformers()
+    start = start_run(config)
     tokenizer = load_tokenizer(config)
     train, validation, info = _load_examples(config, tokenizer)
     model = load_model(config.model_name_or_path, config)
     stopper = StopOnSignal()
     trainer = Trainer(model=model, args=config, data_collator=SFTCollator(pad_id(tokenizer)),
                       train_dataset=train, eval_dataset=validation, processing_class=tokenizer,
-                      callbacks=[MarkBestCheckpoint(), stopper, *(callbacks or [])])
+                      callbacks=[MarkBestCheckpoint(), stopper, MarkRunCheckpoints(start.run_id), *(callbacks or [])])
     if trainer.is_world_process_zero():
-        write_run_config("sft", config, data=info)
+        write_run_config("sft", config, start.run_id, data=info)
     timings: dict[str, float] = {}
     with timed(timings, "train_s"):
-        train_output = trainer.train(resume_from_checkpoint=config.resume_checkpoint())
+        train_output = trainer.train(resume_from_checkpoint=start.resume)
     return finish_run(trainer, stopper, train_output, timings)

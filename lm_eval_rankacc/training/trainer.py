@@ -53,7 +53,7 @@ class PreferenceTrainer(Trainer):
     def __init__(self, *args: Any, loss: str = "dpo", beta: float = 0.1, gamma: float = 1.0, tau: float = 0.1,
                  pair_sets: dict[str, PairDataset] | None = None, tracker=None, logits_to_keep: bool = True,
                  policy_is_reference: bool = False, **kwargs: Any):
-        losses.check_options(loss, beta, tau)
+        losses.check_options(loss, beta, tau, gamma)
         kwargs.setdefault("compute_metrics", self._compute_metrics)
         super().__init__(*args, **kwargs)
         self.loss_name, self.beta, self.gamma, self.tau = loss, beta, gamma, tau
