@@ -14,7 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 
 #: Tolerance of the tie rule (Def. C.1): a human tie is ranked correctly when
-#: the two tie scores differ by less than this.
+#: the two tie scores differ by less than this. What it means depends on the
+#: tie scores (:func:`metric_scores`): for R a gap of summed log-probabilities
+#: (a factor exp(0.01) ~ 1.01 in probability), for R~ an absolute gap of
+#: geometric-mean token probabilities (docs/metrics.md, "What eps means").
 TIE_EPS = 0.01
 
 
@@ -91,8 +94,8 @@ def per_unit(loglik: float, units: int | None) -> float:
 
 def geometric_mean_prob(normalised_loglik: float) -> float:
     """exp(mean log-probability): the per-unit geometric-mean probability the
-    paper's code compares under the tie rule for normalised accuracy (the tie
-    score of :func:`metric_scores`)."""
+    paper's released code compares under the tie rule for normalised accuracy
+    (the tie score of :func:`metric_scores`)."""
     return math.exp(normalised_loglik) if is_valid(normalised_loglik) else math.nan
 
 
@@ -108,7 +111,8 @@ def geometric_mean_prob(normalised_loglik: float) -> float:
 
 
 #: alpha = 1 (or 0) is replaced by 1 - ALPHA_EPS (or ALPHA_EPS) before taking
-#: log(alpha / (1 - alpha)), symmetrically for both responses (App. C.4).
+#: log(alpha / (1 - alpha)), symmetrically for both responses (App. C.4 adds
+#: eps = 0.001 to a zero share; footnote 5 replaces alpha = 1 by 1 - eps).
 ALPHA_EPS = 1e-3
 
 
@@ -184,37 +188,72 @@ def _rankings_correct(
     eps: float,
 ) -> np.ndarray:
     """The rule behind :func:`rankings_correct` and
-    :func:`idealized_rankings_correct`: the preferred response's score plus
-    ``shift`` (the idealized reweighting, broadcast (B, N), or None) must be
-    >= the dispreferred one's; ties use the tie rule on ``tie_scores``."""
+    :func:`idealized_rankings_correct`, with the idealized reweighting
+    ``shift`` (None for the observed rule):
+
+    - n = 2: ``shift`` (broadcast (B, N)) is added to the preferred response's
+      margin over the dispreferred one, which must be >= 0; ties use the tie
+      rule on ``tie_scores``.
+    - n > 2: ``shift`` (B, N, n) is added to the scores, one offset per
+      response, and every human-strictly-ordered pair of the shifted scores
+      must be ordered correctly (Def. 2.3, :func:`pairs_ranked_correctly`).
+    """
     with np.errstate(invalid="ignore"):  # inf - inf: NaN margins of invalid documents
-        return _rankings_correct_impl(scores, ranks, shift, tie_scores, eps)
+        scores, ranks = _check_shapes(scores, ranks)
+        valid = np.isfinite(scores).all(axis=1)
+        if ranks.shape[1] == 2:
+            return valid & _pairs_margin_ok(scores, ranks, shift, tie_scores, eps)
+        return _orders_ok(scores if shift is None else scores + shift, ranks, valid)
 
 
-def _rankings_correct_impl(scores, ranks, shift, tie_scores, eps):  # noqa: ANN001
-    scores, ranks = _check_shapes(scores, ranks)
-    valid = np.isfinite(scores).all(axis=1)
-    if ranks.shape[1] == 2:
-        tie = ranks[:, 0] == ranks[:, 1]
-        first = ranks[:, 0] < ranks[:, 1]
-        # margin of the preferred response over the dispreferred one
-        margin = np.where(first, scores[:, 0] - scores[:, 1], scores[:, 1] - scores[:, 0])
-        if shift is not None:
-            margin = margin + shift
-        strict_ok = margin >= 0  # == pairs_ranked_correctly for finite scores
-        if tie.any():
-            ts = scores if tie_scores is None else np.asarray(tie_scores, dtype=float)
-            tie_ok = ties_ranked_correctly(ts[:, 0], ts[:, 1], eps)
-            strict_ok = np.where(tie, tie_ok, strict_ok)
-        return valid & strict_ok
-    ok = np.broadcast_to(valid, np.broadcast_shapes(valid.shape, np.shape(shift) if shift is not None else ()))
-    ok = ok.copy()
+def _pairs_margin_ok(scores, ranks, shift, tie_scores, eps):  # noqa: ANN001
+    """n = 2: the (possibly shifted) margin of the preferred response is >= 0,
+    or for a human tie the tie rule holds on ``tie_scores``."""
+    tie = ranks[:, 0] == ranks[:, 1]
+    first = ranks[:, 0] < ranks[:, 1]
+    # margin of the preferred response over the dispreferred one
+    margin = np.where(first, scores[:, 0] - scores[:, 1], scores[:, 1] - scores[:, 0])
+    if shift is not None:
+        margin = margin + shift
+    strict_ok = margin >= 0  # == pairs_ranked_correctly for finite scores
+    if tie.any():
+        ts = scores if tie_scores is None else np.asarray(tie_scores, dtype=float)
+        tie_ok = ties_ranked_correctly(ts[:, 0], ts[:, 1], eps)
+        strict_ok = np.where(tie, tie_ok, strict_ok)
+    return strict_ok
+
+
+def _orders_ok(scores: np.ndarray, ranks: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """n > 2 (Def. A.8 on partial orders): ``scores`` (N, n) or (B, N, n);
+    every human-strictly-ordered pair must satisfy Def. 2.3 and the document
+    be ``valid`` (N,)."""
+    ok = np.broadcast_to(valid, scores.shape[:-1]).copy()
     for i, j, mask in _ordered_column_pairs(ranks):
-        margin = scores[:, i] - scores[:, j]
-        if shift is not None:
-            margin = margin + shift
-        ok &= ~mask | (margin >= 0)
+        ok &= ~mask | pairs_ranked_correctly(scores[..., i], scores[..., j])
     return ok
+
+
+def rank_levels(ranks: np.ndarray) -> np.ndarray:
+    """Dense rank level of each response, (N, n) ints: 1 for the best
+    responses, k for the k-th best distinct human rank; human-tied responses
+    share a level (ranks [1, 2, 2, 4] give levels [1, 2, 2, 3])."""
+    ranks = np.asarray(ranks)
+    ordered = np.sort(ranks, axis=1)
+    first_of_value = np.ones(ordered.shape, dtype=bool)
+    first_of_value[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    # distinct rank values strictly better than each response's own
+    better = (ordered[:, None, :] < ranks[:, :, None]) & first_of_value[:, None, :]
+    return better.sum(axis=2) + 1
+
+
+def level_rewards(ranks: np.ndarray, alpha_eps: float = ALPHA_EPS) -> np.ndarray:
+    """Bradley-Terry rewards (N, n) of documents of n > 2 responses without
+    rater proportions: r = -(k - 1) L for a response at dense rank level k
+    (:func:`rank_levels`), L = log((1 - alpha_eps) / alpha_eps). Adjacent
+    levels are a unanimous vote (alpha = 1 - alpha_eps) apart; tied responses
+    share a reward. Our generalisation: the paper defines no R* for n > 2."""
+    big = math.log1p(-alpha_eps) - math.log(alpha_eps)
+    return -(rank_levels(ranks) - 1) * big
 
 
 def response1_log_odds(
@@ -265,8 +304,9 @@ def idealized_rankings_correct(
     alpha = share of raters preferring y_w (see :func:`response1_log_odds` for
     eps clipping and missing alpha). Computed as a sum of logs, never as a
     probability ratio, so beta = 0.01 with log-ratios of thousands is exact.
-    ``>=`` (not ``>``) is Def. 2.3 as used by :func:`ranking_correct`: the
-    idealized R* at beta = infinity is the reference's observed R.
+    ``>=`` (not ``>``) is Def. 2.3 as used by :func:`ranking_correct` (Eq. 3
+    itself writes the ratio ``> 1``; our choice, so that the idealized R* at
+    beta = infinity is the reference's observed R).
 
     Human ties (alpha = 0.5): log(alpha / (1 - alpha)) = 0, pi* orders the two
     responses exactly as pRef does, and the tie rule (Def. C.1,
@@ -274,12 +314,14 @@ def idealized_rankings_correct(
     ``tie_scores`` (default ``scores``): the idealized tie outcome is the
     reference's observed one, for every beta.
 
-    n > 2 (Def. A.8, exact match): no proportions per pair exist in the data;
-    every human-strictly-ordered pair (i, j) is taken with alpha = 1 (clipped
-    to 1 - alpha_eps) and the document is correct when every such pair is;
-    tied responses impose no order. ``alpha`` is ignored for n > 2.
+    n > 2 (Def. A.8; our generalisation, the paper defines no R* for n > 2):
+    one Bradley-Terry reward r_i per response (:func:`level_rewards`), one
+    policy log pi*(y_i|x) = log pRef(y_i|x) + r_i / beta + const, correct when
+    it orders every human-strictly-ordered pair correctly (Def. 2.3, >=);
+    tied responses share a reward and impose no order. ``alpha`` is ignored.
 
-    ``scores`` are log-probabilities: summed for R*, per token for R~*.
+    ``scores`` are log-probabilities: summed for R*, per token for R~* (the
+    reward term is added to them as it is, not divided by the length).
     """
     scores, ranks = _check_shapes(scores, ranks)
     betas = np.atleast_1d(np.asarray(betas, dtype=float))
@@ -294,7 +336,8 @@ def idealized_rankings_correct(
         lo_w = np.where(ranks[:, 0] <= ranks[:, 1], lo1, -lo1)
         shift = inv_beta * lo_w[None, :]
     else:
-        shift = inv_beta * np.log((1.0 - alpha_eps) / alpha_eps) * np.ones((1, len(ranks)))
+        # one offset r_i / beta per response: (B, N, n)
+        shift = inv_beta[:, :, None] * level_rewards(ranks, alpha_eps)[None, :, :]
     return _rankings_correct(scores, ranks, shift, tie_scores, eps)
 
 
@@ -341,7 +384,11 @@ def metric_scores(loglik: np.ndarray, units: np.ndarray | None = None) -> tuple[
     ``units`` None (R, Def. 2.3): both are the summed log-probability. Else
     (R~, Eq. 15, and the per-byte variant): scores are log-probabilities per
     unit (:func:`per_units`), and human ties (Def. C.1) are compared on the
-    per-unit geometric-mean probability exp(score). NaN where a unit count is
+    per-unit geometric-mean probability exp(score). So eps is a gap of summed
+    log-probabilities for R (Def. C.1's text writes probabilities; the
+    released code, like this, compares log-probabilities) and an absolute gap
+    of geometric-mean probabilities for R~ (docs/metrics.md, "What eps
+    means"). NaN where a unit count is
     unknown or a log-probability is not finite.
     """
     loglik = np.asarray(loglik, dtype=float)

@@ -2,8 +2,9 @@
 
 1. stock lm-eval ``hf`` backend (prompt re-encoded for every response),
 2. ``hf-prefix`` (each shared prompt run once per document),
-3. a naive loop like the paper's released scorer: one forward pass per
-   (prompt, response), batch size 1.
+3. a naive loop: one forward pass per (prompt, response), batch size 1
+   (the paper's released scorer runs the prompt again for every response
+   too, but in padded batches).
 
 Each method runs in its own subprocess (so peak memory is its own), in
 rotation, ``--repeats`` times; the table shows medians. It prints wall time,

@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rankacc_samples import doc, swapped, write_run
 
 from lm_eval_rankacc import analysis, theory
@@ -202,18 +204,136 @@ def test_no_overflow_at_small_beta_and_large_log_ratios():
     assert thr_big[0] == pytest.approx(1e7) and thr_big[1] == 0.0
 
 
-def test_more_than_two_responses_pairwise_with_alpha_one():
+# ----------------------------------------------------------------- n > 2 (our generalisation)
+# One Bradley-Terry reward per response, r = -(k - 1) L at dense rank level k,
+# L = log(999); pi* = pRef exp(r / beta) orders every strictly ordered pair.
+def test_more_than_two_responses_one_reward_per_response():
     # ranks 1 > 2 > 3 (one tie-free chain) and a partial tie 1 > {2, 2}
     ll = np.array([[-5.0, -1.0, -3.0], [-1.0, -9.0, -2.0]])
     ranks = np.array([[1, 2, 3], [1, 2, 2]])
-    # doc 0: worst pair (1 over 2) is -4 behind; +log(999)/beta: beta 1 -> +2.9 ok; beta 2 -> -0.55 wrong
-    #        pair (2 over 3) +2 ok; (1 over 3) -2 + ... ok at beta 1, 2
+    # doc 0: log pi* = -5, -1 - L/beta, -3 - 2L/beta. beta 1: -5, -7.9, -16.8 ok;
+    #        beta 2: -5, -4.45, -9.9: y_1 below y_2, wrong
     # doc 1: all pairs right already; tied responses 2, 3 impose no order
     got = idealized_rankings_correct(ll, ranks, None, [1.0, 2.0])
     assert got.tolist() == [[True, True], [False, True]]
     assert rankings_correct(ll, ranks).tolist() == [False, True]
     with pytest.raises(ValueError, match="all tied"):
         idealized_rankings_correct(np.zeros((1, 3)), np.ones((1, 3), dtype=int), None, [1.0])
+
+
+def test_issue_counter_example_is_realisable():
+    # The former rule shifted every strictly ordered pair by L / beta on its own:
+    # (1 over 3) needs -10 - (-2) + 6.907 >= 0, false, so R* was 0. One policy
+    # does order them: log pi* = -10, -4 - 6.907, -2 - 13.815 = -10 >= -10.907 >= -15.815.
+    ll, ranks = np.array([[-10.0, -4.0, -2.0]]), np.array([[1, 2, 3]])
+    assert idealized_rankings_correct(ll, ranks, None, [1.0]).tolist() == [[True]]
+    shifted = ll + np.array([0.0, -LOG999, -2 * LOG999])
+    assert shifted[0, 0] >= shifted[0, 1] >= shifted[0, 2]
+
+
+def test_counter_example_through_files_summed_and_per_token(tmp_path):
+    # R~* adds the same reward r / beta to the per-token log-probabilities, as for
+    # pairs. Tokens [2, 1, 1]: per token -5, -4, -2.
+    # R*   beta 1: -10, -10.907, -15.815 ok;  beta 2: -10, -7.454, -8.907 wrong
+    # R~*  beta 1: -5, -10.907, -15.815 ok;   beta 2: -5, -7.454, -8.907 ok
+    write_run(tmp_path / "ref", {"rankacc_multi": [doc("ce", [-10.0, -4.0, -2.0], [1, 2, 3], n_tokens=[2, 1, 1])]})
+    (row,) = analysis.idealized(tmp_path / "ref", betas=[1.0, 2.0]).sections[0].rows
+    assert (row["R"], row["R_norm"]) == (0.0, 0.0)
+    assert (row["R_star@1"], row["R_star@2"]) == (1.0, 0.0)
+    assert (row["R_norm_star@1"], row["R_norm_star@2"]) == (1.0, 1.0)
+
+
+def test_tied_four_response_document():
+    # ranks [1, 2, 2, 3]: levels 1, 2, 2, 3; log pRef -10, -8, -5, -3.
+    # beta 1: log pi* = -10, -14.907, -11.907, -16.815: y_1 above both tied
+    # responses, both above y_4, the tied pair in any order -> correct. (The
+    # former per-pair rule failed (1 over 4): -10 + 3 + 6.907 = -0.093 < 0.)
+    # beta 2 (L / beta = 3.454): (1 over the tied y_3) -10 + 5 + 3.454 < 0 -> wrong.
+    ll = np.array([[-10.0, -8.0, -5.0, -3.0]])
+    ranks = np.array([[1, 2, 2, 3]])
+    assert idealized_rankings_correct(ll, ranks, None, [1.0, 2.0]).tolist() == [[True], [False]]
+    # the tie imposes no order: swapping the tied responses' scores changes nothing
+    assert idealized_rankings_correct(ll[:, [0, 2, 1, 3]], ranks, None, [1.0, 2.0]).tolist() == [[True], [False]]
+    # competition ranks [1, 2, 2, 4] are the same levels
+    assert idealized_rankings_correct(ll, np.array([[1, 2, 2, 4]]), None, [1.0, 2.0]).tolist() == [[True], [False]]
+
+
+def test_more_than_two_responses_exact_at_small_beta():
+    # beta 0.01: L / beta = 690.78 nats per level. log pRef in the thousands,
+    # probabilities exp(-3000) underflow to 0; sums of logs keep the sign of
+    # margins of 1e-6 nats.
+    step = 100 * LOG999
+    ll = np.array([
+        [-3000.0, -3000.0 + step - 1e-6, -3000.0 + 2 * step - 2e-6],  # each gap 1e-6 within L / beta: ok
+        [-3000.0, -3000.0 + step + 1e-6, -3000.0 + step],  # y_2 1e-6 too likely for y_1: wrong
+        [-3000.0, -1000.0, -2000.0],  # (1 over 2) short by 1309 nats at beta 0.01: wrong
+    ])
+    ranks = np.array([[1, 2, 3], [1, 2, 3], [1, 2, 2]])
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise", under="raise"):
+        warnings.simplefilter("error")
+        got = idealized_rankings_correct(ll, ranks, None, [0.01, 0.001, 1.0])
+    # beta 0.001: 6908 nats per level put every document right; beta 1: 6.9 nats, none
+    assert got.tolist() == [[True, False, False], [True, True, True], [False, False, False]]
+
+
+def test_pairs_are_unchanged_by_the_n_gt_2_rule():
+    # n = 2 without alpha is the n > 2 rule of two levels: shift L / beta
+    ll = np.array([[-20.0, -2.0], [-2.0, -20.0]])
+    ranks = np.array([[1, 2], [2, 1]])
+    for beta in [0.1, 1.0, 2.0, 3.0]:
+        got = idealized_rankings_correct(ll, ranks, None, [beta])[0]
+        assert got.tolist() == [-18 + LOG999 / beta >= 0] * 2
+        three = idealized_rankings_correct(np.c_[ll[:1], [[-1e9]]], np.array([[1, 2, 3]]), None, [beta])
+        assert three[0, 0] == got[0]
+
+
+@st.composite
+def _ranked_documents(draw):
+    """N documents of n in 3..6 responses: human ranks with ties (not all tied,
+    not necessarily dense), log pRef from a narrow and a wide range (integers
+    too, for exact equalities), a beta grid and alpha_eps."""
+    n = draw(st.integers(3, 6))
+    count = draw(st.integers(1, 6))
+    ranks = draw(st.lists(st.lists(st.integers(1, n), min_size=n, max_size=n).filter(lambda r: len(set(r)) > 1),
+                          min_size=count, max_size=count))
+    value = st.one_of(st.integers(-30, 0).map(float), st.floats(-30.0, 0.0), st.floats(-5000.0, 0.0))
+    ll = draw(st.lists(st.lists(value, min_size=n, max_size=n), min_size=count, max_size=count))
+    betas = draw(st.lists(st.one_of(st.sampled_from([0.01, 0.1, 1.0, 5.0, 10.0]), st.floats(1e-3, 100.0)),
+                          min_size=1, max_size=4))
+    alpha_eps = draw(st.sampled_from([1e-3, 0.01, 0.25]))
+    return np.array(ll), np.array(ranks), betas, alpha_eps
+
+
+def _explicit_log_pi_star(ll, ranks, beta, alpha_eps):
+    """log pi*(y_i) of one document, built on its own: rank levels from
+    np.unique, reward -(k - 1) log((1 - eps) / eps), normalised over the n
+    responses (a distribution: the idealized policy exists)."""
+    _, level0 = np.unique(ranks, return_inverse=True)  # dense level - 1
+    logits = ll - level0 * math.log((1.0 - alpha_eps) / alpha_eps) / beta
+    log_pi = logits - np.logaddexp.reduce(logits)
+    assert math.isclose(np.exp(log_pi).sum(), 1.0, rel_tol=1e-9)
+    return log_pi
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_ranked_documents())
+def test_n_gt_2_verdict_is_the_order_of_one_realisable_policy(case):
+    ll, ranks, betas, alpha_eps = case
+    got = idealized_rankings_correct(ll, ranks, None, betas, alpha_eps=alpha_eps)
+    assert got.shape == (len(betas), len(ll))
+    for b, beta in enumerate(betas):
+        for d in range(len(ll)):
+            log_pi = _explicit_log_pi_star(ll[d], ranks[d], beta, alpha_eps)
+            pairs = [(i, j) for i in range(len(ranks[d])) for j in range(len(ranks[d])) if ranks[d][i] < ranks[d][j]]
+            margins = [log_pi[i] - log_pi[j] for i, j in pairs]
+            scale = max(1.0, float(np.abs(log_pi).max()))
+            if any(0 < abs(m) < 1e-9 * scale for m in margins):
+                continue  # within rounding of the boundary: normalising may move it
+            # every strictly ordered pair (Def. 2.3, >=) ...
+            assert got[b, d] == all(m >= 0 for m in margins)
+            # ... is the same as: sorted by log pi* (ties by human rank), the human ranks never go back up
+            order = np.lexsort((ranks[d], -log_pi))
+            assert got[b, d] == bool((np.diff(ranks[d][order]) >= 0).all())
 
 
 def test_invalid_scores_are_wrong_for_every_beta():

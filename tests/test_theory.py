@@ -2,13 +2,16 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from lm_eval_rankacc.theory import (
     TIE_EPS,
     geometric_mean_prob,
+    level_rewards,
     pair_accuracy,
     per_unit,
+    rank_levels,
     ranking_correct,
     strictly_ordered_pairs,
 )
@@ -56,6 +59,17 @@ def test_more_than_two_responses():
     assert not ranking_correct([-2.5, -2.0, -1.0, -4.0], ranks)  # 1 below 2 and 3
     # ties with n > 2 are not held to eps
     assert ranking_correct([-1.0, -2.0, -9.0, -10.0], ranks)
+
+
+def test_rank_levels_and_rewards_of_n_gt_2():
+    # dense levels: tied responses share one, gaps in the ranks close up
+    ranks = np.array([[1, 2, 3], [1, 2, 2], [3, 1, 3], [1, 3, 3]])
+    assert rank_levels(ranks).tolist() == [[1, 2, 3], [1, 2, 2], [2, 1, 2], [1, 2, 2]]
+    assert rank_levels(np.array([[4, 2, 2, 1]])).tolist() == [[3, 2, 2, 1]]
+    # r = -(k - 1) log((1 - eps) / eps): log(999) per level at eps 0.001, log(3) at 0.25
+    big = math.log(999.0)
+    np.testing.assert_allclose(level_rewards(np.array([[1, 2, 2, 4]])), [[0.0, -big, -big, -2 * big]], rtol=1e-15)
+    np.testing.assert_allclose(level_rewards(np.array([[2, 1, 3]]), 0.25), [[-math.log(3), 0.0, -2 * math.log(3)]])
 
 
 def test_all_tied_many_responses_rejected():

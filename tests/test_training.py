@@ -426,8 +426,9 @@ def test_sft_trains_on_preferred_responses(tiny_model_dir, tmp_path):
     assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9]]
 
 
-def test_parse_defaults_follow_the_paper(tmp_path):
-    # one DPOConfig holds our options and the Trainer's
+def test_parse_dpo_defaults(tmp_path):
+    # one DPOConfig holds our options and the Trainer's; RMSProp as App. D.1 states for DPO, beta 0.1 and
+    # learning rate 1e-6 as Rafailov et al. 2023 (App. D.1 names neither), max length 512 our own choice
     ours = t = parse("dpo", ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path),
                              "--eval_steps", "7"])
     assert (ours.loss, ours.beta, ours.max_length, ours.tracking_size) == ("dpo", 0.1, 512, 1000)
@@ -453,6 +454,29 @@ def test_parse_defaults_follow_the_paper(tmp_path):
                       "--max_length", "8", "--max_prompt_length", "8"])
     with pytest.raises(SystemExit):
         parse("dpo", ["--model_name_or_path", "m", "--task", "t", "--output_dir", str(tmp_path), "--loss", "kto"])
+
+
+def test_parse_sft_defaults_to_adamw_as_app_d1(tmp_path, capsys):
+    """Issue 12, fix 1: App. D.1 trains SFT with AdamW (beta1 0.9, beta2
+    0.999, eps 1e-8) and DPO with RMSProp; ``rankacc sft --help`` shows it."""
+    from transformers import Trainer
+
+    from lm_eval_rankacc import cli
+
+    base = ["--model_name_or_path", "m", "--task", "rankacc_demo", "--output_dir", str(tmp_path)]
+    t = parse("sft", base)
+    assert (t.optim, t.adam_beta1, t.adam_beta2, t.adam_epsilon) == ("adamw_torch", 0.9, 0.999, 1e-8)
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(t)
+    assert cls is torch.optim.AdamW and kwargs["betas"] == (0.9, 0.999) and kwargs["eps"] == 1e-8
+    assert kwargs["lr"] == t.learning_rate == 1e-6 and t.weight_decay == 0.0
+    cls, _ = Trainer.get_optimizer_cls_and_kwargs(parse("dpo", base))
+    assert cls is torch.optim.RMSprop
+    assert parse("sft", [*base, "--optim", "rmsprop"]).optim == "rmsprop"  # still an option
+    with pytest.raises(SystemExit):
+        cli.main(["sft", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: adamw_torch)" in help_text and "(default: 1e-08)" in help_text
+    assert "(default: 0.9)" in help_text and "(default: 0.999)" in help_text
 
 
 @pytest.mark.parametrize("option,value", [("beta", "inf"), ("beta", "nan"), ("gamma", "nan"), ("gamma", "inf"),

@@ -5,16 +5,25 @@ Trainer flag works: ``--bf16``, ``--gradient_accumulation_steps``,
 parsed with ``HfArgumentParser`` by the command line
 (:func:`lm_eval_rankacc.cli.parse_training_options`).
 
-Defaults that differ from the Trainer's are field overrides here. They follow
-the paper (App. D.1: beta 0.1, RMSprop, max length 512) and the DPO settings
-it builds on (Rafailov et al. 2023, App. B): RMSprop (torch defaults: alpha
-0.99, eps 1e-8, no weight decay, no momentum), learning rate 1e-6 with 150
-warm-up steps then constant, evaluation (and a checkpoint: ``save_steps``
-defaults to ``eval_steps``) every ``eval_steps``, evaluation before the first
-step, and the best checkpoint chosen by the lowest validation loss. The
-paper's batch size 64 is ``--per_device_train_batch_size 8
---gradient_accumulation_steps 8`` (not a default here, so that small runs stay
-small).
+Defaults that differ from the Trainer's are field overrides here (so
+``rankacc sft --help`` and ``rankacc dpo --help`` show them). What the paper
+states (App. D.1) is applied as it is: AdamW for SFT (beta1 0.9, beta2 0.999,
+eps 1e-8), RMSProp for DPO (alpha 0.99, weight decay 0, momentum 0, eps 1e-8:
+torch's RMSprop defaults), validation on half of the test split, and the
+checkpoint with the lowest validation loss. App. D.1 names no chosen learning
+rate, batch size or DPO beta: it lists search grids (learning rates 1e-7 to
+1e-5, batch sizes 16 to 512, beta in {0.01, 0.1, 1, 10} for GPT2 and Pythia
+2.8B, {0.1} alone for Llama 2 7B), and states nothing on warm-up, schedule,
+AdamW's weight decay or sequence lengths. For DPO the defaults are those of
+Rafailov et al. 2023, App. B (beta 0.1, learning rate 1e-6 warmed up
+linearly over 150 steps). The rest is this project's own choice: the
+constant rate after the warm-up, the same rate and warm-up for SFT, no
+weight decay for AdamW either, max length 512 with prompts cut to 256
+tokens, evaluation (and a checkpoint: ``save_steps`` defaults to
+``eval_steps``) every ``eval_steps``, and evaluation before the first DPO
+step. Rafailov et al.'s batch size 64 is ``--per_device_train_batch_size 8
+--gradient_accumulation_steps 8`` (not a default here, so that small runs
+stay small).
 
 Every option is checked once, in ``__post_init__``: a bad value raises a
 :class:`~lm_eval_rankacc.errors.TrainingDataError` (a ``ValueError``) naming
@@ -52,11 +61,14 @@ class TrainingConfig(TrainingArguments):
     """Model and data options shared by ``rankacc sft`` and ``rankacc dpo``."""
 
     # ------------------------------------------------------------- TrainingArguments defaults of both commands
-    optim: OptimizerNames | str = _default("optim", "rmsprop")
-    learning_rate: float = _default("learning_rate", 1e-6)
+    # (the optimizer is each command's own: SFTConfig, DPOConfig)
+    learning_rate: float = _default("learning_rate", 1e-6, "rankacc: 1e-6, Rafailov et al. 2023's DPO rate "
+                                    "(App. D.1 searched 1e-7 to 1e-5 and names no single value).")
     lr_scheduler_type: SchedulerType | str = _default("lr_scheduler_type", "constant_with_warmup")
-    warmup_steps: float = _default("warmup_steps", 150)
-    weight_decay: float = _default("weight_decay", 0.0)
+    warmup_steps: float = _default("warmup_steps", 150, "rankacc: 150, Rafailov et al. 2023's DPO warm-up "
+                                   "(App. D.1 states none).")
+    weight_decay: float = _default("weight_decay", 0.0, "rankacc: 0 (App. D.1: 0 for DPO's RMSProp; it states "
+                                   "none for SFT's AdamW).")
     eval_strategy: IntervalStrategy | str = _default("eval_strategy", "steps")
     eval_steps: float | None = _default("eval_steps", 100)
     save_strategy: SaveStrategy | str = _default("save_strategy", "steps")
@@ -82,11 +94,12 @@ class TrainingConfig(TrainingArguments):
     eval_data_files: list[str] | None = field(default=None, metadata={"help": "local files for the validation data"})
     eval_split: str | None = field(default=None, metadata={"help": "override the validation task's split"})
     eval_fraction: float = field(default=0.5, metadata={
-        "help": "share of the validation documents used (the paper: half of the test split), or of the "
+        "help": "share of the validation documents used (App. D.1: half of the test split), or of the "
                 "training documents held out"})
     split_seed: int = field(default=0, metadata={"help": "seed of the validation half and of samples"})
     tokenizer_name: str | None = field(default=None, metadata={"help": "default: the model's tokenizer"})
-    max_length: int = field(default=512, metadata={"help": "tokens of prompt + response, at most"})
+    max_length: int = field(default=512, metadata={"help": "tokens of prompt + response, at most (this "
+                                                           "project's default; the paper states none)"})
     max_prompt_length: int = field(default=256, metadata={
         "help": "when prompt + response is too long, the prompt is cut from the left to this many tokens"})
     model_dtype: str = field(default="float32", metadata={
@@ -153,6 +166,11 @@ class TrainingConfig(TrainingArguments):
 class SFTConfig(TrainingConfig):
     """``rankacc sft``: supervised fine-tuning on the preferred responses (prompt tokens masked)."""
 
+    # App. D.1: "the AdamW optimizer (with beta1 = 0.9, beta2 = 0.999, eps = 1e-8) for SFT"
+    optim: OptimizerNames | str = _default("optim", "adamw_torch", "rankacc sft: AdamW (App. D.1's SFT optimizer).")
+    adam_beta1: float = _default("adam_beta1", 0.9, "rankacc sft: 0.9 (App. D.1).")
+    adam_beta2: float = _default("adam_beta2", 0.999, "rankacc sft: 0.999 (App. D.1).")
+    adam_epsilon: float = _default("adam_epsilon", 1e-8, "rankacc sft: 1e-8 (App. D.1).")
     metric_for_best_model: str | None = _default("metric_for_best_model", "eval_loss")
     greater_is_better: bool | None = _default("greater_is_better", False)
 
@@ -166,6 +184,10 @@ class SFTConfig(TrainingConfig):
 class DPOConfig(TrainingConfig):
     """``rankacc dpo``: DPO, DPO^gamma or IPO from a reference model, with per-datapoint tracking."""
 
+    # App. D.1: "the RMSProp optimizer (with alpha = 0.99, weight decay = 0, momentum = 0, eps = 1e-8) for DPO":
+    # torch's RMSprop defaults, which the Trainer passes unchanged
+    optim: OptimizerNames | str = _default("optim", "rmsprop", "rankacc dpo: RMSProp with torch's defaults, alpha "
+                                           "0.99, eps 1e-8, no momentum (App. D.1's DPO optimizer).")
     eval_on_start: bool = _default("eval_on_start", True)
     remove_unused_columns: bool = _default(
         "remove_unused_columns", True, "rankacc dpo: always False (its batches carry pair indices and reference "
@@ -176,7 +198,9 @@ class DPOConfig(TrainingConfig):
     ref_model_name_or_path: str | None = field(default=None, metadata={
         "help": "the reference model (default: --model_name_or_path, the usual SFT checkpoint)"})
     loss: str = field(default="dpo", metadata={"help": "dpo, dpo_gamma (Eq. 4) or ipo", "choices": list(LOSSES)})
-    beta: float = field(default=0.1, metadata={"help": "DPO's beta (also of the tracked DPO loss)"})
+    beta: float = field(default=0.1, metadata={
+        "help": "DPO's beta (also of the tracked DPO loss); 0.1 is Rafailov et al. 2023's default (App. D.1 "
+                "searched {0.01, 0.1, 1, 10} for GPT2 and Pythia, {0.1} for Llama 2 7B)"})
     gamma: float = field(default=1.0, metadata={"help": "DPO^gamma's gamma: 1 = DPO, 0 = reference-free"})
     tau: float = field(default=0.1, metadata={"help": "IPO's tau"})
     tracking_size: int = field(default=1000, metadata={

@@ -9,11 +9,13 @@ replaces the download with local files in the source's own schema (without a
 task: files in the common schema, ``prompt`` / ``responses`` / ``ranks``).
 
 Pairs (:func:`documents_to_pairs`): every strictly ordered pair of a document
-(Def. A.8's pairs; for n = 2 the pair itself); pairs the humans tied are
-skipped and counted.
+(for n = 2 the pair itself; for n > 2 the pairs whose order Def. A.8's exact
+match checks, our choice: the paper trains on HH-RLHF pairs only); pairs the
+humans tied are skipped and counted.
 
-Validation (:func:`load_splits`), as in the paper: half of the test split
-(``eval_fraction`` of its documents, ``split_seed`` 0). A task whose split
+Validation (:func:`load_splits`), as in the paper (App. D.1): half of the
+test split (``eval_fraction`` of its documents; which half is ours,
+``split_seed`` 0). A task whose split
 is not ``test`` validates on the package task of the same source and split
 ``test`` when there is one (``rankacc_hh_rlhf_train`` ->
 ``rankacc_hh_rlhf_test``); otherwise ``eval_fraction`` of the training
