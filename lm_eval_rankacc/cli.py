@@ -113,9 +113,10 @@ def _analysis(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     if args.command == "idealized":
-        report = analysis.idealized(args.ref_run, args.policy, args.betas, args.tasks, args.alpha_eps)
+        report = analysis.idealized(args.ref_run, args.policy, args.betas, args.tasks, args.alpha_eps,
+                                    convention=args.convention)
     elif args.command == "flips":
-        report = analysis.flips(args.ref_run, args.policy_run, args.tasks, args.metric)
+        report = analysis.flips(args.ref_run, args.policy_run, args.tasks, args.metric, convention=args.convention)
     else:
         report = analysis.hardness(args.ref_run, args.beta, args.top, args.tasks)
     return _writing(_emit, report, args)
@@ -129,6 +130,15 @@ def _writing(write, report, args: argparse.Namespace) -> int:
         return write(report, args)
     except OSError as err:
         raise UsageError(f"cannot write the output: {err}") from None
+
+
+#: ``--convention``'s help, shared by the analyses and the leaderboard.
+CONVENTION_HELP = ("the rules the numbers follow: 'paper' (default), the paper's definitions; 'released', the "
+                   "rules of the authors' released code, recomputed from the logged samples (docs/conventions.md)")
+
+
+def _add_convention(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--convention", choices=("paper", "released"), default="paper", help=CONVENTION_HELP)
 
 
 def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
@@ -145,12 +155,14 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
                    help="policy runs (fine-tuned from the reference) to compare")
     p.add_argument("--betas", default="0.01,0.1,1,5,10", help="comma-separated beta grid")
     p.add_argument("--alpha-eps", type=float, default=ALPHA_EPS, help="alpha = 1 or 0 is clipped by this")
+    _add_convention(p)
     p.set_defaults(func=_analysis)
     p = sub.add_parser("flips", parents=[common], help="ranking flips between two runs of the same documents")
     p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
     p.add_argument("policy_run", metavar="POLICY_RUN", help=run_help)
     p.add_argument("--metric", choices=("rank_acc", "rank_acc_norm", "rank_acc_bytes"), default="rank_acc")
     p.add_argument("--csv", default=None, metavar="FILE.csv", help="also write one CSV row per document")
+    _add_convention(p)
     p.set_defaults(func=_analysis)
     p = sub.add_parser("hardness", parents=[common],
                        help="Thm. 4.1: reference log-ratio c, DPO loss thresholds, hard/easy datapoints")
@@ -168,7 +180,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     report = analysis.leaderboard(args.runs, args.metric, args.sort, args.reference, args.betas, args.tasks,
-                                  args.skip_bad_runs)
+                                  args.skip_bad_runs, paper=args.paper, convention=args.convention)
     return _writing(_emit_leaderboard, report, args)
 
 
@@ -206,6 +218,10 @@ def _add_leaderboard_command(sub) -> None:  # noqa: ANN001 - argparse's private 
     p.add_argument("--skip-bad-runs", action="store_true",
                    help="leave out, with a note, a results file (or its samples file) that cannot be read "
                         "(default: an error)")
+    p.add_argument("--paper", action="store_true",
+                   help="add the published rows of Chen et al. (2024), Tables 1-6, for the runs' tasks, marked "
+                        "'(paper, Table N)' (the authors' numbers, not rescored here)")
+    _add_convention(p)
     p.set_defaults(func=_leaderboard)
 
 

@@ -237,6 +237,10 @@ def test_non_finite_scores_are_counted_and_numpy_stays_quiet(tmp_path, capsys):
             else:
                 assert ("rankacc_x: 3 of 5 documents have NaN or infinite log-likelihoods and count as ranked "
                         "wrongly") in out
+        for argv in (["idealized", ref], ["flips", ref, ref]):  # the released rules too
+            rc, out, err = _run([*argv, "--convention", "released"], capsys)
+            assert rc == 0, err
+            assert "a NaN leaves the document out of the mean" in out
 
 
 def test_missing_tasks_are_reported(tmp_path, capsys):
@@ -258,6 +262,90 @@ def test_python_api_matches_cli(runs, capsys):
     ref, pol = runs
     rc, out, _ = _run(["flips", ref, pol], capsys)
     assert out == render(analysis.flips(ref, pol), "md")
+
+
+# ----------------------------------------------------------------- --convention released
+#: Documents on which the two conventions disagree (summed log-likelihoods, 5 tokens per response unless given).
+CONVENTION_DOCS = {
+    "rankacc_x": [
+        doc("c1", [-5.0, -5.0], [1, 2]),                # equal scores: paper right (>=), released wrong
+        doc("c2", [-3.0, -6.0], [1, 2]),                # both right
+        doc("c3", [float("nan"), -1.0], [1, 2]),        # NaN: paper wrong, released leaves it out
+        doc("c4", [-1.0, -2.0, -2.5], [1, 2, 2]),       # a human tie among 3: paper right, released wrong
+    ],
+    "rankacc_alpaca_farm_val_ties": [
+        doc("t1", [-4.0, -4.005], [1, 2], 0.75),        # margin 0.005: paper right, the ties path says tie: wrong
+        doc("t2", [-4.0, -4.005], [1, 1], 0.5),         # a tie within 0.01: both right
+        doc("t3", [-2.0, -9.0], [1, 2], 1.0),           # both right
+    ],
+}
+
+
+@pytest.fixture()
+def convention_runs(tmp_path):
+    def moved(e):  # the policy: response 1 up by one nat
+        return doc(e["doc"]["id"], [x if k else x + 1.0 for k, x in enumerate(e["loglik"])], e["doc"]["ranks"],
+                   e["doc"]["alpha"], e["n_tokens"])
+
+    pol = {task: [moved(e) for e in entries] for task, entries in CONVENTION_DOCS.items()}
+    return (write_run(tmp_path / "ref", CONVENTION_DOCS, model="ref"), write_run(tmp_path / "pol", pol, model="pol"))
+
+
+def _rows_by(out: str, *keys: str) -> dict:
+    return {tuple(r[k] for k in keys): r for r in json.loads(out)["sections"][0]["rows"]}
+
+
+def test_convention_released_end_to_end(convention_runs, capsys):
+    ref, pol = convention_runs
+    rc, out, err = _run(["idealized", ref, "--format", "json", "--betas", "1"], capsys)
+    assert rc == 0, err
+    paper = _rows_by(out, "task", "ties", "model")
+    rc, out, err = _run(["idealized", ref, "--format", "json", "--betas", "1", "--convention", "released"], capsys)
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["meta"]["convention"] == "released" and "alpha_eps" not in data["meta"]
+    rel = _rows_by(out, "task", "ties", "model")
+    assert paper[("rankacc_x", "excluded", "ref")]["R"] == pytest.approx(3 / 4)   # c1, c2, c4
+    assert rel[("rankacc_x", "excluded", "ref")]["R"] == pytest.approx(1 / 3)     # c2 of c1, c2, c4 (c3 left out)
+    ties = ("rankacc_alpaca_farm_val_ties", "included", "ref")
+    assert paper[ties]["R"] == pytest.approx(1.0) and rel[ties]["R"] == pytest.approx(2 / 3)
+    # the released upper bound at beta 1, by hand: t1 3 * LL1/LL2 = 3 * 0.99875 -> [1, 2] right; t2 1 * 0.99875
+    # inside the band: a tie, right; t3 1000 * 2/9 -> right. rankacc_x: the n = 3 document is left out
+    assert rel[ties]["R_star@1"] == pytest.approx(1.0)
+    notes = " ".join(data["notes"])
+    assert "1 of 4 documents left out (released convention)" in notes
+    assert "scores pairs only: R* and R~* leave out the 1 document(s) of n > 2 responses" in notes
+    rc, md, _ = _run(["idealized", ref, "--convention", "released"], capsys)
+    assert "- convention: released" in md and "Convention released: every number follows" in md
+
+    rc, out, err = _run(["flips", ref, pol, "--format", "json", "--convention", "released"], capsys)
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["meta"]["convention"] == "released" and "released convention" in data["title"]
+    counts = {(r["task"], r["ties"], r["category"]): r["count"] for r in data["sections"][0]["rows"]}
+    # the policy adds 1 nat to response 1: c1 becomes right (released), c3 stays left out
+    assert counts[("rankacc_x", "excluded", "incorrect->correct")] == 1
+    assert sum(v for (t, ties, _), v in counts.items() if t == "rankacc_x" and ties == "excluded") == 3
+    assert {d["id"]: d["category"] for d in data["documents"]}["c3"] == "left out"
+    assert any("rankacc_x: 1 of 4 documents left out of the flips" in n for n in data["notes"])
+
+    rc, _, err = _run(["idealized", ref, "--convention", "released", "--alpha-eps", "0.01"], capsys)
+    assert rc == 2 and "--alpha-eps is the paper convention's" in err
+    rc, _, err = _run(["flips", ref, pol, "--convention", "released", "--metric", "rank_acc_bytes"], capsys)
+    assert rc == 2 and "rank_acc_bytes: the released code has no counterpart" in err
+    with pytest.raises(SystemExit):  # argparse's choices
+        _run(["idealized", ref, "--convention", "nonsense"], capsys)
+
+
+def test_convention_python_api(convention_runs):
+    from lm_eval_rankacc import analysis
+
+    ref, _ = convention_runs
+    report = analysis.idealized(ref, betas=[1.0], convention="released")
+    assert report.meta["convention"] == "released"
+    assert analysis.idealized(ref, betas=[1.0]).meta["convention"] == "paper"
+    with pytest.raises(analysis.RunError, match="unknown convention"):
+        analysis.flips(ref, ref, convention="code")
 
 
 # ----------------------------------------------------------------- end to end

@@ -193,6 +193,46 @@ def test_mismatched_documents_are_flagged(tmp_path, capsys):
     assert rc == 0 and "other docs" in next(line for line in md.splitlines() if line.startswith("| model-c |"))
 
 
+def test_convention_released_recomputes_from_the_samples(tmp_path, capsys):
+    """--convention released: R and R~ recomputed from each run's samples with
+    the released code's rules, said in the meta line, the headers and the legend."""
+    out = tmp_path / "out"
+    lm_run(out, {"rankacc_x": DOCS}, "model-a")
+    lm_run(out, {"rankacc_x": _shift(DOCS, -3.0)}, "model-b", samples=False)  # results only
+    rc, _, err = _run(["leaderboard", out, "--convention", "released"], capsys)
+    assert rc == 2 and err.count("\n") == 1 and str(out / "model-b") in err
+    assert "no samples of rankacc_x from this run beside it: --convention released recomputes" in err
+    data = _json(["leaderboard", out, "--convention", "released", "--skip-bad-runs"], capsys)
+    assert list(_rows(data)) == ["model-a"] and any("left out, a bad run" in n for n in data["notes"])
+
+    paper = _rows(_json(["leaderboard", out / "model-a"], capsys))["model-a"]
+    data = _json(["leaderboard", out / "model-a", "--convention", "released"], capsys)
+    row = _rows(data)["model-a"]
+    assert data["meta"]["convention"] == "released"
+    # d3 is a human tie within 0.01: right under the paper's tie rule, wrong under exact matching
+    assert paper["rankacc_x/rank_acc"] == 0.75 and row["rankacc_x/rank_acc"] == 0.5
+    # per token, d4 is -2 vs -2: right under Def. 2.3's >=, wrong under exact matching
+    assert paper["rankacc_x/rank_acc_norm"] == 0.75 and row["rankacc_x/rank_acc_norm"] == 0.25
+    assert row["rankacc_x/rank_acc_stderr"] == pytest.approx(np.std([0, 1, 0, 1], ddof=1) / 2)
+    assert row["rankacc_x/n"] == 4
+    rc, md, _ = _run(["leaderboard", out / "model-a", "--convention", "released"], capsys)
+    assert "- convention: released" in md and "| rankacc_x R (released) | rankacc_x R~ (released) |" in md
+    assert "recomputed from each run's samples under the rules of the authors' released code" in md
+    rc, md, _ = _run(["leaderboard", out / "model-a"], capsys)
+    assert "- convention: paper" in md and "(convention paper)" in md and "(released)" not in md
+
+    data = _json(["leaderboard", out / "model-a", "--convention", "released", "--reference", out / "model-a"],
+                 capsys)
+    ideal = analysis.idealized(out / "model-a", convention="released").sections[0].rows
+    included = next(r for r in ideal if r["ties"] == "included")
+    assert _rows(data)["model-a"]["rankacc_x/R_star"] == included["R_star_median"]
+    rc, _, err = _run(["leaderboard", out / "model-a", "--convention", "released", "--metric", "rank_acc_bytes"],
+                      capsys)
+    assert rc == 2 and "rank_acc_bytes: the released code has no counterpart" in err
+    report = analysis.leaderboard([out / "model-a"], convention="released")
+    assert report.sections[0].rows[0]["rankacc_x/rank_acc"] == 0.5
+
+
 def _predict_only(folder: Path) -> Path:
     """The results file of ``lm_eval --predict_only`` (lm-eval's bypass metric, no rankacc metric)."""
     folder.mkdir(parents=True)
@@ -352,6 +392,118 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, setup, message):
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("rankacc leaderboard: error: ") and message in err
     assert not (tmp_path / "table.md").exists() and not (tmp_path / "nope").exists()  # checked before any work
+
+
+# ----------------------------------------------------------------- published rows (--paper)
+def test_paper_rows_beside_the_runs_in_every_format(tmp_path, capsys):
+    out = tmp_path / "out"
+    lm_run(out, {"rankacc_hh_rlhf_test": DOCS, "rankacc_demo": DOCS}, "model-a")
+    lm_run(out, {"rankacc_hh_rlhf_test": _shift(DOCS, -3.0)}, "model-b")
+    sort = ["--sort", "rankacc_hh_rlhf_test R~"]
+    plain = _json(["leaderboard", out, *sort], capsys)
+    data = _json(["leaderboard", out, *sort, "--paper"], capsys)
+    rows = _rows(data)
+    assert {m: r for m, r in rows.items() if r["backend"] != "paper"} == _rows(plain)  # the runs' rows untouched
+    published = [r for r in data["sections"][0]["rows"] if r["backend"] == "paper"]
+    assert len(published) == 14 and all(r["model"].endswith(" (paper, Table 2)") for r in published)
+    gemma = rows["Gemma-7b-it (paper, Table 2)"]
+    assert gemma["rankacc_hh_rlhf_test/rank_acc"] == 0.467 and gemma["rankacc_hh_rlhf_test/rank_acc_norm"] == 0.525
+    assert gemma["rankacc_hh_rlhf_test/rank_acc_stderr"] is None and gemma["rankacc_hh_rlhf_test/n"] is None
+    assert gemma["rankacc_hh_rlhf_test/docs"] == "paper" and gemma["convention"] == "paper (published)"
+    assert gemma["rankacc_demo/rank_acc"] is None and gemma["rankacc_demo/docs"] is None  # not in the paper
+    # sorted with the runs: model-a's R~ (0.75) above every published R~ (0.495 to 0.529), model-b's (0.25) below
+    order = [r["model"] for r in data["sections"][0]["rows"]]
+    assert order[0] == "model-a" and order[-1] == "model-b"
+    assert [r["rankacc_hh_rlhf_test/rank_acc_norm"] for r in published] == sorted(
+        (r["rankacc_hh_rlhf_test/rank_acc_norm"] for r in published), reverse=True)
+    runs = data["sections"][1]["rows"]
+    assert [r["model"] for r in runs] == order and sum(r["status"] == "published" for r in runs) == 14
+    assert data["meta"]["paper"].startswith("14 published rows of Chen et al. (2024), Table 2: ")
+    assert data["meta"]["models"] == 2
+    assert any(n.startswith("rankacc_hh_rlhf_test: published rows of Chen et al. (2024), Table 2 (Anthropic "
+                            "HH-RLHF, Test)") and "helpful set" in n for n in data["notes"])
+    assert any("publish no rank_acc, rank_acc_norm for rankacc_demo" in n for n in data["notes"])
+
+    rc, md, _ = _run(["leaderboard", out, *sort, "--paper"], capsys)
+    line = next(x for x in md.splitlines() if x.startswith("| Gemma-7b-it (paper, Table 2) | paper |"))
+    assert line.endswith("| missing | missing | missing | 0.4670 | 0.5250 | n/a |")  # no stderr, n unknown
+    assert "[A]" not in md and "Rows '<model> (paper, Table N)', backend 'paper'" in md
+    assert ("- Gemma-7b-it (paper, Table 2): published, 2024, Chen et al. (2024), arXiv:2405.19534: Table 2, "
+            "p. 21\n") in md
+    rc, text, _ = _run(["leaderboard", out, "--paper", "--format", "csv"], capsys)
+    table = {r["model"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert table["Gemma-7b-it (paper, Table 2)"]["backend"] == "paper"
+    assert table["Gemma-7b-it (paper, Table 2)"]["rankacc_hh_rlhf_test/docs"] == "paper"
+    assert table["Gemma-7b-it (paper, Table 2)"]["rankacc_hh_rlhf_test/rank_acc_stderr"] == ""
+    rc, tex, _ = _run(["leaderboard", out, "--paper", "--format", "latex"], capsys)
+    assert r"Gemma-7b-it (paper, Table 2) & paper & n/a & n/a & n/a & missing & missing & missing & 0.4670 & " \
+           r"0.5250 & n/a \\" in tex
+    page, svg = tmp_path / "page.html", tmp_path / "figure.svg"
+    rc, _, err = _run(["leaderboard", out, "--paper", "--html", page, "--plot", svg], capsys)
+    assert rc == 0, err
+    assert page.read_text().count('<tr class="published"') == 14 * 2  # the table and the runs
+    assert "<!-- published (Chen et al. 2024) -->" in svg.read_text()
+    rc, _, _ = _run(["leaderboard", out, "--plot", svg], capsys)
+    assert "published (Chen et al. 2024)" not in svg.read_text()
+
+
+class _Axes:
+    """Records what a figure panel draws."""
+
+    def __init__(self):
+        self.lines, self.points = [], []
+
+    def hlines(self, y, *args, **kwargs):
+        self.lines.append(y)
+
+    def errorbar(self, x, y, **kwargs):
+        self.points.append((x, y, kwargs))
+
+    def __getattr__(self, name):  # ticks, limits, grid, title
+        return lambda *args, **kwargs: None
+
+
+def test_paper_rows_with_a_reference(tmp_path, capsys):
+    from lm_eval_rankacc.report.figures import PUBLISHED_STYLE, _panel
+    from lm_eval_rankacc.report.leaderboard import several_sets
+
+    out = tmp_path / "out"
+    ref = lm_run(out, {"rankacc_alpaca_farm_val": DOCS}, "model-a").parent
+    lm_run(out, {"rankacc_alpaca_farm_val": _shift(DOCS, -3.0)}, "model-b")
+    args = ["leaderboard", out, "--reference", ref, "--sort", "rankacc_alpaca_farm_val gap"]
+    plain, data = _json(args, capsys), _json([*args, "--paper"], capsys)
+    rows = _rows(data)
+    assert {m: r for m, r in rows.items() if r["backend"] != "paper"} == _rows(plain)
+    own_star = rows["model-a"]["rankacc_alpaca_farm_val/R_star"]
+    t1 = rows["LLaMA-2-7B-Chat-HF (paper, Table 1)"]  # the paper's own R* (median) and gap
+    assert t1["rankacc_alpaca_farm_val/R_star"] == 0.99 and t1["rankacc_alpaca_farm_val/gap"] == 0.59
+    assert t1["rankacc_alpaca_farm_val/R_norm_star"] == 0.97 and t1["rankacc_alpaca_farm_val/gap_norm"] == 0.44
+    t4 = rows["Llama-2-7b-chat-hf (paper, Table 4)"]
+    assert t4["rankacc_alpaca_farm_val/R_star"] is None and t4["rankacc_alpaca_farm_val/gap"] is None
+    assert data["sections"][0]["rows"][0]["model"] == t1["model"]  # the paper's largest gap (0.59) sorts first
+    rc, md, _ = _run([*args, "--paper"], capsys)
+    line = next(x for x in md.splitlines() if x.startswith("| Llama-2-7b-chat-hf (paper, Table 4) |"))
+    assert line.endswith("| 0.4020 | 0.5340 | n/a | n/a | n/a | n/a | n/a |")
+    assert "Their R* / R~* and gap are the paper's own" in md
+    # the figure: the dashed line is the reference's idealized accuracy, the published rows grey and hollow
+    report = analysis.leaderboard([out], reference=ref, sort="rankacc_alpaca_farm_val gap", paper=True)
+    ax = _Axes()
+    colours = {r["model"]: "red" for r in report.sections[0].rows if r["backend"] != "paper"}
+    _panel(ax, "rankacc_alpaca_farm_val", report, colours, {"rank_acc": "R_star", "rank_acc_norm": "R_norm_star"},
+           several_sets(report))
+    assert ax.lines == [own_star, rows["model-a"]["rankacc_alpaca_farm_val/R_norm_star"]]
+    grey = [p for p in ax.points if p[2] == PUBLISHED_STYLE]
+    assert len(grey) == 2 * 18 and len({round(p[0], 6) for p in grey}) == 2  # one column per metric
+    assert len(ax.points) == len(grey) + 2 * 2
+
+
+def test_paper_without_published_tasks(tmp_path, capsys):
+    out = tmp_path / "out"
+    lm_run(out, {"rankacc_x": DOCS}, "model-a")
+    data = _json(["leaderboard", out, "--paper"], capsys)
+    assert [r["model"] for r in data["sections"][0]["rows"]] == ["model-a"]
+    assert data["meta"]["paper"].startswith("0 published rows of Chen et al. (2024): ")
+    assert any("publish no rank_acc, rank_acc_norm for rankacc_x" in n for n in data["notes"])
 
 
 # ----------------------------------------------------------------- end to end

@@ -1,6 +1,8 @@
 """Analyses of finished rankacc runs: idealized ranking accuracy and the
 alignment gap, ranking flips between two checkpoints, hard-to-learn
-datapoints (Chen et al. 2024, Sec. 3-4), and the leaderboard of many models.
+datapoints (Chen et al. 2024, Sec. 3-4), and the leaderboard of many models
+(``leaderboard(..., paper=True)`` adds the paper's published rows,
+:func:`published_rows`).
 Reads lm-eval's outputs through :mod:`lm_eval_rankacc.runs` (``--log_samples``)
 and :mod:`lm_eval_rankacc.results` (results JSON); never reruns a model.
 
@@ -18,6 +20,7 @@ select documents, match runs and aggregate. Nothing here imports
 from __future__ import annotations
 
 from lm_eval_rankacc.analysis.base import (
+    CONVENTIONS,
     DEFAULT_BETAS,
     Report,
     Section,
@@ -30,10 +33,12 @@ from lm_eval_rankacc.analysis.flips import flips
 from lm_eval_rankacc.analysis.hardness import hardness
 from lm_eval_rankacc.analysis.idealized import idealized
 from lm_eval_rankacc.analysis.leaderboard import DEFAULT_METRICS, leaderboard
+from lm_eval_rankacc.analysis.paper import published_rows
 from lm_eval_rankacc.errors import RunError
 from lm_eval_rankacc.theory import CATEGORIES
 
 __all__ = [
-    "CATEGORIES", "DEFAULT_BETAS", "DEFAULT_METRICS", "Report", "RunError", "Section", "alpha_source", "flips",
-    "hardness", "idealized", "idealized_correct", "leaderboard", "metric_scores", "observed_correct",
+    "CATEGORIES", "CONVENTIONS", "DEFAULT_BETAS", "DEFAULT_METRICS", "Report", "RunError", "Section", "alpha_source",
+    "flips", "hardness", "idealized", "idealized_correct", "leaderboard", "metric_scores", "observed_correct",
+    "published_rows",
 ]

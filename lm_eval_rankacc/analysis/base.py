@@ -4,7 +4,13 @@ one task's logged samples: which documents a run ranks correctly
 (:func:`observed_correct`), which the idealized model built on it does
 (:func:`idealized_correct`), where alpha comes from, the ties subsets, and
 the checks of the common options. The mathematics is
-:mod:`lm_eval_rankacc.theory`; this module only selects and aggregates.
+:mod:`lm_eval_rankacc.theory` (the paper's definitions, convention ``paper``)
+and :mod:`lm_eval_rankacc.released` (the rules of the authors' released code,
+convention ``released``); this module only selects and aggregates.
+
+Per-document verdicts are boolean arrays under ``paper``; under ``released``
+they are float arrays, 1.0 / 0.0 and NaN for a document the released code
+leaves out of the mean (:func:`mean` skips it).
 """
 
 from __future__ import annotations
@@ -15,11 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_rankacc import theory
+from lm_eval_rankacc import released, theory
 from lm_eval_rankacc.errors import RunError
 from lm_eval_rankacc.runs import Run, TaskSamples
 
 DEFAULT_BETAS = (0.01, 0.1, 1.0, 5.0, 10.0)
+#: The rules an analysis computes under: the paper's definitions (:mod:`theory`)
+#: or the authors' released code (:mod:`released`); ``docs/conventions.md``.
+CONVENTIONS = ("paper", "released")
+#: The metrics the released code computes: whether its score is length-normalized.
+RELEASED_METRICS = {"rank_acc": False, "rank_acc_norm": True}
 
 
 # ----------------------------------------------------------------- the result of an analysis
@@ -65,13 +76,52 @@ def metric_scores(ts: TaskSamples, index: np.ndarray, metric: str) -> tuple[np.n
     return theory.metric_scores(ts.array("loglik", index), units)
 
 
+def check_convention(convention: str, metrics: Sequence[str] = ()) -> None:
+    """One of :data:`CONVENTIONS`, and under ``released`` only the metrics the
+    released code computes (R and R~); else :class:`RunError`."""
+    if convention not in CONVENTIONS:
+        raise RunError(f"unknown convention {convention!r}; one of {', '.join(CONVENTIONS)}")
+    other = [m for m in metrics if convention == "released" and m not in RELEASED_METRICS]
+    if other:
+        raise RunError(f"{', '.join(other)}: the released code has no counterpart; --convention released "
+                       f"computes {', '.join(RELEASED_METRICS)} only")
+
+
 def _task_error(ts: TaskSamples, err: ValueError) -> RunError:
     return RunError(f"{ts.task} ({ts.path.name}): {err}")
 
 
-def observed_correct(ts: TaskSamples, metric: str = "rank_acc") -> np.ndarray | None:
-    """Boolean per document (file order): the run ranks it correctly under
-    ``metric`` (the rule of the core metrics, recomputed from ``scores``)."""
+def _released_arrays(ts: TaskSamples, index: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(loglik, n_tokens) of the documents ``index`` for a released rule of
+    ``metric``; None when R~ needs token counts the run lacks."""
+    n_tokens = ts.array("n_tokens", index)
+    if RELEASED_METRICS[metric] and np.isnan(n_tokens).any():
+        return None
+    return ts.array("loglik", index), n_tokens
+
+
+def _released_observed(ts: TaskSamples, metric: str) -> np.ndarray | None:
+    """Per document, :func:`released.rankings_correct` (the ties path on
+    :data:`released.TIES_PATH_TASKS`)."""
+    out = np.full(len(ts), np.nan)
+    for n, idx in ts.groups().items():
+        arrays = _released_arrays(ts, idx, metric)
+        if arrays is None:
+            return None
+        doc_scores = released.scores(*arrays, normalized=RELEASED_METRICS[metric])
+        ties_path = n == 2 and ts.task in released.TIES_PATH_TASKS
+        out[idx] = released.rankings_correct(doc_scores, ts.array("ranks", idx), ties_path)
+    return out
+
+
+def observed_correct(ts: TaskSamples, metric: str = "rank_acc", convention: str = "paper") -> np.ndarray | None:
+    """Per document (file order): whether the run ranks it correctly under
+    ``metric``, recomputed from ``scores`` with the rule of the core metrics
+    (``paper``, booleans) or of the released code (``released``, 1.0 / 0.0 /
+    NaN = left out); None when the run lacks the metric's token counts."""
+    check_convention(convention, [metric])
+    if convention == "released":
+        return _released_observed(ts, metric)
     out = np.zeros(len(ts), dtype=bool)
     for _, idx in ts.groups().items():
         scores = metric_scores(ts, idx, metric)
@@ -89,10 +139,17 @@ def idealized_correct(
     betas: Sequence[float],
     metric: str = "rank_acc",
     alpha_eps: float = theory.ALPHA_EPS,
+    convention: str = "paper",
 ) -> np.ndarray | None:
-    """Boolean (len(betas), N): the idealized model built on this run as the
+    """(len(betas), N): the idealized model built on this run as the
     reference ranks each document correctly (R* for ``rank_acc``, R~* for
-    ``rank_acc_norm``); see :func:`theory.idealized_rankings_correct`."""
+    ``rank_acc_norm``); booleans of :func:`theory.idealized_rankings_correct`,
+    or under ``released`` the verdicts of
+    :func:`released.idealized_rankings_correct` (NaN: left out; the released
+    rule scores pairs, so documents of n > 2 responses are left out)."""
+    check_convention(convention, [metric])
+    if convention == "released":
+        return _released_idealized(ts, betas, metric)
     out = np.zeros((len(betas), len(ts)), dtype=bool)
     for _, idx in ts.groups().items():
         scores = metric_scores(ts, idx, metric)
@@ -107,14 +164,42 @@ def idealized_correct(
     return out
 
 
-def invalid_note(label: str, task: str, ts: TaskSamples) -> str | None:
+def _released_idealized(ts: TaskSamples, betas: Sequence[float], metric: str) -> np.ndarray | None:
+    out = np.full((len(betas), len(ts)), np.nan)
+    pairs = np.flatnonzero(ts.sizes == 2)
+    arrays = _released_arrays(ts, pairs, metric) if len(pairs) else None
+    if arrays is None:
+        return None if len(pairs) else out
+    out[:, pairs] = released.idealized_rankings_correct(
+        *arrays, ts.array("ranks", pairs), ts.array("alpha", pairs), betas, RELEASED_METRICS[metric])
+    return out
+
+
+def invalid_note(label: str, task: str, ts: TaskSamples, convention: str = "paper") -> str | None:
     """A note counting the documents of a run with a NaN or infinite
-    log-likelihood (:func:`theory.is_valid`): every rule ranks them wrongly."""
+    log-likelihood (:func:`theory.is_valid`): every paper rule ranks them
+    wrongly; the released code leaves a NaN out and ranks an infinity."""
     count = sum(not all(theory.is_valid(x) for x in ll) for ll in ts.loglik)
     if not count:
         return None
+    if convention == "released":
+        return (f"{label}: {task}: {count} of {len(ts)} documents have NaN or infinite log-likelihoods: under the "
+                "released convention a NaN leaves the document out of the mean, an infinity is ranked like any "
+                "other score")
     return (f"{label}: {task}: {count} of {len(ts)} documents have NaN or infinite log-likelihoods and count as "
             "ranked wrongly")
+
+
+def left_out_note(label: str, task: str, what: str, verdicts: np.ndarray | None) -> str | None:
+    """Under the released convention: how many documents ``verdicts`` leaves
+    out of the mean of ``what`` (NaN), per beta for a (B, N) array."""
+    if verdicts is None or verdicts.dtype.kind != "f":
+        return None
+    left = np.isnan(verdicts).sum(axis=-1)
+    if not np.any(left):
+        return None
+    count = str(int(left)) if verdicts.ndim == 1 else "/".join(str(int(k)) for k in left) + " (per beta)"
+    return f"{label}: {task}: {what}: {count} of {verdicts.shape[-1]} documents left out (released convention)"
 
 
 def alpha_source(ts: TaskSamples) -> str:
@@ -139,11 +224,21 @@ def subsets(ts: TaskSamples) -> list[tuple[str, np.ndarray]]:
 
 
 def mean(values: np.ndarray | None, mask: np.ndarray):
-    """Share of True over the documents in ``mask``: a float for (N,) values,
-    one per row for (B, N); None without values or documents."""
+    """Share of correct documents in ``mask``: a float for (N,) values, one
+    per row for (B, N); None without values or documents. Float verdicts
+    (the released convention) leave out their NaN documents, as the released
+    code's ``np.nanmean`` does (NaN where a row keeps none)."""
     if values is None or not mask.any():
         return None
-    means = values[..., mask].mean(axis=-1)
+    chosen = values[..., mask]
+    if chosen.dtype.kind == "f":
+        kept = ~np.isnan(chosen)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(kept, chosen, 0.0).sum(axis=-1) / kept.sum(axis=-1)
+        if values.ndim == 1:
+            return None if np.isnan(means) else float(means)
+        return means
+    means = chosen.mean(axis=-1)
     return float(means) if values.ndim == 1 else means
 
 

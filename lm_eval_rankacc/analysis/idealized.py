@@ -1,5 +1,9 @@
 """Idealized ranking accuracy of a reference model and the alignment gap of
-its policies (Chen et al. 2024, Sec. 3; the paper's Tables 1 and 6)."""
+its policies (Chen et al. 2024, Sec. 3; the paper's Table 1 is our rows with
+ties excluded). The rows with ties included score each human tie by the
+reference's own tie outcome, the same at every beta; they are not the paper's
+Table 6, whose R* columns equal Table 1's (its released upper-bound script
+leaves ties out)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc import theory
+from lm_eval_rankacc import released, theory
 from lm_eval_rankacc.analysis.base import (
     DEFAULT_BETAS,
     Report,
@@ -16,8 +20,10 @@ from lm_eval_rankacc.analysis.base import (
     alpha_source,
     beta_key,
     check_betas,
+    check_convention,
     idealized_correct,
     invalid_note,
+    left_out_note,
     mean,
     observed_correct,
     subsets,
@@ -30,11 +36,20 @@ from lm_eval_rankacc.runs import Run, TaskSamples, as_run, match_documents
 _STARS = (("R_norm_star", "rank_acc_norm", "R_norm", "gap_norm"), ("R_star", "rank_acc", "R", "gap"))
 
 
-def _observed(task: str, ts: TaskSamples, labels: list[str], pols: list[Run], notes: list[str]) -> list[tuple]:
+def _observed_pair(label: str, ts: TaskSamples, convention: str, notes: list[str]) -> tuple:
+    """(R~, R) per document of one run under ``convention``; under ``released``
+    the documents it leaves out are counted in ``notes``."""
+    r_norm, r = observed_correct(ts, "rank_acc_norm", convention), observed_correct(ts, "rank_acc", convention)
+    notes += filter(None, [left_out_note(label, ts.task, name, v) for name, v in (("R~", r_norm), ("R", r))])
+    return r_norm, r
+
+
+def _observed(task: str, ts: TaskSamples, labels: list[str], pols: list[Run], notes: list[str],
+              convention: str = "paper") -> list[tuple]:
     """(label, role, R~ per document, R per document) of the reference and each
     policy on the reference's documents, in its order; R~ "missing" for a policy
     without the task."""
-    observed = [(labels[0], "reference", observed_correct(ts, "rank_acc_norm"), observed_correct(ts, "rank_acc"))]
+    observed = [(labels[0], "reference", *_observed_pair(labels[0], ts, convention, notes))]
     for label, pol in zip(labels[1:], pols):
         other = pol.tasks.get(task)
         if other is None:
@@ -42,8 +57,8 @@ def _observed(task: str, ts: TaskSamples, labels: list[str], pols: list[Run], no
             notes.append(f"{label}: task {task} missing from its run ({pol.folder})")
             continue
         order = match_documents(ts, other, f"reference {labels[0]}", f"policy {label}")
-        notes += filter(None, [invalid_note(label, task, other)])
-        r_norm, r = observed_correct(other, "rank_acc_norm"), observed_correct(other, "rank_acc")
+        notes += filter(None, [invalid_note(label, task, other, convention)])
+        r_norm, r = _observed_pair(label, other, convention, notes)
         if r_norm is None:
             notes.append(f"{label}: task {task} has no token counts in its run, so its R~ is n/a")
         observed.append((label, "policy", None if r_norm is None else r_norm[order], r[order]))
@@ -84,10 +99,11 @@ def _closing_notes(ref: Run, pols: list[Run], labels: list[str], alpha_eps: floa
                    multi: bool) -> list[str]:
     notes = []
     if flagged:
-        pairs = " (and each strictly ordered pair of a document of n > 2 responses)" if multi else ""
+        levels = ("; in a document of n > 2 responses each rank level is one such vote below the level above it "
+                  "(one reward per response)") if multi else ""
         notes.append(
-            f"\u2020 alpha 'none'/'partial': documents without rater proportions{pairs} are taken as alpha = 1 "
-            f"for the preferred response, clipped to 1 - {alpha_eps:g}; their R* depends on that eps alone"
+            f"\u2020 alpha 'none'/'partial': documents without rater proportions are taken as alpha = 1 "
+            f"for the preferred response, clipped to 1 - {alpha_eps:g}{levels}; their R* depends on that eps alone"
         )
     notes.extend(f"reference: {n}" for n in ref.notes)
     for label, pol in zip(labels[1:], pols):
@@ -96,6 +112,27 @@ def _closing_notes(ref: Run, pols: list[Run], labels: list[str], alpha_eps: floa
         if extra:
             notes.append(f"{label}: tasks not in the reference run, not compared: {', '.join(extra)}")
     return notes
+
+
+def _released_notes(ts: TaskSamples, label: str, star: dict, notes: list[str]) -> bool:
+    """Notes on the released idealized rule for one task of the reference;
+    whether some of its pairs lack rater proportions."""
+    pairs = ts.sizes == 2
+    if not pairs.all():
+        notes.append(f"{ts.task}: the released idealized rule scores pairs only: R* and R~* leave out the "
+                     f"{int((~pairs).sum())} document(s) of n > 2 responses")
+    for name, metric in (("R~*", "rank_acc_norm"), ("R*", "rank_acc")):
+        verdicts = None if star[metric] is None else star[metric][:, pairs]
+        notes += filter(None, [left_out_note(label, ts.task, f"{name} (a NaN or infinite posterior)", verdicts)])
+    return alpha_source(ts) != "votes"
+
+
+def _convention_meta(convention: str, alpha_eps: float) -> dict:
+    """The constants of the convention's rules, for the report's metadata."""
+    if convention == "released":
+        return {"rules": "the authors' released code (docs/conventions.md)", "tie_threshold": released.TIE_THRESHOLD,
+                "ratio_eps": released.RATIO_EPS, "band": released.BAND}
+    return {"alpha_eps": alpha_eps, "tie_eps": theory.TIE_EPS}
 
 
 def _columns(betas: list[float]) -> list[str]:
@@ -108,15 +145,29 @@ def _columns(betas: list[float]) -> list[str]:
     return columns
 
 
+def _check_options(betas: Sequence[float] | str, alpha_eps: float, convention: str) -> list[float]:
+    """The beta grid as numbers; a bad grid, eps or convention is a RunError."""
+    betas = check_betas(betas)
+    check_convention(convention)
+    if not 0.0 < alpha_eps < 0.5:
+        raise RunError(f"alpha eps must be in (0, 0.5), got {alpha_eps!r}")
+    if convention == "released" and alpha_eps != theory.ALPHA_EPS:
+        raise RunError("--alpha-eps is the paper convention's clipping of alpha; the released convention replaces "
+                       f"a2 = 0 by {released.RATIO_EPS:g} in a1 / a2 (docs/conventions.md)")
+    return betas
+
+
 def idealized(
     reference: Run | str | Path,
     policies: Sequence[Run | str | Path] = (),
     betas: Sequence[float] | str = DEFAULT_BETAS,
     tasks: str | Sequence[str] | None = None,
     alpha_eps: float = theory.ALPHA_EPS,
+    convention: str = "paper",
 ) -> Report:
     """Idealized ranking accuracy of the reference model and the alignment gap
-    of each policy (the paper's Tables 1 and 6).
+    of each policy (the paper's Table 1 for ties excluded; the rows with ties
+    included are not its Table 6, see the module docstring).
 
     Per task, per ties setting ("excluded": human ties left out; "included":
     all documents, only for tasks with ties) and per model (the reference
@@ -124,30 +175,40 @@ def idealized(
     R~* and R* as min / median / max over ``betas``, and the alignment gap
     (median idealized minus observed). A policy run lacking a task gets a
     row marked missing and a note; a policy over other documents is an error.
+
+    ``convention="released"`` computes every number with the rules of the
+    authors' released code (:mod:`lm_eval_rankacc.released`) instead of the
+    paper's definitions; ``alpha_eps`` is then not used.
     """
-    betas = check_betas(betas)
-    if not 0.0 < alpha_eps < 0.5:
-        raise RunError(f"alpha eps must be in (0, 0.5), got {alpha_eps!r}")
+    betas = _check_options(betas, alpha_eps, convention)
     ref = as_run(reference, tasks)
     pols = [as_run(p, tasks, require_match=False) for p in policies]
     labels = unique_labels([ref, *pols])
     rows, notes = [], []
-    flagged = multi = False
+    flagged = multi = simulated = False
     for task, ts in ref.tasks.items():
-        star = {m: idealized_correct(ts, betas, m, alpha_eps) for m in ("rank_acc_norm", "rank_acc")}
-        observed = _observed(task, ts, labels, pols, notes)
+        star = {m: idealized_correct(ts, betas, m, alpha_eps, convention) for m in ("rank_acc_norm", "rank_acc")}
+        observed = _observed(task, ts, labels, pols, notes, convention)
         source = alpha_source(ts)
-        flagged |= source != "votes"
+        if convention == "released":
+            simulated |= _released_notes(ts, labels[0], star, notes)
+        else:
+            flagged |= source != "votes"
         multi |= bool((ts.sizes > 2).any())
         rows += _task_rows(task, ts, source, star, observed, betas)
         if not ts.has_token_counts:
             notes.append(f"{task}: the reference run has no token counts, so R~ and R~* are n/a")
-        notes += filter(None, [invalid_note(labels[0], task, ts)])
+        notes += filter(None, [invalid_note(labels[0], task, ts, convention)])
+    if simulated:
+        notes.append(f"\u2020 alpha 'none'/'partial': pairs without rater proportions are taken as "
+                     f"{released.SIMULATE_PROPORTION:g} / {1 - released.SIMULATE_PROPORTION:g} for the preferred / "
+                     "the other response (the released script's simulate_proportion)")
     notes += _closing_notes(ref, pols, labels, alpha_eps, flagged, multi)
-    meta = {
+    meta = {"convention": convention, **_convention_meta(convention, alpha_eps)}
+    meta.update({
         "reference": labels[0], "reference_path": str(ref.folder),
         "policies": {label: str(p.folder) for label, p in zip(labels[1:], pols)},
-        "betas": betas, "alpha_eps": alpha_eps, "tie_eps": theory.TIE_EPS,
-    }
+        "betas": betas,
+    })
     return Report("idealized", "Idealized ranking accuracy and alignment gap", meta,
                   [Section("idealized", _columns(betas), rows)], notes)

@@ -8,7 +8,9 @@ model sub-folders), a model sub-folder, or one results JSON. Per model (the
 identity lm-eval recorded: backend, pretrained / model name, revision, dtype,
 adapter) and task the newest results file wins; older ones are listed as
 superseded. Values are lm-eval's own aggregates and standard errors, never
-recomputed.
+recomputed, under the default convention ``paper``; ``convention="released"``
+recomputes R and R~ per task from the samples beside each results file with
+the rules of the authors' released code (``docs/conventions.md``).
 
 Runs of one task over different documents (another sample size, seed, task
 version or data) are put in separate *document sets*, detected from the
@@ -24,6 +26,11 @@ None as well: neither is ever 0.
 and each model's alignment gap (that median minus the model's observed value),
 over all documents (human ties included, like lm-eval's aggregate), for the
 models that scored the reference's documents.
+
+``paper=True`` adds the published rows of Chen et al. (2024), Tables 1-6, for
+the tasks of the runs (:mod:`lm_eval_rankacc.analysis.paper`): reference rows
+labelled ``<model> (paper, Table N)``, backend ``paper``, sorted with the
+others, listed among the runs as ``published``; never rescored.
 """
 
 from __future__ import annotations
@@ -34,8 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lm_eval_rankacc.analysis.base import Report, Section
+import numpy as np
+
+from lm_eval_rankacc.analysis.base import (
+    RELEASED_METRICS,
+    Report,
+    Section,
+    check_convention,
+    left_out_note,
+    observed_correct,
+)
 from lm_eval_rankacc.analysis.idealized import idealized
+from lm_eval_rankacc.analysis.paper import PaperRows, leaderboard_rows
 from lm_eval_rankacc.errors import RunError
 from lm_eval_rankacc.results import (
     ResultsFile,
@@ -45,7 +62,7 @@ from lm_eval_rankacc.results import (
     short_name,
     stamp_date,
 )
-from lm_eval_rankacc.runs import Run, load_run, read_samples, split_patterns
+from lm_eval_rankacc.runs import Run, TaskSamples, load_run, read_samples, split_patterns
 
 DEFAULT_METRICS = ("rank_acc", "rank_acc_norm")
 #: Short labels of the core metrics: plain text (tables, figure, ``--sort``) and LaTeX.
@@ -79,24 +96,57 @@ def docs_digest(ids: Sequence[str], hashes: Sequence[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _read(path: Path, patterns: list[str] | None) -> ResultsFile:
+def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
+          notes: list[str] | None = None) -> ResultsFile:
     """A results file, each task with the digest of its logged documents when
-    the samples file of the same run is beside it."""
+    the samples file of the same run is beside it. Under the ``released``
+    convention R and R~ are recomputed from those samples
+    (:func:`_released_values`), so each task needs them."""
     rf = read_results(path, patterns)
     for tr in rf.tasks.values():
-        if tr.samples is not None:
-            ts = read_samples(tr.samples, tr.task)
-            tr.docs = docs_digest(ts.ids, ts.hashes)
-            if tr.n is None:
-                tr.n = len(ts)
+        if tr.samples is None:
+            if convention == "released":
+                raise RunError(f"{path}: no samples of {tr.task} from this run beside it: --convention released "
+                               "recomputes R and R~ from lm-eval's samples (rerun lm_eval with --log_samples)")
+            continue
+        ts = read_samples(tr.samples, tr.task)
+        tr.docs = docs_digest(ts.ids, ts.hashes)
+        if tr.n is None:
+            tr.n = len(ts)
+        if convention == "released":
+            _released_values(tr, ts, notes if notes is not None else [])
     return rf
 
 
-def _read_or_skip(path: Path, patterns: list[str] | None, skip_bad: bool, notes: list[str]) -> ResultsFile | None:
+def _mean_stderr(verdicts) -> tuple[float | None, float | None]:  # noqa: ANN001 - a float array or None
+    """Mean of the kept (non-NaN) verdicts and its standard error, computed as
+    lm-eval computes its own (sample standard deviation / sqrt(k))."""
+    if verdicts is None:
+        return None, None
+    kept = verdicts[~np.isnan(verdicts)]
+    if not kept.size:
+        return None, None
+    stderr = float(kept.std(ddof=1) / np.sqrt(kept.size)) if kept.size > 1 else None
+    return float(kept.mean()), stderr
+
+
+def _released_values(tr: TaskResult, ts: TaskSamples, notes: list[str]) -> None:
+    """Replace lm-eval's aggregates of one task by R and R~ recomputed from its
+    samples under the released code's rules (R~ None without token counts)."""
+    tr.values, tr.stderrs = {}, {}
+    for metric in RELEASED_METRICS:
+        verdicts = observed_correct(ts, metric, "released")
+        tr.values[metric], tr.stderrs[metric] = _mean_stderr(verdicts)
+        notes += filter(None, [left_out_note(str(tr.samples.parent.name), ts.task, METRIC_LABELS[metric][0],
+                                             verdicts)])
+
+
+def _read_or_skip(path: Path, patterns: list[str] | None, skip_bad: bool, notes: list[str],
+                  convention: str = "paper") -> ResultsFile | None:
     """:func:`_read`, for a bad run (its results file, or the samples file
     beside it, cannot be read) an error or, with ``skip_bad``, a note naming it."""
     try:
-        return _read(path, patterns)
+        return _read(path, patterns, convention, notes)
     except RunError as err:
         if not skip_bad:
             raise RunError(f"{err} (--skip-bad-runs leaves a bad run out, with a note)") from None
@@ -115,7 +165,7 @@ def _no_rankacc_task(path: Path, rf: ResultsFile, patterns: list[str] | None) ->
 
 
 def _read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: list[str],
-               skip_bad: bool = False) -> list[ResultsFile]:
+               skip_bad: bool = False, convention: str = "paper") -> list[ResultsFile]:
     """Every results file with a rankacc task of the ``runs``, each read once;
     every other file found is named in an error or in ``notes``."""
     files: list[ResultsFile] = []
@@ -125,7 +175,7 @@ def _read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: li
             if p.resolve() in seen:
                 continue
             seen.add(p.resolve())
-            rf = _read_or_skip(p, patterns, skip_bad, notes)
+            rf = _read_or_skip(p, patterns, skip_bad, notes, convention)
             if rf is None:
                 continue
             if rf.tasks:
@@ -271,12 +321,14 @@ class _Reference:
 
 
 def _reference(reference: str | Path, patterns: list[str] | None, betas: Sequence[float] | str | None,
-               all_tasks: list[str], notes: list[str], skip_bad: bool = False) -> _Reference:
+               all_tasks: list[str], notes: list[str], skip_bad: bool = False,
+               convention: str = "paper") -> _Reference:
     """The reference run (with samples), and per task the row of
-    :func:`idealized` over all documents with the task's document identity
-    (digest of the samples, count, version, configuration)."""
+    :func:`idealized` (under ``convention``) over all documents with the
+    task's document identity (digest of the samples, count, version,
+    configuration)."""
     ref_run = load_run(reference, patterns, require_match=False)
-    report = idealized(ref_run, (), **({} if betas is None else {"betas": betas}))
+    report = idealized(ref_run, (), **({} if betas is None else {"betas": betas}), convention=convention)
     beside: dict[Path, TaskResult] = {}
     for p in find_results(ref_run.folder, []):  # the folder's notes are the reference run's own
         rf = _read_or_skip(p, patterns, skip_bad, notes)
@@ -350,6 +402,15 @@ def _row(model: _Model, letters: dict[str, str | None], tasks: list[str], metric
     return row
 
 
+# ----------------------------------------------------------------- published rows (--paper)
+def _paper_rows(tasks: list[str], metrics: list[str], ideal_metrics: list[str], notes: list[str]) -> PaperRows:
+    """The published rows of Chen et al. for ``tasks`` (with the R* / gap columns of ``ideal_metrics``);
+    their notes go into ``notes``."""
+    published = leaderboard_rows(tasks, metrics, {m: IDEALIZED[m][:3] for m in ideal_metrics})
+    notes.extend(published.notes)
+    return published
+
+
 # ----------------------------------------------------------------- sorting
 def column_type(rows: list[dict[str, Any]], key: str) -> str:
     """``num`` when every present value of the column is a number, else ``text``."""
@@ -391,8 +452,10 @@ def _sort(rows: list[dict[str, Any]], columns: list[str], sort: str | None, defa
 
 
 # ----------------------------------------------------------------- the runs behind the rows
-def _runs(files: list[ResultsFile], models: list[_Model], order: list[str], notes: list[str]) -> list[dict]:
-    """One row per results file (used or superseded), in the order of the table; superseded ones in ``notes``."""
+def _runs(files: list[ResultsFile], models: list[_Model], order: list[str], notes: list[str],
+          published: Sequence[dict] = ()) -> list[dict]:
+    """One row per results file (used or superseded) and the ``published`` rows' entries, in the order of
+    the table; superseded ones in ``notes``."""
     label_of = {m.newest.key: m.newest.label for m in models}
     winners_of = {m.newest.key: m.tasks for m in models}
     run_rows = []
@@ -412,7 +475,7 @@ def _runs(files: list[ResultsFile], models: list[_Model], order: list[str], note
             newer = sorted({str(f.path.name) for f in files if f.key == rf.key and f is not rf
                             and any(winners[t] is f.tasks.get(t) for t in lost)})
             notes.append(f"superseded: {label_of[rf.key]}: {rf.path} ({', '.join(lost)}); newer: {', '.join(newer)}")
-    return run_rows
+    return sorted(run_rows + list(published), key=lambda r: order.index(r["model"]))  # stable: file order kept
 
 
 def leaderboard(
@@ -423,13 +486,21 @@ def leaderboard(
     betas: Sequence[float] | str | None = None,
     tasks: str | Sequence[str] | None = None,
     skip_bad_runs: bool = False,
+    paper: bool = False,
+    convention: str = "paper",
 ) -> Report:
     """One row per model, one column per task and metric (value and standard
     error), the number of documents, the document set and the model identity;
     see the module docstring. Every problem with the input is a :class:`RunError`:
     a results file that cannot be read (or whose samples file cannot) too,
-    unless ``skip_bad_runs``, which leaves such runs out with a note each."""
+    unless ``skip_bad_runs``, which leaves such runs out with a note each.
+    ``paper``: add the published rows of Chen et al. (2024) for the runs' tasks.
+    ``convention="released"``: R and R~ (and the reference's R* / R~*) are
+    recomputed from each run's samples under the rules of the authors'
+    released code (:mod:`lm_eval_rankacc.released`) instead of lm-eval's
+    aggregates; a run without samples is then an error naming it."""
     metrics = _metric_list(metrics)
+    check_convention(convention, metrics)
     if isinstance(runs, (str, Path)):
         runs = [runs]
     if not runs:
@@ -438,7 +509,7 @@ def leaderboard(
         raise RunError("--betas is the grid of the reference's idealized accuracy: it needs --reference REF_RUN")
     patterns = split_patterns(tasks)
     notes: list[str] = []
-    files = _read_runs(runs, patterns, notes, skip_bad_runs)
+    files = _read_runs(runs, patterns, notes, skip_bad_runs, convention)
     models = _newest_per_model(files)
     all_tasks = sorted({t for m in models for t in m.tasks})
     _check_metrics(metrics, models)
@@ -448,18 +519,22 @@ def leaderboard(
     if reference is not None:
         if not ideal_metrics:
             raise RunError("--reference needs rank_acc or rank_acc_norm among --metric")
-        ref = _reference(reference, patterns, betas, all_tasks, notes, skip_bad_runs)
+        ref = _reference(reference, patterns, betas, all_tasks, notes, skip_bad_runs, convention)
     columns = _columns(all_tasks, metrics, ideal_metrics if ref is not None else None)
     rows = [_row(m, {t: sets[t].get(k) for t in all_tasks}, all_tasks, metrics, ref, ideal_metrics, notes)
             for k, m in enumerate(models)]
+    published = _paper_rows(all_tasks, metrics, ideal_metrics if ref else [], notes) if paper else PaperRows()
+    rows += published.rows
     sort_key = _sort(rows, columns, sort, f"{all_tasks[0]}/{metrics[0]}", all_tasks)
-    run_rows = _runs(files, models, [r["model"] for r in rows], notes)
+    run_rows = _runs(files, models, [r["model"] for r in rows], notes, published.runs)
     meta: dict[str, Any] = {
-        "models": len(rows), "tasks": all_tasks, "metrics": metrics,
+        "convention": convention, "models": len(models), "tasks": all_tasks, "metrics": metrics,
         "sort": f"{sort_key} ({'descending' if column_type(rows, sort_key) == 'num' else 'ascending'}, "
                 "missing last)",
     }
     if ref is not None:
         meta.update({"reference": f"{ref.run.label} ({ref.run.folder})", "betas": list(ref.betas)})
+    if paper:
+        meta["paper"] = published.summary
     return Report("leaderboard", "Ranking-accuracy leaderboard", meta,
                   [Section("leaderboard", columns, rows), Section("runs", RUN_COLUMNS, run_rows)], notes)

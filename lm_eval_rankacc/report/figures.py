@@ -12,7 +12,11 @@ import numpy as np
 
 from lm_eval_rankacc.analysis.base import Report
 from lm_eval_rankacc.report.cells import one_line
-from lm_eval_rankacc.report.leaderboard import metric_label, other_set, several_sets
+from lm_eval_rankacc.report.leaderboard import convention_tag, metric_label, other_set, published, several_sets
+
+#: The marker of the published rows of the paper (``--paper``): grey, hollow, one column of points per metric.
+PUBLISHED_STYLE = {"fmt": "D", "markersize": 5, "color": "grey", "markerfacecolor": "white", "alpha": 0.8}
+PUBLISHED_LABEL = "published (Chen et al. 2024)"
 
 
 def _pyplot():
@@ -81,23 +85,32 @@ def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
 
 def _panel(ax: Any, task: str, report: Report, colours: dict, stars: dict[str, str], several: dict[str, bool]) -> None:
     """One task: each model's value of every metric with its standard error,
-    hollow on another document set than A; the reference's idealized accuracy dashed."""
+    hollow on another document set than A; the reference's idealized accuracy
+    dashed; the published rows of the paper as grey hollow diamonds in one
+    column at the right of each metric."""
     rows, metrics = report.sections[0].rows, report.meta["metrics"]
-    spread = 0.7 / max(len(rows), 1)
+    runs = [r for r in rows if not published(r)]
+    slots = len(runs) + (len(runs) < len(rows))  # the published rows share the last slot
+    spread = 0.7 / max(slots, 1)
     for j, metric in enumerate(metrics):  # the reference's idealized accuracy: one dashed line
-        star = next((r.get(f"{task}/{stars[metric]}") for r in rows if metric in stars), None)
+        star = next((r.get(f"{task}/{stars[metric]}") for r in runs if metric in stars), None)
         if star is not None:
             ax.hlines(star, j - 0.45, j + 0.45, colors="grey", linestyles="dashed", linewidth=1)
-    for k, row in enumerate(rows):
+    slot = {id(r): k for k, r in enumerate(runs)}
+    for row in rows:
+        k = slot.get(id(row), slots - 1)
         for j, metric in enumerate(metrics):
             value = row.get(f"{task}/{metric}")
             if value is None:
                 continue
-            x = j + (k - (len(rows) - 1) / 2) * spread
+            x = j + (k - (slots - 1) / 2) * spread
+            if published(row):
+                ax.errorbar(x, value, **PUBLISHED_STYLE)
+                continue
             colour = colours[row["model"]]
             ax.errorbar(x, value, yerr=row.get(f"{task}/{metric}_stderr"), fmt="o", markersize=6, capsize=2,
                         color=colour, markerfacecolor="white" if other_set(row, task, several) else colour)
-    ax.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
+    ax.set_xticks(range(len(metrics)), [metric_label(m) + convention_tag(report) for m in metrics])
     ax.set_xlim(-0.6, len(metrics) - 0.4)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(axis="y", alpha=0.3)
@@ -109,7 +122,8 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     each model's value of every metric (R and R~ by default) as a point with
     its standard error, each model in the same colour in every panel. Points
     on another document set than the task's set A are drawn hollow; missing
-    values are left out, never drawn as 0. Written to ``path`` (PNG or SVG,
+    values are left out, never drawn as 0. The published rows of the paper
+    (``--paper``) are grey hollow diamonds, one column per metric, one legend entry. Written to ``path`` (PNG or SVG,
     by suffix or ``fmt``) when given; the image bytes are returned."""
     if report.kind != "leaderboard":
         raise ValueError(f"leaderboard_plot needs a leaderboard report, got {report.kind!r}")
@@ -117,15 +131,17 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    rows = report.sections[0].rows
+    rows = [r for r in report.sections[0].rows if not published(r)]
+    with_paper = len(rows) < len(report.sections[0].rows)
     tasks, metrics = report.meta["tasks"], report.meta["metrics"]
     cmap = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20")
     colours = {r["model"]: cmap(k % cmap.N) for k, r in enumerate(rows)}
     ncols = min(len(tasks), 3)
     nrows = -(-len(tasks) // ncols)
-    width = max(1.6 + 0.9 * len(metrics) * max(1.0, len(rows) / 4), 3.2)
+    width = max(1.6 + 0.9 * len(metrics) * max(1.0, (len(rows) + with_paper) / 4), 3.2)
     stars = {"rank_acc": "R_star", "rank_acc_norm": "R_norm_star"} if "reference" in report.meta else {}
-    names = [one_line(r["model"]) for r in rows] + (["idealized (reference)"] if stars else [])
+    names = ([one_line(r["model"]) for r in rows] + (["idealized (reference)"] if stars else [])
+             + ([PUBLISHED_LABEL] if with_paper else []))
     side = 0.6 + 0.07 * max(len(n) for n in names)  # inches for the legend
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + side, 3.4 * nrows), dpi=100, squeeze=False)
     several = several_sets(report)
@@ -138,6 +154,9 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
                for m, c in colours.items()]
     if stars:
         handles.append(Line2D([], [], color="grey", linestyle="dashed", label="idealized (reference)"))
+    if with_paper:
+        handles.append(Line2D([], [], marker="D", linestyle="", color="grey", markerfacecolor="white",
+                              label=PUBLISHED_LABEL))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0 - side / fig.get_figwidth(), 0.5),
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1.0 - side / fig.get_figwidth(), 1))

@@ -3,6 +3,8 @@ the figure embedded as a base64 ``data:`` URI, no network access needed to
 view it. The table sorts by clicking a column header (again: the other
 direction; missing values always last); the page also lists the runs behind
 the rows (model identity, results file, date, superseded runs) and the notes.
+The published rows of the paper (``--paper``) are grey and italic, with a
+tooltip, and ``published`` among the runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from lm_eval_rankacc.analysis.base import Report, Section
 from lm_eval_rankacc.analysis.leaderboard import column_type
 from lm_eval_rankacc.report.cells import clean
-from lm_eval_rankacc.report.leaderboard import MISSING, NA, OTHER_DOCS, Cell, cells, legend
+from lm_eval_rankacc.report.leaderboard import MISSING, NA, OTHER_DOCS, Cell, cells, legend, published
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 1.5em; color: #222; }
@@ -30,6 +32,7 @@ th[aria-sort="descending"]::after { content: " \\25BC"; }
 tbody tr:nth-child(even) { background: #fafafa; }
 td.missing, td.na { color: #999; font-style: italic; }
 td.otherdocs { background: #fff1d6; }
+tbody tr.published td { color: #666; font-style: italic; background: #f1f1f1; }
 ul.meta { list-style: none; padding: 0; margin: 0.3em 0; font-size: 0.9em; }
 p.legend, ul.notes { font-size: 0.85em; max-width: 70em; }
 figure { margin: 1em 0; }
@@ -106,6 +109,14 @@ def _td(key: str, cell: Cell, value: Any, numeric: bool) -> str:
     return f'<td data-v="{escape(_value(value))}"{cls}{title}>{escape(cell.text)}</td>'
 
 
+def _tr(row: dict[str, Any]) -> str:
+    """A row's opening tag: published rows of the paper marked (class and tooltip)."""
+    if not published(row):
+        return "<tr>"
+    return ('<tr class="published" title="published in the paper, computed by the authors\' released code; '
+            'not rescored here">')
+
+
 def _table(report: Report) -> list[str]:
     """The sortable leaderboard table, sorted as the report is."""
     section = report.sections[0]
@@ -121,7 +132,7 @@ def _table(report: Report) -> list[str]:
                    f'aria-sort="{direction}" tabindex="0" title="sort by {escape(key)}">{escape(header)}</th>')
     out += ["</tr></thead>", "<tbody>"]
     for row, line in zip(section.rows, body):
-        out.append("<tr>" + "".join(_td(k, c, row.get(k), numeric[k]) for k, c in zip(keys, line)) + "</tr>")
+        out.append(_tr(row) + "".join(_td(k, c, row.get(k), numeric[k]) for k, c in zip(keys, line)) + "</tr>")
     return out + ["</tbody>", "</table>"]
 
 
@@ -132,12 +143,12 @@ def _figure(figure_png: bytes) -> list[str]:
 
 
 def _runs(runs: Section) -> list[str]:
-    """The results files behind the rows."""
+    """The results files behind the rows (and the tables behind the published rows)."""
     out = ["<h2>Runs</h2>", '<table id="runs">', "<thead><tr>"]
     out += [f"<th>{escape(c)}</th>" for c in runs.columns]
     out += ["</tr></thead>", "<tbody>"]
     for row in runs.rows:
-        out.append("<tr>" + "".join(f"<td>{escape(_value(row.get(c)))}</td>" for c in runs.columns) + "</tr>")
+        out.append(_tr(row) + "".join(f"<td>{escape(_value(row.get(c)))}</td>" for c in runs.columns) + "</tr>")
     return out + ["</tbody>", "</table>"]
 
 

@@ -5,7 +5,9 @@ Each cell of a task is a value (``value ± stderr``, tagged ``[B]`` when the
 task was scored on several document sets), ``missing`` (the model has no
 result for the task), ``n/a`` (the run did not report the value) or, for an
 alignment gap, ``other docs`` (the model scored other documents than the
-reference). That state is decided once, in :func:`cells`.
+reference). That state is decided once, in :func:`cells`. A published row of
+the paper (``--paper``, :func:`published`) shows its values without standard
+error and ``n/a`` for n, and belongs to no document set of the runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from lm_eval_rankacc.analysis.base import Report
 from lm_eval_rankacc.analysis.leaderboard import IDEALIZED, IDENTITY, METRIC_LABELS
+from lm_eval_rankacc.analysis.paper import PUBLISHED
 from lm_eval_rankacc.report.cells import latex_escape, md_table, md_text, one_line
 
 MISSING, NA, OTHER_DOCS, VALUE = "missing", "n/a", "other docs", "value"
@@ -28,15 +31,26 @@ def metric_label(metric: str, latex: bool = False) -> str:
     return labels[1] if latex else labels[0]
 
 
+def convention_tag(report: Report) -> str:
+    """What the metric headers of a leaderboard carry: `` (released)`` when its
+    values follow the released code's rules (``--convention released``)."""
+    return " (released)" if report.meta.get("convention") == "released" else ""
+
+
+def published(row: dict[str, Any]) -> bool:
+    """A published row of the paper (``--paper``), not a run."""
+    return row.get("backend") == PUBLISHED
+
+
 def several_sets(report: Report) -> dict[str, bool]:
-    """Per task: scored on more than one document set (its cells carry the set's letter)."""
+    """Per task: the runs scored it on more than one document set (their cells carry the set's letter)."""
     rows = report.sections[0].rows
-    return {t: len({r.get(f"{t}/docs") for r in rows} - {None}) > 1 for t in report.meta["tasks"]}
+    return {t: len({r.get(f"{t}/docs") for r in rows} - {None, PUBLISHED}) > 1 for t in report.meta["tasks"]}
 
 
 def other_set(row: dict[str, Any], task: str, several: dict[str, bool]) -> bool:
-    """The row's values of ``task`` are on another document set than the task's set A."""
-    return several[task] and row.get(f"{task}/docs") not in (None, "A")
+    """The row's values of ``task`` are on another document set of the runs than the task's set A."""
+    return several[task] and row.get(f"{task}/docs") not in (None, "A", PUBLISHED)
 
 
 @dataclass
@@ -60,15 +74,16 @@ def _headers(report: Report, latex: bool) -> tuple[list[str], list[str]]:
     esc = latex_escape if latex else (lambda s: s)
     headers, keys = [esc(c) for c in IDENTITY], list(IDENTITY)
     ideal = [m for m in report.meta["metrics"] if m in IDEALIZED] if "reference" in report.meta else []
+    tag = convention_tag(report)
     for task in report.meta["tasks"]:
         for m in report.meta["metrics"]:
-            headers.append(f"{esc(task)} {metric_label(m, latex)}")
+            headers.append(f"{esc(task)} {metric_label(m, latex)}{tag}")
             keys.append(f"{task}/{m}")
         headers.append(f"{esc(task)} n")
         keys.append(f"{task}/n")
         for m in ideal:
             _, star, gap, star_label, gap_label = IDEALIZED[m]
-            headers += [f"{esc(task)} {esc(star_label)}", f"{esc(task)} {esc(gap_label)}"]
+            headers += [f"{esc(task)} {esc(star_label)}{tag}", f"{esc(task)} {esc(gap_label)}{tag}"]
             keys += [f"{task}/{star}", f"{task}/{gap}"]
     return headers, keys
 
@@ -77,18 +92,19 @@ def _task_cells(row: dict[str, Any], task: str, report: Report, several: dict[st
     """The cells of one task in one row: each metric, n, and the reference's columns."""
     esc = latex_escape if latex else (lambda s: s)
     pm = r" $\pm$ " if latex else " \u00b1 "
-    present = row.get(f"{task}/n") is not None
+    present = row.get(f"{task}/n") is not None or row.get(f"{task}/docs") == PUBLISHED
     if not present:
         own = [Cell(MISSING, MISSING) for _ in range(len(report.meta["metrics"]) + 1)]
     else:
         moved = other_set(row, task, several)
-        tag = esc(f" [{row.get(f'{task}/docs')}]") if several[task] else ""
+        tag = esc(f" [{row.get(f'{task}/docs')}]") if several[task] and not published(row) else ""
         own = []
         for m in report.meta["metrics"]:
             value, err = row.get(f"{task}/{m}"), row.get(f"{task}/{m}_stderr")
             own.append(Cell(NA, NA, moved) if value is None else
                        Cell(_fmt(value) + (pm + _fmt(err) if err is not None else "") + tag, VALUE, moved))
-        own.append(Cell(str(row[f"{task}/n"]) + tag, VALUE, moved))
+        n = row.get(f"{task}/n")
+        own.append(Cell(NA, NA) if n is None else Cell(str(n) + tag, VALUE, moved))
     if "reference" not in report.meta:
         return own
     for m in report.meta["metrics"]:
@@ -137,9 +153,18 @@ def display(report: Report, fmt: str = "md") -> tuple[list[str], list[list[str]]
 
 def legend(report: Report) -> str:
     """One paragraph explaining the cells (Markdown / HTML)."""
-    text = ("R: share of documents ranked correctly on the summed log-probability (rank_acc); R~: the same "
-            "per token (rank_acc_norm); value \u00b1 lm-eval's standard error; n: documents scored. "
-            "'missing': the model has no result for the task; 'n/a': the run did not report the value.")
+    if report.meta.get("convention") == "released":
+        text = ("R (released) / R~ (released): recomputed from each run's samples under the rules of the authors' "
+                "released code (--convention released; docs/conventions.md): the model's ranking of a document "
+                "must equal the human ranking exactly (equal scores are wrong), by the summed log-probability (R) "
+                "or the geometric-mean token probability (R~); rankacc_alpaca_farm_val_ties ranks a pair by a "
+                "margin above 0.01; a document with a NaN score is left out; value \u00b1 the standard error of "
+                "that mean; n: documents lm-eval scored. ")
+    else:
+        text = ("R: share of documents ranked correctly on the summed log-probability (rank_acc); R~: the same "
+                "per token (rank_acc_norm), under the paper's definitions (convention paper); value \u00b1 "
+                "lm-eval's standard error; n: documents scored. ")
+    text += "'missing': the model has no result for the task; 'n/a': the run did not report the value."
     if any(several_sets(report).values()):
         text += " [A], [B], ...: the task was scored on different document sets; compare only within one set."
     if "reference" in report.meta:
@@ -147,6 +172,15 @@ def legend(report: Report) -> str:
         text += (f" R* / R~*: idealized accuracy of the reference {report.meta['reference']}, median over beta in "
                  f"{{{betas}}}, over all documents; gap: that median minus the model's R / R~ ('other docs': the "
                  "model scored other documents than the reference).")
+        if report.meta.get("convention") == "released":
+            text += (" Under the released convention R* / R~* follow the released upper-bound script (pairs only; "
+                     "a ratio band of 0.05; rater shares 0.75 / 0.25 where the data has none).")
+    if "paper" in report.meta:
+        text += (" Rows '<model> (paper, Table N)', backend 'paper': the values published in that table of Chen et "
+                 "al. (2024), computed by the authors' released code on their own sample of the dataset and not "
+                 "rescored here (no standard error; n unknown); see the notes for what differs from the task.")
+        if "reference" in report.meta:
+            text += " Their R* / R~* and gap are the paper's own (Tables 1 and 6: the median over its beta grid)."
     return text
 
 
@@ -157,7 +191,7 @@ def markdown(report: Report) -> list[str]:
     lines += ["", one_line(legend(report)), "", "Runs:", ""]
     for r in report.sections[1].rows:
         lines.append(one_line(f"- {r['model']}: {r['status']}, {r['date']}, {r['results_file']}"
-                              f"{'' if r['samples'] == 'yes' else ' (no samples)'}"))
+                              f"{'' if r['samples'] == 'yes' or r['status'] == 'published' else ' (no samples)'}"))
     return lines
 
 

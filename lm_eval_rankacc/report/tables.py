@@ -95,10 +95,25 @@ def _md_idealized(report: Report) -> list[str]:
         "",
         f"R~ / R: observed (per-token / summed log-probabilities); R~* / R*: the reference model's idealized "
         f"accuracy over beta in {{{betas}}}; gap: median idealized minus observed. ties: 'excluded' leaves human "
-        f"ties out, 'included' scores them with the tie rule (|difference| < {report.meta.get('tie_eps')}). "
+        f"ties out, 'included' scores them with the tie rule (|difference| < {report.meta.get('tie_eps')}), "
+        "in R* and R~* the reference's own tie outcome at every beta (not the paper's Table 6). "
         "\u2020: some documents lack rater proportions (see notes).",
     ]
+    if report.meta.get("convention") == "released":
+        lines[-1] = _RELEASED_IDEALIZED_LEGEND.format(betas=betas)
     return lines
+
+
+_RELEASED_IDEALIZED_LEGEND = (
+    "Convention released: every number follows the rules of the authors' released code (docs/conventions.md), "
+    "not the paper's definitions. R~ / R: the model's ranking must equal the human ranking exactly (by the "
+    "geometric-mean token probability / the summed log-probability; equal scores are wrong; "
+    "rankacc_alpaca_farm_val_ties ranks a pair by a margin above 0.01); documents with a NaN score are left out. "
+    "R~* / R*: the released upper-bound script over beta in {{{betas}}}: (a1/a2)^(1/beta) times the reference's "
+    "ratio (ppl2/ppl1, or LL1/LL2 for R*), a tie within 5% of 1, compared with the ranking of a1/a2; pairs only; "
+    "a NaN or infinite posterior leaves the pair out at that beta. gap: median idealized minus observed. "
+    "\u2020: pairs without rater proportions taken as 0.75 / 0.25 (see notes)."
+)
 
 
 # ----------------------------------------------------------------- the registry
