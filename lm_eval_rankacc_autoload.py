@@ -1,7 +1,9 @@
 """Start-up hook of lm-eval-rankacc: lets plain ``lm_eval --tasks 'rankacc_*'`` find the tasks.
 
-lm-eval 0.4.13 has no plugin entry point for external tasks, so the package
-installs ``lm_eval_rankacc_autoload.pth`` beside this module. Python runs its
+lm-eval 0.4.13 reads no plugin entry points for external tasks or models (the
+package declares them too, for the lm-eval versions that do; the install
+functions then stand aside), so the package installs
+``lm_eval_rankacc_autoload.pth`` beside this module. Python runs its
 one line at every start: it reads ``LM_EVAL_RANKACC_AUTOLOAD`` itself (``0``,
 ``false``, ``no`` or ``off`` switch the hook off and nothing is imported) and
 otherwise imports this module, silently skipping it if that import fails, so

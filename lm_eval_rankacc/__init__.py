@@ -10,6 +10,13 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
+#: The key of a rankacc task's ``metadata`` that records what produced its
+#: numbers (``rankacc_version``, ``convention`` and the loader options used):
+#: filled by the task loader (:func:`lm_eval_rankacc.harness.load_docs`),
+#: written by lm-eval into ``results["configs"][task]["metadata"]``, read by
+#: :mod:`lm_eval_rankacc.results`.
+PROVENANCE_KEY = "rankacc"
+
 
 def tasks_dir() -> Path:
     """The folder holding the package's lm-eval task YAMLs.

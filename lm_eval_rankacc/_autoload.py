@@ -24,13 +24,69 @@ program that never imports lm-eval never imports it.
 
 Guarded: if lm-eval's internals are not as expected it warns once and does
 nothing; an install function never breaks lm-eval's own import.
+
+Stands aside where lm-eval finds the package itself: pyproject.toml declares
+the entry points ``lm_eval.models`` (``hf-prefix``, read by lm-eval since
+its PR #4013) and ``lm_eval.tasks`` (the task folder, as lm-eval's PR #4015
+proposes). Where lm-eval reads a group (:func:`lm_eval_discovers`), the
+install function for it does nothing, so no task is listed twice and
+``hf-prefix`` is registered once, by lm-eval.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 import warnings
 from pathlib import Path
+
+#: lm-eval's entry-point groups that pyproject.toml declares
+TASK_GROUP = "lm_eval.tasks"
+MODEL_GROUP = "lm_eval.models"
+
+
+def _strings(code) -> set[str]:  # noqa: ANN001 - a code object
+    """Every string constant of ``code`` and of the code nested in it (functions, classes)."""
+    out: set[str] = set()
+    stack = [code]
+    while stack:
+        for const in stack.pop().co_consts:
+            if isinstance(const, str):
+                out.add(const)
+            elif inspect.iscode(const):
+                stack.append(const)
+    return out
+
+
+def _lm_eval_core(name: str) -> bool:
+    """lm-eval's own machinery (``lm_eval``, ``lm_eval.api.registry``, ``lm_eval.tasks.manager``, ...),
+    not its model backends (``lm_eval.models.vllm_causallms``) or task folders' code."""
+    parts = name.split(".")
+    return parts[0] == "lm_eval" and (len(parts) <= 2 or (len(parts) == 3 and parts[1] in ("api", "tasks", "_cli")))
+
+
+_discovering: set[str] = set()
+
+
+def lm_eval_discovers(group: str) -> bool:
+    """Whether lm-eval itself reads the entry-point ``group``: one of its
+    already imported core modules names the group in its code. A feature
+    test, not a version test; the answer True is kept, False is asked again
+    (a later import may bring the feature)."""
+    if group in _discovering:
+        return True
+    for name, module in list(sys.modules.items()):
+        loader = getattr(getattr(module, "__spec__", None), "loader", None)
+        if not _lm_eval_core(name) or not hasattr(loader, "get_code"):
+            continue
+        try:
+            code = loader.get_code(name)
+        except (ImportError, OSError, SyntaxError, ValueError):
+            continue
+        if code is not None and group in _strings(code):
+            _discovering.add(group)
+            return True
+    return False
 
 
 def _same_path(a, b: Path) -> bool:
@@ -59,7 +115,7 @@ def patch_task_index(module) -> bool:
 
     def build_with_rankacc(paths, *args, **kwargs):
         paths = list(paths)
-        if not any(_same_path(p, ours) for p in paths):
+        if not lm_eval_discovers(TASK_GROUP) and not any(_same_path(p, ours) for p in paths):
             paths.insert(0, ours)
         return func(paths, *args, **kwargs)
 
@@ -70,7 +126,10 @@ def patch_task_index(module) -> bool:
 
 
 def register_models(module) -> bool:
-    """Register the package's backends lazily in lm-eval's model registry."""
+    """Register the package's backends lazily in lm-eval's model registry
+    (nothing where lm-eval registers them from their entry points itself)."""
+    if lm_eval_discovers(MODEL_GROUP):
+        return True
     try:
         from lm_eval.api.registry import model_registry
     except ImportError as err:

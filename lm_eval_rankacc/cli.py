@@ -114,9 +114,13 @@ def _analysis(args: argparse.Namespace) -> int:
     _check_outputs(args)
     if args.command == "idealized":
         report = analysis.idealized(args.ref_run, args.policy, args.betas, args.tasks, args.alpha_eps,
-                                    convention=args.convention)
+                                    convention=args.convention, bootstrap=args.bootstrap, seed=args.seed)
     elif args.command == "flips":
-        report = analysis.flips(args.ref_run, args.policy_run, args.tasks, args.metric, convention=args.convention)
+        report = analysis.flips(args.ref_run, args.policy_run, args.tasks, args.metric, convention=args.convention,
+                                bootstrap=args.bootstrap, seed=args.seed)
+    elif args.command == "compare":
+        report = analysis.compare(args.run_a, args.run_b, args.tasks, convention=args.convention,
+                                  bootstrap=args.bootstrap, seed=args.seed)
     else:
         report = analysis.hardness(args.ref_run, args.beta, args.top, args.tasks)
     return _writing(_emit, report, args)
@@ -141,6 +145,12 @@ def _add_convention(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convention", choices=("paper", "released"), default="paper", help=CONVENTION_HELP)
 
 
+def _add_bootstrap(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", type=int, default=10000, metavar="N",
+                   help="paired-bootstrap replicates of the 95%% intervals (default 10000; 0: no intervals)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+
+
 def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tasks", default=None, help="comma-separated task name globs (default: all)")
@@ -156,6 +166,7 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
     p.add_argument("--betas", default="0.01,0.1,1,5,10", help="comma-separated beta grid")
     p.add_argument("--alpha-eps", type=float, default=ALPHA_EPS, help="alpha = 1 or 0 is clipped by this")
     _add_convention(p)
+    _add_bootstrap(p)
     p.set_defaults(func=_analysis)
     p = sub.add_parser("flips", parents=[common], help="ranking flips between two runs of the same documents")
     p.add_argument("ref_run", metavar="REF_RUN", help=run_help)
@@ -163,6 +174,15 @@ def _add_analysis_commands(sub) -> None:  # noqa: ANN001 - argparse's private su
     p.add_argument("--metric", choices=("rank_acc", "rank_acc_norm", "rank_acc_bytes"), default="rank_acc")
     p.add_argument("--csv", default=None, metavar="FILE.csv", help="also write one CSV row per document")
     _add_convention(p)
+    _add_bootstrap(p)
+    p.set_defaults(func=_analysis)
+    p = sub.add_parser("compare", parents=[common],
+                       help="is the difference real? paired bootstrap and McNemar's test of two runs of the same "
+                            "documents")
+    p.add_argument("run_a", metavar="RUN_A", help=run_help)
+    p.add_argument("run_b", metavar="RUN_B", help=run_help)
+    _add_convention(p)
+    _add_bootstrap(p)
     p.set_defaults(func=_analysis)
     p = sub.add_parser("hardness", parents=[common],
                        help="Thm. 4.1: reference log-ratio c, DPO loss thresholds, hard/easy datapoints")

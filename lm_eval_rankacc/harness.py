@@ -43,6 +43,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from lm_eval_rankacc import PROVENANCE_KEY, __version__
 from lm_eval_rankacc.errors import RowError, TaskDataError
 from lm_eval_rankacc.loggers import install_wandb_samples
 from lm_eval_rankacc.loglikelihood import install_token_counts
@@ -435,9 +436,40 @@ def documents(
     return [docs[i] for i in keep]
 
 
+def provenance(
+    n_documents: int,
+    *,
+    source: str,
+    split: str = "test",
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    seed: int = DEFAULT_SEED,
+    data_files: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """What produced a task's numbers: the package version, the metric
+    convention (the paper's), and the loader options actually used, defaults
+    included (``documents`` has already checked them)."""
+    return {
+        "rankacc_version": __version__,
+        "convention": "paper",
+        "source": source,
+        "split": split,
+        "sample_size": sample_size,
+        "seed": seed,
+        "data_files": data_files if data_files is None or isinstance(data_files, (str, list)) else str(data_files),
+        "documents": n_documents,
+    }
+
+
 def load_docs(**kwargs: Any):
     """lm-eval ``custom_dataset`` of every rankacc task: a DatasetDict whose
     ``test`` split holds :func:`documents`.
+
+    lm-eval calls it with the task's ``metadata`` unpacked, so the mapping
+    under ``PROVENANCE_KEY`` (an empty mapping in tasks/_default_template_yaml)
+    arrives by reference: filling it with
+    :func:`provenance` puts the version and options into the task's config,
+    which lm-eval writes to ``results["configs"][task]["metadata"]``.
 
     It also installs the window rule and token counts behind R~
     (:func:`install_token_counts`) and the W&B sample-table fill
@@ -447,7 +479,10 @@ def load_docs(**kwargs: Any):
 
     install_token_counts()
     install_wandb_samples()  # when lm-eval's W&B logger is in use (already imported)
+    record = kwargs.pop(PROVENANCE_KEY, None)
     docs = documents(**kwargs)
+    if isinstance(record, dict):
+        record.update(provenance(len(docs), **kwargs))
     features = datasets.Features(
         {
             "id": datasets.Value("string"),

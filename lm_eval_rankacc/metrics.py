@@ -23,7 +23,11 @@ those scores, per document:
 - ``scores``: the raw per-response values (``loglik``, ``n_tokens``,
   ``n_bytes``), kept in ``--log_samples`` output for later analysis; its
   aggregate is the number of responses scored. A dropped document's
-  log-likelihoods are null.
+  log-likelihoods are null. ``n_bytes`` counts the text the backend scored
+  (:func:`scored_text`): by default the prompt's trailing whitespace and
+  " " + response; under ``--apply_chat_template``
+  (:mod:`lm_eval_rankacc.chat`) the template's trailing whitespace, the
+  response and, if the task says so, the end-of-turn marker.
 
 All metrics are pure functions of one document, so data-parallel runs that
 shard documents and gather per-document values give the same aggregates.
@@ -51,19 +55,36 @@ def _notify_once(key: str, message: str) -> None:
         log.warning(message)
 
 
-def document_scores(doc: dict[str, Any], results: list[Any]) -> dict[str, list]:
+def scored_text(context: str, continuation: str) -> str:
+    """The text a tokenizing lm-eval backend scores for the request (context,
+    continuation): it moves the context's trailing whitespace to the front of
+    the continuation before it splits the tokens."""
+    return context[len(context.rstrip()):] + continuation
+
+
+def default_requests(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (context, continuation) of each response without a chat template:
+    (prompt, " " + response)."""
+    return [(doc["prompt"], harness.JOIN + resp) for resp in doc["responses"]]
+
+
+def document_scores(
+    doc: dict[str, Any], results: list[Any], requests: list[tuple[str, str]] | None = None
+) -> dict[str, list]:
     """The raw per-response values of one document: summed log-likelihood (None
     for a dropped document), scored continuation tokens (None when unknown) and
-    UTF-8 bytes."""
+    UTF-8 bytes of the text scored; ``requests``: the (context, continuation)
+    of each response, :func:`default_requests` when None."""
     if len(results) != len(doc["responses"]):
         raise ValueError(
             f"document {doc['id']}: {len(results)} results for {len(doc['responses'])} responses"
         )
     dropped = any(getattr(r, "too_long", False) for r in results)
+    pairs = default_requests(doc) if requests is None else requests
     return {
         "loglik": [None if dropped else float(r[0]) for r in results],
         "n_tokens": [getattr(r, "n_tokens", None) for r in results],
-        "n_bytes": [len((harness.JOIN + resp).encode("utf-8")) for resp in doc["responses"]],
+        "n_bytes": [len(scored_text(*pair).encode("utf-8")) for pair in pairs],
     }
 
 
@@ -92,9 +113,12 @@ def ranking_metrics(
     return out
 
 
-def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """lm-eval ``process_results`` for every rankacc task."""
-    scores = document_scores(doc, results)
+def process_results(
+    doc: dict[str, Any], results: list[Any], requests: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """lm-eval ``process_results`` for every rankacc task; ``requests`` as for
+    :func:`document_scores` (the chat task class passes its own)."""
+    scores = document_scores(doc, results, requests)
     too_long = any(v is None for v in scores["loglik"])
     metrics = {} if too_long else ranking_metrics(
         list(doc["ranks"]), scores["loglik"], scores["n_tokens"], scores["n_bytes"])

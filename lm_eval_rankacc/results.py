@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from lm_eval_rankacc import PROVENANCE_KEY
 from lm_eval_rankacc.errors import RunError
 
 #: ``samples_<task>_<timestamp>.jsonl``
@@ -105,6 +106,9 @@ class TaskResult:
     config: dict[str, Any]
     docs: str | None = None  # digest of the samples' (id, doc_hash); None until read from the samples
     samples: Path | None = None  # the samples file of the same run, when beside the results file
+    #: what produced the numbers (the task metadata's ``PROVENANCE_KEY``): rankacc_version, convention and
+    #: the loader options used; empty for runs made before rankacc recorded it
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,6 +149,20 @@ def task_metadata(config: Any) -> dict[str, Any]:
     if not isinstance(meta, dict):
         return {}
     return {k: meta[k] for k in METADATA_KEYS if k in meta}
+
+
+def task_provenance(config: Any) -> dict[str, Any]:
+    """What the task's loader recorded in its ``metadata`` (``PROVENANCE_KEY``); {} if nothing."""
+    meta = config.get("metadata") if isinstance(config, dict) else None
+    record = meta.get(PROVENANCE_KEY) if isinstance(meta, dict) else None
+    return dict(record) if isinstance(record, dict) else {}
+
+
+def rankacc_versions(tasks: dict[str, TaskResult]) -> str | None:
+    """The rankacc version(s) that produced the tasks of one results file ("0.1.0"; "0.1.0, 0.2.0" for
+    a mix); None when no task recorded one (an older run)."""
+    versions = sorted({str(v) for tr in tasks.values() if (v := tr.provenance.get("rankacc_version"))})
+    return ", ".join(versions) or None
 
 
 def _number(value: Any) -> float | None:
@@ -246,7 +264,8 @@ def _task_results(path: Path, data: dict[str, Any], stamp: str, tasks: Sequence[
         n = _dict(n_samples.get(task)).get("effective", entry.get("sample_len"))
         found[task] = TaskResult(task, values, stderrs, n if isinstance(n, int) else None, versions.get(task),
                                  _task_config(data.get("configs") or {}, task),
-                                 samples=samples_file_for(path, task, stamp))
+                                 samples=samples_file_for(path, task, stamp),
+                                 provenance=task_provenance(_dict(data.get("configs")).get(task)))
     return found
 
 
@@ -269,6 +288,7 @@ def read_results(path: str | Path, tasks: Sequence[str] | None = None) -> Result
         "model_sha": _text(config.get("model_sha")),
         "num_parameters": config.get("model_num_parameters"),
         "lm_eval_version": _text(data.get("lm_eval_version")),
+        "rankacc_version": rankacc_versions(found),
         "all_tasks": sorted(t for t in data["results"] if t not in groups),
         "predict_only": predict_only_tasks(data),
     }

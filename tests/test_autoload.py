@@ -271,3 +271,104 @@ def test_hook_installs_token_counts_when_lm_eval_loads():
     )
     assert run_py(code) == "True"
     assert run_py(code, LM_EVAL_RANKACC_AUTOLOAD="0") == "False"
+
+
+# ------------------------------------------------------------------ entry points (issue 13, item 5)
+def test_entry_points_are_declared():
+    """pyproject.toml declares lm-eval's plugin groups: hf-prefix (lm_eval.models)
+    and the task folder (lm_eval.tasks), which resolves in this checkout too."""
+    from importlib.metadata import entry_points
+
+    from lm_eval_rankacc.models import MODELS
+
+    models = {ep.name: ep.value for ep in entry_points(group=_autoload.MODEL_GROUP)}
+    assert models.get("hf-prefix") == MODELS["hf-prefix"], "pip install -e . after changing pyproject.toml"
+    (task_ep,) = [ep for ep in entry_points(group=_autoload.TASK_GROUP) if ep.name == "rankacc"]
+    folder = task_ep.load()()
+    assert folder == tasks_dir() and (folder / "rankacc.yaml").is_file()
+
+
+# A stand-in for an lm-eval that discovers tasks and models by entry point
+# itself (its PRs #4015 and #4013), through importlib.metadata.
+DISCOVERING_LM_EVAL = {
+    **FAKE_LM_EVAL,
+    "lm_eval/tasks/_index.py": (
+        "from importlib.metadata import entry_points\n"
+        "from pathlib import Path\n"
+        "def plugin_folders():\n"
+        "    found = []\n"
+        "    for ep in entry_points(group='lm_eval.tasks'):\n"
+        "        target = ep.load()\n"
+        "        found.append(Path(target() if callable(target) else target))\n"
+        "    return found\n"
+        "class TaskIndex:\n"
+        "    @staticmethod\n"
+        "    def build(paths):\n"
+        "        return [str(p) for p in [*plugin_folders(), *paths]]\n"
+    ),
+    "lm_eval/api/__init__.py": "",
+    "lm_eval/api/registry.py": (
+        "from importlib.metadata import entry_points\n"
+        "class Registry(dict):\n"
+        "    def register(self, name, target=None):\n"
+        "        if name in self:\n"
+        "            raise ValueError(f'{name} registered twice')\n"
+        "        self[name] = target\n"
+        "model_registry = Registry()\n"
+        "def load_plugins(group, registry):\n"
+        "    for ep in entry_points(group=group):\n"
+        "        registry.register(ep.name, ep.value)\n"
+    ),
+    "lm_eval/models/__init__.py": (
+        "from lm_eval.api.registry import load_plugins, model_registry\n"
+        "load_plugins('lm_eval.models', model_registry)\n"
+    ),
+}
+
+LIST_INDEX_AND_MODELS = (
+    "from lm_eval.tasks._index import TaskIndex\n"
+    "import lm_eval.models\n"
+    "from lm_eval.api.registry import model_registry\n"
+    "print(TaskIndex.build(['x']))\n"
+    "print(dict(model_registry))\n"
+)
+
+
+def test_hook_stands_aside_when_lm_eval_discovers_entry_points(tmp_path):
+    """With an lm-eval that reads the entry points itself, the hook adds
+    nothing: the task folder is listed once and hf-prefix registered once,
+    both by lm-eval (before the entry points, both came twice)."""
+    write_files(tmp_path, DISCOVERING_LM_EVAL)
+    out = run_py(LIST_INDEX_AND_MODELS, PYTHONPATH=str(tmp_path))
+    folders, models = out.splitlines()
+    assert folders == str([str(tasks_dir()), "x"])
+    assert models == str({"hf-prefix": "lm_eval_rankacc.models.prefix:HFPrefixLM"})
+
+
+def test_hook_adds_tasks_and_models_where_lm_eval_does_not_discover(tmp_path):
+    """The same stand-in without entry-point discovery (lm-eval 0.4.x): the
+    hook puts the task folder first, once, and registers hf-prefix, once."""
+    files = dict(DISCOVERING_LM_EVAL)
+    files["lm_eval/tasks/_index.py"] = (
+        "class TaskIndex:\n"
+        "    @staticmethod\n"
+        "    def build(paths):\n"
+        "        return [str(p) for p in paths]\n"
+    )
+    files["lm_eval/models/__init__.py"] = "import lm_eval.api.registry\n"
+    files["lm_eval/api/registry.py"] = files["lm_eval/api/registry.py"].split("def load_plugins")[0]
+    write_files(tmp_path, files)
+    folders, models = run_py(LIST_INDEX_AND_MODELS, PYTHONPATH=str(tmp_path)).splitlines()
+    assert folders == str([str(tasks_dir().resolve()), "x"])
+    assert models == str({"hf-prefix": "lm_eval_rankacc.models.prefix:HFPrefixLM"})
+
+
+def test_real_lm_eval_does_not_discover_yet():
+    """lm-eval 0.4.13 reads neither group: the hook does the work (the feature
+    test finds no false positive in lm-eval's own modules)."""
+    code = (
+        "import lm_eval.tasks, lm_eval.models\n"
+        "from lm_eval_rankacc import _autoload as a\n"
+        "print(a.lm_eval_discovers(a.TASK_GROUP), a.lm_eval_discovers(a.MODEL_GROUP))"
+    )
+    assert run_py(code) == "False False"

@@ -47,6 +47,7 @@ def test_idealized_formats(runs, capsys, tmp_path):
     assert rc == 0
     assert "| rankacc_x \u2020 | excluded | ref | 3 |" in out and "| rankacc_x \u2020 | included | pol | 4 |" in out
     assert "0.0000 / 0.3333 / 1.0000" in out  # R* min / median / max over the betas
+    assert "interval of the gap (10000 replicates, seed 0)" in out and " [" in out.split("| ref | 3 |")[1]
     rc, out, _ = _run(["idealized", ref, "--policy", pol, "--betas", "0.1,1,10", "--format", "csv"], capsys)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["ties"], r["model"]) for r in rows] == [
@@ -67,7 +68,11 @@ def test_flips_and_hardness_outputs(runs, capsys, tmp_path):
     ref, pol = runs
     rc, out, _ = _run(["flips", ref, pol, "--format", "csv", "--csv", tmp_path / "docs.csv"], capsys)
     assert rc == 0
-    rows = {(r["ties"], r["category"]): int(r["count"]) for r in csv.DictReader(io.StringIO(out))}
+    table = list(csv.DictReader(io.StringIO(out)))  # one CSV of three sections, a leading section column
+    assert {r["section"] for r in table} == {"flips", "reward accuracy", "paired statistics"}
+    rows = {(r["ties"], r["category"]): int(r["count"]) for r in table if r["section"] == "flips"}
+    paired = [r for r in table if r["section"] == "paired statistics"]
+    assert [(r["ties"], r["metric"]) for r in paired][:2] == [("excluded", "rank_acc"), ("included", "rank_acc")]
     assert rows[("excluded", "incorrect->correct")] == 1 and rows[("excluded", "incorrect->incorrect")] == 2
     per_doc = list(csv.DictReader((tmp_path / "docs.csv").open()))
     assert {r["id"]: r["category"] for r in per_doc}["p1"] == "incorrect->correct"

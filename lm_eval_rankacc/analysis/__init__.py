@@ -1,5 +1,6 @@
 """Analyses of finished rankacc runs: idealized ranking accuracy and the
-alignment gap, ranking flips between two checkpoints, hard-to-learn
+alignment gap, ranking flips between two checkpoints (with reward
+accuracy), paired statistics of any two runs (:func:`compare`), hard-to-learn
 datapoints (Chen et al. 2024, Sec. 3-4), and the leaderboard of many models
 (``leaderboard(..., paper=True)`` adds the paper's published rows,
 :func:`published_rows`).
@@ -29,6 +30,7 @@ from lm_eval_rankacc.analysis.base import (
     metric_scores,
     observed_correct,
 )
+from lm_eval_rankacc.analysis.compare import compare
 from lm_eval_rankacc.analysis.flips import flips
 from lm_eval_rankacc.analysis.hardness import hardness
 from lm_eval_rankacc.analysis.idealized import idealized
@@ -39,6 +41,6 @@ from lm_eval_rankacc.theory import CATEGORIES
 
 __all__ = [
     "CATEGORIES", "CONVENTIONS", "DEFAULT_BETAS", "DEFAULT_METRICS", "Report", "RunError", "Section", "alpha_source",
-    "flips", "hardness", "idealized", "idealized_correct", "leaderboard", "metric_scores", "observed_correct",
+    "compare", "flips", "hardness", "idealized", "idealized_correct", "leaderboard", "metric_scores", "observed_correct",
     "published_rows",
 ]

@@ -242,6 +242,20 @@ def mean(values: np.ndarray | None, mask: np.ndarray):
     return float(means) if values.ndim == 1 else means
 
 
+def common_tasks(a: Run, b: Run, label_a: str, label_b: str, notes: list[str],
+                 roles: tuple[str, str] = ("reference", "policy")) -> list[str]:
+    """The tasks of both runs (``a``'s order); those of one run only named in ``notes``."""
+    for name, one, other in ((label_b, a, b), (label_a, b, a)):
+        missing = sorted(set(one.tasks) - set(other.tasks))
+        if missing:
+            notes.append(f"{name}: missing task(s) {', '.join(missing)}: not compared")
+    common = [t for t in a.tasks if t in b.tasks]
+    if not common:
+        raise RunError(f"the runs share no rankacc task ({roles[0]}: {', '.join(a.tasks)}; "
+                       f"{roles[1]}: {', '.join(b.tasks)})")
+    return common
+
+
 # ----------------------------------------------------------------- options and labels
 def beta_key(beta: float) -> str:
     return f"{beta:g}"

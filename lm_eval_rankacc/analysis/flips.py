@@ -1,6 +1,9 @@
 """Ranking flips between two runs of the same documents (Chen et al. 2024,
 Sec. 4, Fig. 2): per document whether each run ranks it correctly, and per
-task the four flip categories of :func:`theory.flip_categories`."""
+task the four flip categories of :func:`theory.flip_categories`; beside
+them the policy's reward accuracy (Remark 2.5: what TRL and RewardBench
+report) with its agreement with ranking accuracy, and the paired statistics
+of :mod:`.compare`."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc import theory
+from lm_eval_rankacc import stats, theory
 from lm_eval_rankacc.analysis.base import (
     Report,
     Section,
@@ -18,24 +21,11 @@ from lm_eval_rankacc.analysis.base import (
     invalid_note,
     observed_correct,
     subsets,
+    common_tasks,
     unique_labels,
 )
-from lm_eval_rankacc.errors import RunError
+from lm_eval_rankacc.analysis.compare import PAIRED_COLUMNS, check_options, paired_meta, paired_note, paired_rows
 from lm_eval_rankacc.runs import Run, TaskSamples, as_run, match_documents
-
-
-def _common_tasks(ref: Run, pol: Run, label_ref: str, label_pol: str, notes: list[str]) -> list[str]:
-    """The tasks of both runs (reference order); those of one run only named in ``notes``."""
-    for name, a, b in ((label_pol, ref, pol), (label_ref, pol, ref)):
-        missing = sorted(set(a.tasks) - set(b.tasks))
-        if missing:
-            notes.append(f"{name}: missing task(s) {', '.join(missing)}: not compared")
-    common = [t for t in ref.tasks if t in pol.tasks]
-    if not common:
-        raise RunError(
-            f"the runs share no rankacc task (reference: {', '.join(ref.tasks)}; policy: {', '.join(pol.tasks)})"
-        )
-    return common
 
 
 #: The category code of a document left out by the released convention (a NaN score in either run).
@@ -78,12 +68,50 @@ def _document_rows(task: str, ts: TaskSamples, before: np.ndarray, after: np.nda
     } for k in range(len(ts))]
 
 
+#: The columns of the reward-accuracy rows (one per task).
+REWARD_COLUMNS = ["task", "pairs", "not_counted", "reward_acc", "ref_free_sum_acc", "ref_free_mean_acc", "R",
+                  "both", "reward_only", "R_only", "neither"]
+
+
+def _share(verdicts: np.ndarray | None) -> float | None:
+    return None if verdicts is None or not len(verdicts) else float(verdicts.mean())
+
+
+def _reward_row(ref: TaskSamples, pol: TaskSamples, order: np.ndarray) -> dict:
+    """The policy's reward accuracy on the two-response documents with a strict
+    human preference (:func:`theory.rewards_correct`): implicit (TRL's
+    ``rewards/accuracies``), reference-free on summed and per-token
+    log-probabilities (RewardBench), and its agreement with the policy's R."""
+    pairs = np.flatnonzero((ref.sizes == 2) & ~ref.tied)
+    ranks, pol_index = ref.array("ranks", pairs), order[pairs]
+    policy = pol.array("loglik", pol_index)
+    reward = theory.rewards_correct(theory.implicit_rewards(policy, ref.array("loglik", pairs)), ranks)
+    tokens = pol.array("n_tokens", pol_index)
+    mean = None if np.isnan(tokens).any() else theory.rewards_correct(theory.per_units(policy, tokens), ranks)
+    ranking = theory.rankings_correct(policy, ranks)
+    return {"task": ref.task, "pairs": len(pairs), "not_counted": len(ref) - len(pairs), "reward_acc": _share(reward),
+            "ref_free_sum_acc": _share(theory.rewards_correct(policy, ranks)), "ref_free_mean_acc": _share(mean),
+            "R": _share(ranking), "both": int((reward & ranking).sum()), "reward_only": int((reward & ~ranking).sum()),
+            "R_only": int((~reward & ranking).sum()), "neither": int((~reward & ~ranking).sum())}
+
+
+REWARD_NOTE = ("reward accuracy (of the policy): reward_acc is TRL's rewards/accuracies, log pi/pRef(y_w) > "
+               "log pi/pRef(y_l) strictly on summed log-probabilities (its sign does not depend on beta); "
+               "ref_free_sum_acc / ref_free_mean_acc: RewardBench's reference-free variants, the policy's summed / "
+               "per-token log-probability, strictly; R: the policy's ranking accuracy on the same pairs (Def. 2.3, "
+               ">=, summed log-probabilities, the paper's rule whatever the convention); both / reward_only / "
+               "R_only / neither: the agreement of reward_acc and R. Only two-response documents with a strict "
+               "human preference have a reward accuracy: not_counted counts the others (human ties, n > 2)")
+
+
 def flips(
     reference: Run | str | Path,
     policy: Run | str | Path,
     tasks: str | Sequence[str] | None = None,
     metric: str = "rank_acc",
     convention: str = "paper",
+    bootstrap: int = stats.N_BOOTSTRAP,
+    seed: int = 0,
 ) -> Report:
     """Ranking flips between two runs of the same documents (any two
     checkpoints): per document whether each ranks it correctly under
@@ -92,18 +120,26 @@ def flips(
     matched by id and doc_hash (different documents: an error).
     ``convention="released"`` decides correctness with the released code's
     rules (:mod:`lm_eval_rankacc.released`); a document it leaves out (a NaN
-    score in either run) is in no category and is counted in a note."""
+    score in either run) is in no category and is counted in a note.
+
+    Two more sections: per task the policy's reward accuracy and its
+    agreement with ranking accuracy (:data:`REWARD_NOTE`), and per task, ties
+    setting and metric the paired statistics of :func:`.compare.compare`
+    (A = reference, B = policy; ``bootstrap`` replicates, ``seed``)."""
     check_metric(metric)
     check_convention(convention, [metric])
+    check_options(bootstrap, seed)
     ref, pol = as_run(reference, tasks), as_run(policy, tasks, require_match=False)
     label_ref, label_pol = unique_labels([ref, pol])
     notes: list[str] = []
-    rows, documents = [], []
-    for task in _common_tasks(ref, pol, label_ref, label_pol, notes):
+    rows, documents, rewards, paired = [], [], [], []
+    for task in common_tasks(ref, pol, label_ref, label_pol, notes):
         ts, other = ref.tasks[task], pol.tasks[task]
         order = match_documents(ts, other, f"reference {label_ref}", f"policy {label_pol}")
         notes += filter(None, [invalid_note(label_ref, task, ts, convention),
                                invalid_note(label_pol, task, other, convention)])
+        rewards.append(_reward_row(ts, other, order))
+        paired += paired_rows(ts, other, order, convention, bootstrap, seed, notes)
         before, after = observed_correct(ts, metric, convention), observed_correct(other, metric, convention)
         if before is None or after is None:
             notes.append(f"{task}: {metric} needs token counts, which a run lacks: not compared")
@@ -116,11 +152,14 @@ def flips(
                          "(released convention)")
         rows += _category_rows(task, ts, category)
         documents += _document_rows(task, ts, before, after, category)
+    notes += [REWARD_NOTE, paired_note(label_ref, label_pol)]
     notes.extend(f"reference: {n}" for n in ref.notes)
     notes.extend(f"policy: {n}" for n in pol.notes)
     meta = {"convention": convention, "reference": label_ref, "reference_path": str(ref.folder), "policy": label_pol,
-            "policy_path": str(pol.folder), "metric": metric}
+            "policy_path": str(pol.folder), "metric": metric, **paired_meta(bootstrap, seed)}
     meta.update({"tie_eps": theory.TIE_EPS} if convention == "paper" else
                 {"rules": "the authors' released code (docs/conventions.md)"})
     return Report("flips", f"Ranking flips ({metric}, {convention} convention): {label_ref} -> {label_pol}", meta,
-                  [Section("flips", ["task", "ties", "category", "count", "share", "n"], rows)], notes, documents)
+                  [Section("flips", ["task", "ties", "category", "count", "share", "n"], rows),
+                   Section("reward accuracy", REWARD_COLUMNS, rewards),
+                   Section("paired statistics", PAIRED_COLUMNS, paired)], notes, documents)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc import released, theory
+from lm_eval_rankacc import released, stats, theory
 from lm_eval_rankacc.analysis.base import (
     DEFAULT_BETAS,
     Report,
@@ -29,6 +29,7 @@ from lm_eval_rankacc.analysis.base import (
     subsets,
     unique_labels,
 )
+from lm_eval_rankacc.analysis.compare import check_options
 from lm_eval_rankacc.errors import RunError
 from lm_eval_rankacc.runs import Run, TaskSamples, as_run, match_documents
 
@@ -78,19 +79,53 @@ def _star_cells(row: dict, stars: dict, betas: list[float]) -> None:
             row[f"{name}@{beta_key(b)}"] = None if v is None else float(v)
 
 
+def _gap_intervals(star: dict, observed: list[tuple], mask: np.ndarray, boot: tuple[int, int]) -> list[dict]:
+    """Per model of ``observed``, the paired-bootstrap interval of each gap
+    (median idealized minus observed) over the documents of ``mask``: one set
+    of replicates (``boot`` = (replicates, seed)) for the reference's R* and
+    R~* at every beta and every model's R and R~, so the intervals are paired."""
+    n_boot, seed = boot
+    out: list[dict] = [{} for _ in observed]
+    if not n_boot or not mask.any():
+        return out
+    blocks, where, top = [], {}, 0  # where: (metric or model index, 0 for R~ / 1 for R) -> rows of the stack
+    for key, values in [*((m, [star[m]]) for m in star), *((k, obs[2:]) for k, obs in enumerate(observed))]:
+        for j, v in enumerate(values):
+            if v is None or isinstance(v, str):
+                continue
+            block = np.atleast_2d(np.asarray(v, dtype=float)[..., mask])
+            where[(key, j)] = (top, top + len(block))
+            top += len(block)
+            blocks.append(block)
+    means = stats.bootstrap_means(np.vstack(blocks), n_boot, seed)
+    for k in range(len(observed)):
+        for name, metric, _, gap in _STARS:
+            j = 0 if metric == "rank_acc_norm" else 1
+            if (metric, 0) not in where or (k, j) not in where:
+                continue
+            (s0, s1), (o0, _) = where[(metric, 0)], where[(k, j)]
+            with np.errstate(invalid="ignore"):
+                samples = np.median(means[:, s0:s1], axis=1) - means[:, o0]
+            out[k][f"{gap}_low"], out[k][f"{gap}_high"] = stats.interval(samples)
+    return out
+
+
 def _task_rows(task: str, ts: TaskSamples, source: str, star: dict, observed: list[tuple],
-               betas: list[float]) -> list[dict]:
-    """One row per ties setting and model of one task (``source``: where its alpha comes from)."""
+               betas: list[float], boot: tuple[int, int] = (0, 0)) -> list[dict]:
+    """One row per ties setting and model of one task (``source``: where its
+    alpha comes from), with bootstrap intervals of the gaps (:func:`_gap_intervals`)."""
     rows = []
     for ties, mask in subsets(ts):
         stars = {m: mean(v, mask) for m, v in star.items()}
-        for label, role, r_norm, r in observed:
+        intervals = _gap_intervals(star, observed, mask, boot)
+        for (label, role, r_norm, r), interval in zip(observed, intervals):
             row = {"task": task, "ties": ties, "model": label, "role": role, "n": int(mask.sum()), "alpha": source}
             if isinstance(r_norm, str):  # missing task
                 row["missing"] = True
             else:
                 row["R_norm"], row["R"] = mean(r_norm, mask), mean(r, mask)
                 _star_cells(row, stars, betas)
+                row.update(interval)
             rows.append(row)
     return rows
 
@@ -140,6 +175,7 @@ def _columns(betas: list[float]) -> list[str]:
     for name, *_ in _STARS:
         columns += [f"{name}_min", f"{name}_median", f"{name}_max"]
     columns += [gap for *_, gap in _STARS]
+    columns += [f"{gap}_{end}" for *_, gap in _STARS for end in ("low", "high")]
     for name, *_ in _STARS:
         columns += [f"{name}@{beta_key(b)}" for b in betas]
     return columns
@@ -164,6 +200,8 @@ def idealized(
     tasks: str | Sequence[str] | None = None,
     alpha_eps: float = theory.ALPHA_EPS,
     convention: str = "paper",
+    bootstrap: int = stats.N_BOOTSTRAP,
+    seed: int = 0,
 ) -> Report:
     """Idealized ranking accuracy of the reference model and the alignment gap
     of each policy (the paper's Table 1 for ties excluded; the rows with ties
@@ -179,8 +217,14 @@ def idealized(
     ``convention="released"`` computes every number with the rules of the
     authors' released code (:mod:`lm_eval_rankacc.released`) instead of the
     paper's definitions; ``alpha_eps`` is then not used.
+
+    Each gap comes with a 95% paired-bootstrap interval (``gap_low`` /
+    ``gap_high``, ``gap_norm_low`` / ``gap_norm_high``): the documents are
+    resampled jointly for the reference and every model, ``bootstrap``
+    replicates from ``seed`` (0 replicates: no intervals).
     """
     betas = _check_options(betas, alpha_eps, convention)
+    check_options(bootstrap, seed)
     ref = as_run(reference, tasks)
     pols = [as_run(p, tasks, require_match=False) for p in policies]
     labels = unique_labels([ref, *pols])
@@ -195,7 +239,7 @@ def idealized(
         else:
             flagged |= source != "votes"
         multi |= bool((ts.sizes > 2).any())
-        rows += _task_rows(task, ts, source, star, observed, betas)
+        rows += _task_rows(task, ts, source, star, observed, betas, (bootstrap, seed))
         if not ts.has_token_counts:
             notes.append(f"{task}: the reference run has no token counts, so R~ and R~* are n/a")
         notes += filter(None, [invalid_note(labels[0], task, ts, convention)])
@@ -204,11 +248,18 @@ def idealized(
                      f"{released.SIMULATE_PROPORTION:g} / {1 - released.SIMULATE_PROPORTION:g} for the preferred / "
                      "the other response (the released script's simulate_proportion)")
     notes += _closing_notes(ref, pols, labels, alpha_eps, flagged, multi)
+    meta = _meta(convention, alpha_eps, labels, ref, pols, betas, bootstrap, seed)
+    return Report("idealized", "Idealized ranking accuracy and alignment gap", meta,
+                  [Section("idealized", _columns(betas), rows)], notes)
+
+
+def _meta(convention: str, alpha_eps: float, labels: list[str], ref: Run, pols: list[Run], betas: list[float],
+          bootstrap: int, seed: int) -> dict:
+    """The report's metadata: the convention and its constants, the runs, the grid and the bootstrap."""
     meta = {"convention": convention, **_convention_meta(convention, alpha_eps)}
     meta.update({
         "reference": labels[0], "reference_path": str(ref.folder),
         "policies": {label: str(p.folder) for label, p in zip(labels[1:], pols)},
-        "betas": betas,
+        "betas": betas, "bootstrap": bootstrap, "seed": seed,
     })
-    return Report("idealized", "Idealized ranking accuracy and alignment gap", meta,
-                  [Section("idealized", _columns(betas), rows)], notes)
+    return meta

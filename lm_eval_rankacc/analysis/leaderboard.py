@@ -81,7 +81,7 @@ IDEALIZED = {
 }
 IDENTITY = ("model", "backend", "pretrained", "revision", "dtype")
 RUN_COLUMNS = ["model", "status", "tasks", "date", "results_file", "samples", "backend", "pretrained", "revision",
-               "dtype", "num_parameters", "lm_eval_version"]
+               "dtype", "num_parameters", "lm_eval_version", "rankacc_version"]
 
 
 def set_letter(index: int) -> str:
@@ -328,7 +328,8 @@ def _reference(reference: str | Path, patterns: list[str] | None, betas: Sequenc
     task's document identity (digest of the samples, count, version,
     configuration)."""
     ref_run = load_run(reference, patterns, require_match=False)
-    report = idealized(ref_run, (), **({} if betas is None else {"betas": betas}), convention=convention)
+    report = idealized(ref_run, (), **({} if betas is None else {"betas": betas}), convention=convention,
+                       bootstrap=0)  # the leaderboard shows the median R*, not the gap intervals
     beside: dict[Path, TaskResult] = {}
     for p in find_results(ref_run.folder, []):  # the folder's notes are the reference run's own
         rf = _read_or_skip(p, patterns, skip_bad, notes)
@@ -470,6 +471,7 @@ def _runs(files: list[ResultsFile], models: list[_Model], order: list[str], note
             "samples": "yes" if any(t.samples for t in rf.tasks.values()) else "no",
             "backend": rf.backend, "pretrained": rf.name, "revision": rf.revision, "dtype": rf.dtype,
             "num_parameters": rf.info.get("num_parameters"), "lm_eval_version": rf.info.get("lm_eval_version"),
+            "rankacc_version": rf.info.get("rankacc_version"),
         })
         if lost:
             newer = sorted({str(f.path.name) for f in files if f.key == rf.key and f is not rf

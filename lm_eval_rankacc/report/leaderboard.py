@@ -190,7 +190,8 @@ def markdown(report: Report) -> list[str]:
     lines = md_table([md_text(h) for h in headers], [[md_text(c) for c in row] for row in body])
     lines += ["", one_line(legend(report)), "", "Runs:", ""]
     for r in report.sections[1].rows:
-        lines.append(one_line(f"- {r['model']}: {r['status']}, {r['date']}, {r['results_file']}"
+        version = f", rankacc {r['rankacc_version']}" if r.get("rankacc_version") else ""
+        lines.append(one_line(f"- {r['model']}: {r['status']}, {r['date']}{version}, {r['results_file']}"
                               f"{'' if r['samples'] == 'yes' or r['status'] == 'published' else ' (no samples)'}"))
     return lines
 

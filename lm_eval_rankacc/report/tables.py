@@ -72,6 +72,14 @@ def _triple(row: dict[str, Any], name: str) -> str:
     return " / ".join(md_cell(row.get(f"{name}_{k}")) for k in ("min", "median", "max"))
 
 
+def _with_interval(row: dict[str, Any], gap: str) -> str:
+    """A gap and, where computed, its bootstrap interval: ``0.0345 [0.0000, 0.1034]``."""
+    cell = md_cell(row.get(gap))
+    if row.get(f"{gap}_low") is None:
+        return cell
+    return f"{cell} [{md_cell(row[f'{gap}_low'])}, {md_cell(row[f'{gap}_high'])}]"
+
+
 def _md_idealized(report: Report) -> list[str]:
     """One row per task, ties setting and model: R~, R, min / median / max of R~* and R*, the gaps."""
     headers = ["task", "ties", "model", "n", "R~", "R", "R~* min / med / max", "R* min / med / max", "gap~", "gap"]
@@ -87,7 +95,7 @@ def _md_idealized(report: Report) -> list[str]:
             body.append(head + [
                 md_cell(row.get("R_norm")), md_cell(row.get("R")),
                 _triple(row, "R_norm_star"), _triple(row, "R_star"),
-                md_cell(row.get("gap_norm")), md_cell(row.get("gap")),
+                _with_interval(row, "gap_norm"), _with_interval(row, "gap"),
             ])
         lines += md_table(headers, body)
     betas = ", ".join(f"{b:g}" for b in report.meta.get("betas", []))
@@ -101,6 +109,9 @@ def _md_idealized(report: Report) -> list[str]:
     ]
     if report.meta.get("convention") == "released":
         lines[-1] = _RELEASED_IDEALIZED_LEGEND.format(betas=betas)
+    if report.meta.get("bootstrap"):
+        lines[-1] += (f" [low, high]: 95% paired-bootstrap interval of the gap ({report.meta['bootstrap']} "
+                      f"replicates, seed {report.meta.get('seed')}).")
     return lines
 
 

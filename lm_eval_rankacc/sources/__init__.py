@@ -8,7 +8,10 @@ field as the source spells it (``instruction``, not ``prompt``); the loader
 turns the index into the file and line the row came from. A source whose
 data location is a task option (``fields``, for YAML-only tasks) also
 defines ``task_hub(options, data_files)``, which the harness calls instead of
-reading ``HUB``. Rules shared by several converters live in :mod:`.common`.
+reading ``HUB``. A source whose prompts are multi-turn transcripts may define
+``chat_messages(prompt)``, the chat messages of a prompt under
+``--apply_chat_template`` (:mod:`lm_eval_rankacc.chat`; otherwise a prompt is
+one user message). Rules shared by several converters live in :mod:`.common`.
 """
 
 from __future__ import annotations

@@ -10,10 +10,18 @@ ranks = [1, 2]; document id = ``<split>/<row>``. Pairs whose transcripts
 differ before the last assistant turn are not a pair of responses to one
 prompt: they are dropped and counted. A transcript without an
 ``\\n\\nAssistant:`` turn is an error naming the row and the field.
+
+Chat messages (:func:`chat_messages`, used under ``--apply_chat_template``):
+the prompt's ``Human:`` turns are ``user`` messages and its ``Assistant:``
+turns ``assistant`` messages (one space after the colon removed), up to the
+final assistant header, which is the template's generation prompt; text
+before the first turn is a ``user`` message; consecutive turns of one speaker
+are joined with a blank line, so roles alternate.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +32,8 @@ HUB = HubDataset(path="Anthropic/hh-rlhf", revision="09be8c5bbc57cb3887f3a9732ad
 
 ASSISTANT = "\n\nAssistant:"
 DROP_PREFIX = "transcripts differ before the last assistant turn"
+_TURN = re.compile(r"\n\n(Human|Assistant):")
+_ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
 def split_transcript(text: str, row: Any, field: str) -> tuple[str, str]:
@@ -34,6 +44,24 @@ def split_transcript(text: str, row: Any, field: str) -> tuple[str, str]:
     prompt = text[: cut + len(ASSISTANT)]
     response = text[cut + len(ASSISTANT) :]
     return prompt, response[1:] if response.startswith(" ") else response
+
+
+def chat_messages(prompt: str) -> list[dict[str, str]]:
+    """The turns of a prompt (a transcript up to its last ``\n\nAssistant:``)
+    as alternating chat messages, by the rule of the module docstring."""
+    parts = _TURN.split(prompt)
+    turns = [("user", parts[0])] if parts[0] else []
+    for speaker, text in zip(parts[1::2], parts[2::2]):
+        turns.append((_ROLES[speaker], text[1:] if text.startswith(" ") else text))
+    if turns and turns[-1][0] == "assistant" and not turns[-1][1]:
+        turns.pop()  # the final assistant header: the generation prompt
+    messages: list[dict[str, str]] = []
+    for role, text in turns:
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"] += "\n\n" + text
+        else:
+            messages.append({"role": role, "content": text})
+    return messages
 
 
 def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:

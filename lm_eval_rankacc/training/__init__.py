@@ -23,6 +23,8 @@ Modules, one job each:
 - :mod:`.callbacks`: tracking, stop on a signal, mark the run's checkpoints
   and the best one;
 - :mod:`.tracking`: the per-datapoint log (pure); :mod:`.figures`: its figures;
+- :mod:`.tracker`: :class:`~.tracker.RankingTracker`, the same tracking as a
+  callback for any ``transformers.Trainer`` (TRL's ``DPOTrainer`` included);
 - :mod:`.files`: atomic writes; :mod:`.outputs`: ``training_config.json`` and
   :class:`~.outputs.RunResult`;
 - :mod:`.rundir`: when a run may start in its ``--output_dir``, and
@@ -36,7 +38,7 @@ need them, so ``rankacc plot-training`` runs without them.
 
 from __future__ import annotations
 
-__all__ = ["train_dpo", "train_sft", "DPOConfig", "SFTConfig", "plot_training", "RunResult"]
+__all__ = ["train_dpo", "train_sft", "DPOConfig", "SFTConfig", "plot_training", "RunResult", "RankingTracker"]
 
 #: Where each public name lives (imported on first use).
 _HOMES = {
@@ -46,6 +48,7 @@ _HOMES = {
     "SFTConfig": "config",
     "plot_training": "figures",
     "RunResult": "outputs",
+    "RankingTracker": "tracker",
 }
 
 

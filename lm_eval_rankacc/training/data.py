@@ -177,6 +177,8 @@ class Pair:
     prompt: str
     chosen: str
     rejected: str
+    #: positions of ``chosen`` and ``rejected`` among the document's responses
+    at: tuple[int, int] = (0, 1)
 
 
 def documents_to_pairs(docs: list[dict[str, Any]]) -> tuple[list[Pair], Counter]:
@@ -195,7 +197,7 @@ def documents_to_pairs(docs: list[dict[str, Any]]) -> tuple[list[Pair], Counter]
             skipped[SKIP_TIES] += tied
         for i, j in theory.strictly_ordered_pairs(ranks):
             pid = doc["id"] if n == 2 else f"{doc['id']}:{i}>{j}"
-            pairs.append(Pair(pid, doc["id"], doc["prompt"], responses[i], responses[j]))
+            pairs.append(Pair(pid, doc["id"], doc["prompt"], responses[i], responses[j], (i, j)))
     return pairs, skipped
 
 

@@ -33,7 +33,7 @@ import torch
 from lm_eval_rankacc.training import scoring
 from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, MarkRunCheckpoints, StopOnSignal, TrackingCallback
 from lm_eval_rankacc.training.config import DPOConfig
-from lm_eval_rankacc.training.figures import plot_training
+from lm_eval_rankacc.training.figures import draw_figures
 from lm_eval_rankacc.training.models import check_transformers, load_model, load_tokenizer, pad_id, same_model
 from lm_eval_rankacc.training.outputs import RunResult, finish_run, timed, write_run_config
 from lm_eval_rankacc.training.pairs import PreferenceData, build_pair_sets
@@ -98,15 +98,6 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _draw_figures(output_dir: Path) -> None:
-    """Both figures of the run (:func:`.figures.plot_training`); a figure
-    that cannot be drawn is a warning, never a lost run."""
-    try:
-        plot_training(output_dir)
-    except Exception as err:  # noqa: BLE001 - whatever matplotlib raises
-        log.warning("could not draw the figures: %s", err)
-
-
 def _load_data(config: DPOConfig, timings: dict[str, float]):  # noqa: ANN202
     """(tokenizer, pair sets), timed as ``data_s``."""
     with timed(timings, "data_s"):
@@ -153,7 +144,7 @@ def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
     with timed(timings, "train_s"):
         train_output = trainer.train(resume_from_checkpoint=resume)
     if config.plots and tracker.active and tracker.summaries:
-        _draw_figures(out)
+        draw_figures(out)
 
     result = finish_run(trainer, stopper, train_output, timings)
     if result.stopped_by_signal:

@@ -19,6 +19,7 @@ plot-training RUN_DIR``) with the log alone (:mod:`.tracking`).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from lm_eval_rankacc import theory
 from lm_eval_rankacc.errors import TrainingDataError
 from lm_eval_rankacc.training.files import read_config
 from lm_eval_rankacc.training.tracking import SETS, TRACKING_FILE, best_step, read_rows, summarize
+
+log = logging.getLogger("lm_eval_rankacc.training")
 
 FIGURE2, FIGURE3 = "figure2_flips.png", "figure3_loss_vs_c.png"
 COLORS = dict(zip(theory.CATEGORIES, ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")))
@@ -147,3 +150,13 @@ def plot_training(run_dir: str | Path, out_dir: str | Path | None = None) -> lis
     paths.append(figure3(at, beta, out / FIGURE3, step,
                          f"{which} at step {step} ({label}), beta = {beta:g}"))
     return paths
+
+
+def draw_figures(run_dir: str | Path) -> list[Path]:
+    """Both figures of a finished run (:func:`plot_training`); a figure that
+    cannot be drawn is a warning, never a lost run."""
+    try:
+        return plot_training(run_dir)
+    except Exception as err:  # noqa: BLE001 - whatever matplotlib raises
+        log.warning("could not draw the figures: %s", err)
+        return []

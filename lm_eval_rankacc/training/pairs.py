@@ -55,20 +55,27 @@ class PreferenceData:
         return {"tracking": self.tracking, "validation": self.validation}
 
 
+def tokenized_pairs(name: str, task: str, pairs: list[data.Pair], tokenizer, max_length: int,  # noqa: ANN001
+                    max_prompt_length: int) -> tuple[PairDataset, data.Encoded]:
+    """The :class:`PairDataset` ``name`` of ``pairs``, tokenized and truncated (:func:`.data.encode`)."""
+    if not pairs:
+        raise TrainingDataError(f"{task}: no {name} pairs (every pair is a human tie?)")
+    enc = data.encode(tokenizer, [p.pair_id for p in pairs], [p.prompt for p in pairs],
+                      [[p.chosen, p.rejected] for p in pairs], max_length, max_prompt_length)
+    if enc.truncated:
+        log.warning("%s (%s): %d of %d pairs truncated to %d tokens (prompt from the left)",
+                    task, name, enc.truncated, len(enc), max_length)
+    pair_set = PairDataset(name, enc.ids, [p.doc_id for p in pairs], enc.prompt,
+                           [r[0] for r in enc.responses], [r[1] for r in enc.responses])
+    return pair_set, enc
+
+
 def _pair_set(name: str, task: str, docs: list[dict[str, Any]], config: DPOConfig, tokenizer,  # noqa: ANN001
               info: dict[str, Any]) -> tuple[PairDataset, data.Encoded]:
     """The tokenized pairs of one split's documents; their counts go to ``info[name]``."""
     pairs, skipped = data.documents_to_pairs(docs)
     data.log_skipped(f"{task} ({name})", skipped)
-    if not pairs:
-        raise TrainingDataError(f"{task}: no {name} pairs (every pair is a human tie?)")
-    enc = data.encode(tokenizer, [p.pair_id for p in pairs], [p.prompt for p in pairs],
-                      [[p.chosen, p.rejected] for p in pairs], config.max_length, config.max_prompt_length)
-    if enc.truncated:
-        log.warning("%s (%s): %d of %d pairs truncated to %d tokens (prompt from the left)",
-                    task, name, enc.truncated, len(enc), config.max_length)
-    pair_set = PairDataset(name, enc.ids, [p.doc_id for p in pairs], enc.prompt,
-                           [r[0] for r in enc.responses], [r[1] for r in enc.responses])
+    pair_set, enc = tokenized_pairs(name, task, pairs, tokenizer, config.max_length, config.max_prompt_length)
     info[name] = {"documents": len(docs), "pairs": len(pairs), "skipped": dict(skipped),
                   "truncated": enc.truncated, "tokens": pair_set.tokens()}
     return pair_set, enc

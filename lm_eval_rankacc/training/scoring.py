@@ -259,3 +259,35 @@ def packing_agrees(model: torch.nn.Module, items: list[dict[str, Any]], pad_toke
         out.append(torch.cat([c, r]).double().cpu())
     model.train(was_training)
     return packing.agrees(out[0].numpy(), out[1].numpy(), str(next(model.parameters()).dtype))
+
+
+@torch.no_grad()
+def score_pairs(model: torch.nn.Module, pairs: PairDataset, pad_token_id: int, batch_size: int = 8,
+                packed: bool = True, logits_to_keep: bool = True) -> np.ndarray:
+    """(N, 2) float64 log-probabilities (chosen, rejected) of every pair of
+    ``pairs`` (in its full lists' order) under ``model`` as it is: its own
+    dtype and device, no gradients, in evaluation mode (its mode restored).
+    Mixed precision is switched off: the caller's autocast, and the one
+    accelerate wraps around ``forward`` (a Trainer's ``bf16`` / ``fp16``,
+    kept in ``_original_forward``), so the scores are those of the weights'
+    dtype, as lm-eval computes them."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    attention, collate = attention_kind(model), PairCollator(pad_token_id, packed)
+    out = np.full((len(pairs.ids), 2), np.nan)
+    wrapped = model.__dict__.get("forward")
+    if wrapped is not None and "_original_forward" in model.__dict__:
+        model.forward = model._original_forward
+    with torch.autocast(device.type, enabled=False):
+        try:
+            for start in range(0, len(pairs), batch_size):
+                items = [pairs[k] for k in range(start, min(start + batch_size, len(pairs)))]
+                batch = {k: v.to(device) for k, v in collate(items).items()}
+                c, r = response_logps(model, batch, len(items), logits_to_keep, attention)
+                out[[it["index"] for it in items]] = torch.stack([c, r], 1).double().cpu().numpy()
+        finally:
+            model.train(was_training)
+            if wrapped is not None:
+                model.forward = wrapped
+    return out

@@ -1,0 +1,219 @@
+"""``RankingTracker``: the per-datapoint tracking of ``rankacc dpo`` for any
+``transformers.Trainer``, TRL's ``DPOTrainer`` included (``docs/training.md``).
+
+A ``TrainerCallback`` that, at every evaluation (``on_evaluate``), scores a
+fixed set of tracked pairs with the current model and writes the rows of
+``rankacc dpo``'s ``tracking.jsonl`` / ``tracking_summary.jsonl``
+(:class:`.callbacks.TrackingCallback`, :mod:`.tracking`; set ``train``), and
+after training both figures (:func:`.figures.plot_training`).
+
+- Tracked pairs: a rankacc task's documents (or data files), the pairs of
+  :func:`.data.documents_to_pairs`, a fixed sample of ``sample_size`` of them
+  (``seed``; :func:`lm_eval_rankacc.harness.sample_indices`, as ``rankacc
+  dpo``'s ``--tracking_size``), tokenized as lm-eval's ``hf`` backend does
+  (:mod:`.data`) with the trainer's tokenizer (or ``tokenizer=``).
+- Reference (``reference=``): ``"initial"`` (default), the model as training
+  begins, scored in ``on_train_begin`` before any update; a model folder or
+  hub name, loaded in the training model's dtype on its device, scored once
+  and freed; or an lm-eval ``--log_samples`` run of the reference loaded with
+  :func:`lm_eval_rankacc.runs.load_run` (a ``Run`` or one of its
+  ``TaskSamples``), whose documents must be the tracked pairs' documents
+  (same id, prompt and responses).
+- Scoring: the packed layout of :mod:`.scoring` where the model's attention
+  honours it (checked once on a few pairs, else the plain layout), no
+  gradients, the model's own dtype and device, ``model.eval()`` and its mode
+  restored.
+- Distributed runs: the main process (rank 0) scores every tracked pair and
+  writes the files; the other processes do nothing, so there is nothing to
+  gather. The model must be whole on rank 0 (DDP or one device; not FSDP or
+  DeepSpeed ZeRO-3, whose parameters are sharded).
+- ``training_config.json`` (``command: "track"``: beta, loss and model, which
+  the figures read) is written unless the folder has one from another command.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import AutoModelForCausalLM
+
+from lm_eval_rankacc import harness
+from lm_eval_rankacc.errors import TrainingDataError, UsageError
+from lm_eval_rankacc.training import data, losses, scoring
+from lm_eval_rankacc.training.callbacks import TrackingCallback
+from lm_eval_rankacc.training.figures import draw_figures
+from lm_eval_rankacc.training.files import CONFIG_FILE, read_config, write_json
+from lm_eval_rankacc.training.models import pad_id
+from lm_eval_rankacc.training.pairs import tokenized_pairs
+from lm_eval_rankacc.training.tracking import SETS, TrackingLog
+
+log = logging.getLogger("lm_eval_rankacc.training")
+
+INITIAL = "initial"
+COMMAND = "track"
+
+
+def tracked_pairs(task: str | None, data_files: Any = None, split: str | None = None, sample_size: int = 1000,
+                  seed: int = 0) -> tuple[str, list[data.Pair]]:
+    """(task name, the tracked pairs): ``sample_size`` of the pairs of the
+    task's documents (0: all), ``seed`` fixing which."""
+    task_name, docs = data.load_documents(task, data_files, split)
+    pairs, skipped = data.documents_to_pairs(docs)
+    data.log_skipped(f"{task_name} (tracked)", skipped)
+    keep = harness.sample_indices(len(pairs), sample_size, seed)
+    return task_name, [pairs[i] for i in keep]
+
+
+def _task_samples(run: Any, task: str) -> Any:
+    """The ``TaskSamples`` of ``task`` in a loaded run (or the run's only task)."""
+    if hasattr(run, "loglik"):
+        return run
+    tasks = getattr(run, "tasks", None)
+    if not isinstance(tasks, dict):
+        raise UsageError(f"reference={run!r}: not 'initial', a model path or a run loaded with "
+                         "lm_eval_rankacc.runs.load_run")
+    if task in tasks:
+        return tasks[task]
+    if len(tasks) == 1:
+        return next(iter(tasks.values()))
+    raise TrainingDataError(f"the reference run {getattr(run, 'path', '')} has no task {task!r} "
+                            f"(it has {', '.join(sorted(tasks)) or 'none'})")
+
+
+def reference_from_run(run: Any, task: str, pairs: list[data.Pair]) -> np.ndarray:
+    """(N, 2) reference log-probabilities of ``pairs`` read from an lm-eval
+    ``--log_samples`` run; every pair's document must be in it, unchanged."""
+    samples = _task_samples(run, task)
+    where = {doc_id: k for k, doc_id in enumerate(samples.ids)}
+    out = np.full((len(pairs), 2), np.nan)
+    missing, changed = [], []
+    for n, pair in enumerate(pairs):
+        k = where.get(pair.doc_id)
+        if k is None:
+            missing.append(pair.doc_id)
+            continue
+        doc, (i, j) = samples.docs[k], pair.at
+        responses = list(doc.get("responses") or [])
+        if doc.get("prompt") != pair.prompt or responses[i:i + 1] != [pair.chosen] or responses[j:j + 1] != [pair.rejected]:
+            changed.append(pair.doc_id)
+            continue
+        out[n] = samples.loglik[k][i], samples.loglik[k][j]
+    if missing or changed:
+        raise TrainingDataError(
+            f"the reference run {samples.path} does not hold the tracked documents of {task}: "
+            + "; ".join(f"{len(ids)} {what} (e.g. {', '.join(sorted(set(ids))[:5])})"
+                        for what, ids in (("missing", missing), ("with other content", changed)) if ids))
+    return out
+
+
+def _tokenizer_of(processing_class: Any) -> Any:
+    return getattr(processing_class, "tokenizer", None) or processing_class
+
+
+class RankingTracker(TrackingCallback):
+    """Per-datapoint ranking tracking for any ``transformers.Trainer`` (see the module docstring)."""
+
+    def __init__(self, output_dir: str | Path | None = None, *, task: str | None = None, data_files: Any = None,
+                 split: str | None = None, sample_size: int = 1000, seed: int = 0, reference: Any = INITIAL,
+                 tokenizer: Any = None, beta: float | None = None, loss: str = "dpo", gamma: float = 1.0,
+                 tau: float = 0.1, max_length: int = 512, max_prompt_length: int = 256, batch_size: int = 8,
+                 packing: bool = True, plots: bool = True, set_name: str = "train"):
+        if set_name not in SETS:
+            raise UsageError(f"set_name must be one of {', '.join(SETS)}, got {set_name!r}")
+        data.check_lengths(max_length, max_prompt_length)
+        super().__init__(output_dir or ".", loss=loss, beta=0.1 if beta is None else beta, gamma=gamma, tau=tau)
+        self.output_dir, self.beta_given = output_dir, beta
+        self.task, self.pairs = tracked_pairs(task, data_files, split, sample_size, seed)
+        self.reference, self.tokenizer = reference, tokenizer
+        self.lengths = (max_length, max_prompt_length)
+        self.batch_size, self.packing, self.plots, self.set_name = batch_size, packing, plots, set_name
+        self.dataset: scoring.PairDataset | None = None
+        self.ref: np.ndarray | None = None
+        self.layout: dict[str, bool] = {}
+        self._pad = 0
+        self._last_step = -1
+
+    # ------------------------------------------------------------------ set up
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):  # noqa: ANN001
+        self.log = TrackingLog(self.output_dir or args.output_dir)
+        beta = self.beta_given if self.beta_given is not None else float(getattr(args, "beta", 0.1))
+        self.objective["beta"] = beta
+        losses.check_options(self.objective["loss"], beta, self.objective["tau"], self.objective["gamma"])
+        super().on_train_begin(args, state, control, **kwargs)
+        self._last_step = -1
+        if not self.active:
+            return
+        self._prepare(model, _tokenizer_of(self.tokenizer or processing_class))
+        self.ref = self._reference(model, state.global_step)
+        self._write_config(model)
+
+    def _prepare(self, model, tokenizer) -> None:  # noqa: ANN001
+        """Tokenize the tracked pairs and choose the scoring layout."""
+        if tokenizer is None:
+            raise UsageError("RankingTracker needs a tokenizer: give tokenizer= or the trainer's processing_class")
+        name = "validation" if self.set_name == "validation" else "tracking"
+        pairs, _ = tokenized_pairs(name, self.task, self.pairs, tokenizer, *self.lengths)
+        self.dataset = pairs.view(name, np.arange(len(pairs.ids)))
+        self._pad = pad_id(tokenizer)
+        keep = scoring.supports_logits_to_keep_mask(model)
+        packed = bool(self.packing) and scoring.packing_possible(model)
+        if packed:
+            items = [self.dataset[k] for k in range(len(self.dataset) - 1, max(-1, len(self.dataset) - 4), -1)]
+            packed, diff = scoring.packing_agrees(model, items, self._pad, keep, next(model.parameters()).device)
+            if not packed:
+                log.warning("packed scoring differs from the plain layout by %.3g on this model: not packing", diff)
+        self.layout = {"packed": packed, "logits_to_keep": keep}
+
+    def _score(self, model) -> np.ndarray:  # noqa: ANN001
+        return scoring.score_pairs(model, self.dataset, self._pad, self.batch_size, **self.layout)
+
+    def _reference(self, model, step: int) -> np.ndarray:  # noqa: ANN001
+        ref = self.reference
+        if isinstance(ref, str) and ref == INITIAL:
+            if step > 0:
+                raise UsageError(f"training resumes at step {step}: the initial model is gone; give the tracker "
+                                 "reference= the initial model's path or an lm-eval run of it")
+            values = self._score(model)
+        elif isinstance(ref, (str, Path)):
+            param = next(model.parameters())
+            ref_model = AutoModelForCausalLM.from_pretrained(str(ref), dtype=param.dtype).to(param.device)
+            values = self._score(ref_model)
+            del ref_model
+        else:
+            values = reference_from_run(ref, self.task, self.pairs)
+        if not np.isfinite(values).all():
+            raise TrainingDataError(f"the reference gives non-finite log-probabilities for "
+                                    f"{int((~np.isfinite(values).all(1)).sum())} tracked pairs")
+        return values
+
+    def _write_config(self, model) -> None:  # noqa: ANN001
+        existing = read_config(self.log.dir)
+        if existing and existing.get("command") != COMMAND:
+            log.info("%s has a %s from `%s`: not replacing it", self.log.dir, CONFIG_FILE, existing.get("command"))
+            return
+        name = str(getattr(getattr(model, "config", None), "_name_or_path", "") or "")
+        ref = self.reference if isinstance(self.reference, (str, Path)) else str(getattr(self.reference, "path", ""))
+        write_json(self.log.dir / CONFIG_FILE, {
+            "command": COMMAND, "dpo": {"model_name_or_path": name, **self.objective},
+            "tracking": {"task": self.task, "pairs": len(self.pairs), "set": self.set_name,
+                         "reference": str(ref), "scoring": self.layout},
+        })
+
+    # ------------------------------------------------------------------ events
+    def on_evaluate(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+        if not self.active or self.dataset is None or state.global_step == self._last_step:
+            return  # rank 0 only; once per step (a dict of eval sets calls this once per set)
+        self._last_step = state.global_step
+        policy = self._score(model)
+        summary = self.record(self.set_name, state.global_step, state.epoch, self.dataset.ids,
+                              self.dataset.doc_ids, policy, self.ref)
+        if summary is not None:
+            log.info("step %d: rank accuracy %.4f (reference %.4f) on %d tracked pairs", state.global_step,
+                     summary["rank_acc"], summary["ref_rank_acc"], summary["n"])
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if self.active and self.plots and self.summaries:
+            draw_figures(self.log.dir)
