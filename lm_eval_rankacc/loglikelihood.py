@@ -75,13 +75,24 @@ def _is_rankacc_doc(doc: Any) -> bool:
     return isinstance(doc, dict) and {"id", "prompt", "responses", "ranks"} <= doc.keys()
 
 
+#: Tokens of prompt + response each backend reads at most, beyond its
+#: ``max_length`` attribute: lm-eval's hf backend keeps ``max_length + 1``
+#: (the last continuation token is predicted, not read); its API backends keep
+#: ``max_length`` (the attribute is already one less than the option); vLLM
+#: keeps ``max_length - 1``. Backends not named here are taken at the smallest.
+_CAPACITY_OVER_MAX_LENGTH = {"HFLM": 1, "TemplateAPI": 0, "VLLM": -1}
+
+
 def _window(lm: Any) -> int | None:
-    """The model's window for the rule above; None (no rule) for backends whose
-    window is unknown or that are not causal."""
-    window = getattr(lm, "max_length", None)
-    if getattr(lm, "backend", "causal") != "causal" or isinstance(window, bool) or not isinstance(window, int):
+    """The window of :func:`fit_window` for this backend: its capacity (prompt +
+    response tokens it scores without cutting) minus one. None (no rule) for
+    backends whose window is unknown or that are not causal."""
+    max_length = getattr(lm, "max_length", None)
+    if getattr(lm, "backend", "causal") != "causal" or isinstance(max_length, bool) or not isinstance(max_length, int):
         return None
-    return window
+    names = [cls.__name__ for cls in type(lm).__mro__]
+    over = next((_CAPACITY_OVER_MAX_LENGTH[n] for n in names if n in _CAPACITY_OVER_MAX_LENGTH), -1)
+    return max_length + over - 1
 
 
 def _report(task: str, dropped: int, cut: list[int], window: int | None) -> None:

@@ -97,3 +97,33 @@ def test_prefix_packs_cut_documents_like_hf(backends):
     for a, b in zip(got, expected):
         assert (a.prompt_tokens_cut, a.too_long, a.n_tokens) == (b.prompt_tokens_cut, b.too_long, b.n_tokens)
         assert (math.isnan(a[0]) and math.isnan(b[0])) or abs(a[0] - b[0]) <= 1e-4
+
+
+def test_each_backend_keeps_the_cut_whole():
+    """The window is each backend's own capacity: after the rule's cut, lm-eval's
+    API backend (its real batching code) cuts nothing more, so every response
+    keeps the same prompt; vLLM's capacity is one token less again."""
+    from lm_eval.models.api_models import TemplateAPI
+
+    from lm_eval_rankacc.loglikelihood import _window
+
+    class StandIn(TemplateAPI):  # lm-eval's code, without a server
+        def __init__(self, max_length):
+            self.max_length = max_length - 1  # as TemplateAPI.__init__ sets it
+
+        _create_payload = parse_generations = parse_logprobs = None  # not called here
+
+    api = StandIn(64)
+    window = _window(api)
+    context, continuations = list(range(100)), [list(range(50)), list(range(10))]
+    cut, too_long = fit_window(len(context), [len(c) for c in continuations], window)
+    assert not too_long
+    chunk = [(("p", "r"), context[cut:], cont) for cont in continuations]
+    _, ctxlens, _ = api.batch_loglikelihood_requests([chunk])
+    assert cut > 0 and ctxlens == [len(context) - cut] * len(continuations)  # lm-eval cut nothing more
+    assert fit_window(10, [window + 1], window)[1]  # a response of max_length tokens would leave no prompt
+
+    class VLLM:  # the name is what the rule reads; vLLM itself is not installed here
+        max_length, backend = 64, "causal"
+
+    assert _window(VLLM()) == 64 - 2  # vLLM reads max_length - 1 tokens
