@@ -27,16 +27,22 @@ mathematics; every problem is a :class:`RunError` with a one-line message.
 from __future__ import annotations
 
 import codecs
+from array import array
 import fnmatch
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:  # a JSON parser about 5x faster than json; lines it refuses (NaN, Infinity, huge integers) go to json
+    import orjson as _fast_json
+except ImportError:  # pragma: no cover - orjson is optional
+    _fast_json = None
 
 from lm_eval_rankacc.errors import RunError
 from lm_eval_rankacc.results import (
@@ -53,34 +59,145 @@ __all__ = ["Run", "RunError", "TaskSamples", "as_run", "load_run", "match_docume
            "split_patterns"]
 
 
+class _Ragged(Sequence):
+    """One list of numbers per document, held as one flat array and each
+    document's start: ``flat[starts[k]:starts[k + 1]]``. Elements come back
+    as Python numbers; with ``nullable``, NaN comes back as None (unknown)."""
+
+    def __init__(self, flat: np.ndarray, starts: np.ndarray, nullable: bool = False):
+        self.flat, self.starts, self.nullable = flat, starts, nullable
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def __getitem__(self, k: int) -> list:  # type: ignore[override]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        values = self.flat[self.starts[k]:self.starts[k + 1]].tolist()
+        if self.nullable:
+            return [None if v != v else int(v) for v in values]
+        return values
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, (_Ragged, list, tuple)) else other)
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def block(self, index: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+        """(len(index), n) array of documents that all hold ``n`` values."""
+        at = self.starts[np.asarray(index, dtype=np.int64)]
+        return self.flat[at[:, None] + np.arange(n)]
+
+    @classmethod
+    def of(cls, lists: Iterable[Sequence], nullable: bool = False) -> _Ragged:
+        sizes, flat = [], []
+        for values in lists:
+            sizes.append(len(values))
+            flat += [math.nan if v is None else v for v in values]
+        dtype = float if nullable or any(type(v) is float for v in flat) else np.int64
+        return cls(np.array(flat, dtype=dtype), np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]), nullable)
+
+
+class _Doc(Mapping):
+    """A document of a samples file: ``id``, ``ranks`` and ``alpha`` held in
+    memory; any other field (prompt, responses, votes) read back from its line
+    of the file when asked for."""
+
+    def __init__(self, ts: TaskSamples, k: int):
+        self._ts, self._k = ts, k
+        self._full: dict | None = None
+
+    def _fields(self) -> dict:
+        if self._full is None:
+            self._full = self._ts._reread(self._k)
+        return self._full
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "ranks":
+            return self._ts.ranks[self._k]
+        if key == "alpha" and self._full is None:
+            alpha = float(self._ts.alpha[self._k])
+            return None if alpha != alpha else alpha
+        return self._fields()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())
+
+
+class _Docs(Sequence):
+    """The documents of a :class:`TaskSamples` read from a file, as :class:`_Doc`."""
+
+    def __init__(self, ts: TaskSamples):
+        self._ts = ts
+
+    def __len__(self) -> int:
+        return len(self._ts.ids)
+
+    def __getitem__(self, k: int) -> _Doc:  # type: ignore[override]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return _Doc(self._ts, k)
+
+
 @dataclass
 class TaskSamples:
-    """The logged documents of one rankacc task in one run, in file order."""
+    """The logged documents of one rankacc task in one run, in file order.
+
+    Read from a file, the numbers are held compactly (:class:`_Ragged`) and
+    ``docs`` reads a document's texts back from its line (``offsets``) only
+    when asked; built by hand, plain lists work the same."""
 
     task: str
     path: Path
     ids: list[str]
     hashes: list[str]
-    docs: list[dict[str, Any]]
-    loglik: list[list[float]]
-    n_tokens: list[list[int | None]]
-    n_bytes: list[list[int]]
+    docs: Sequence[Mapping[str, Any]]
+    loglik: Sequence[list[float]]
+    n_tokens: Sequence[list[int | None]]
+    n_bytes: Sequence[list[int]]
     dropped: list[str] = field(default_factory=list)  # ids lm-eval did not score (too long for the window)
+    ranks: _Ragged | None = None  # default: from docs (where they hold ranks)
+    alpha: np.ndarray | None = None  # per document, NaN when None; default: from docs
+    offsets: np.ndarray | None = None  # byte offset of each document's line (docs read back from the file)
+
+    def __post_init__(self) -> None:
+        if self.ranks is None and all("ranks" in d for d in self.docs):  # built by hand: maybe without ranks
+            self.ranks = _Ragged.of(d["ranks"] for d in self.docs)
+        if self.alpha is None:
+            self.alpha = np.array([math.nan if d.get("alpha") is None else float(d["alpha"]) for d in self.docs],
+                                  dtype=float)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _reread(self, k: int) -> dict[str, Any]:
+        """The document of the ``k``-th kept line, parsed again from the file."""
+        with self.path.open("rb") as fh:
+            fh.seek(int(self.offsets[k]))
+            raw = fh.readline().removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
+        return _loads(raw.decode("utf-8"))["doc"]
+
     @property
     def sizes(self) -> np.ndarray:
         """Number of responses of each document."""
-        return np.array([len(d["ranks"]) for d in self.docs], dtype=int)
+        return self.ranks.sizes().astype(int)
 
     @property
     def tied(self) -> np.ndarray:
         """Boolean per document: a two-response human tie (Def. C.1)."""
-        return np.array(
-            [len(d["ranks"]) == 2 and d["ranks"][0] == d["ranks"][1] for d in self.docs], dtype=bool
-        )
+        pair = self.sizes == 2
+        out = np.zeros(len(pair), dtype=bool)
+        at = self.ranks.starts[:-1][pair]
+        out[pair] = self.ranks.flat[at] == self.ranks.flat[at + 1]
+        return out
 
     @property
     def has_ties(self) -> bool:
@@ -88,6 +205,8 @@ class TaskSamples:
 
     @property
     def has_token_counts(self) -> bool:
+        if isinstance(self.n_tokens, _Ragged):
+            return not bool(np.isnan(self.n_tokens.flat).any())
         return all(n is not None for counts in self.n_tokens for n in counts)
 
     def groups(self) -> dict[int, np.ndarray]:
@@ -99,16 +218,16 @@ class TaskSamples:
         """(len(index), n) float array of ``loglik``, ``n_tokens`` (NaN when
         unknown) or ``n_bytes`` for documents of one size; or ``ranks``
         (int), or ``alpha`` ((len(index),) float, NaN when None)."""
+        index = np.asarray(index, dtype=np.int64)
         if name == "alpha":
-            return np.array(
-                [math.nan if self.docs[i].get("alpha") is None else float(self.docs[i]["alpha"]) for i in index],
-                dtype=float,
-            )
-        if name == "ranks":
-            return np.array([self.docs[i]["ranks"] for i in index], dtype=int)
-        source = {"loglik": self.loglik, "n_tokens": self.n_tokens, "n_bytes": self.n_bytes}[name]
+            return self.alpha[index].astype(float)
+        source = {"ranks": self.ranks, "loglik": self.loglik, "n_tokens": self.n_tokens, "n_bytes": self.n_bytes}[name]
+        dtype = int if name == "ranks" else float
+        sizes = self.sizes[index]
+        if isinstance(source, _Ragged) and len(index) and (sizes == sizes[0]).all():
+            return source.block(index, int(sizes[0])).astype(dtype)
         return np.array(
-            [[math.nan if v is None else v for v in source[i]] for i in index], dtype=float
+            [[math.nan if v is None else v for v in source[i]] for i in index], dtype=dtype
         ).reshape(len(index), -1)
 
 
@@ -153,9 +272,9 @@ def _task_of(samples: Path) -> str:
 
 
 # ----------------------------------------------------------------- reading samples
-def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+def _lines(path: Path) -> Iterator[tuple[int, str, bool, int]]:
     """(1-based line number, text, whether it is the file's last line without
-    a newline) of each non-blank line. Lines are split on newline bytes only
+    a newline, its byte offset) of each non-blank line, streamed. Lines are split on newline bytes only
     (a JSON string may hold U+2028); a line that is not UTF-8 is a
     :class:`RunError` naming it; a leading byte-order mark is dropped."""
     try:
@@ -164,8 +283,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
         raise RunError(f"{path}: no such file") from None
     except OSError as err:
         raise RunError(f"{path}: cannot be read ({err.strerror or err})") from None
+    offset = 0
     with fh:
         for line_no, raw in enumerate(fh, start=1):
+            at, offset = offset, offset + len(raw)
             last = not raw.endswith(b"\n")
             raw = raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw
             raw = raw.rstrip(b"\r\n")
@@ -175,7 +296,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise RunError(f"{path}: line {line_no}: {_not_utf8(raw, err)}") from None
-            yield line_no, text, last
+            yield line_no, text, last, at
 
 
 def _not_utf8(raw: bytes, err: UnicodeDecodeError) -> str:
@@ -203,10 +324,21 @@ def _field_with(value: Any, where: str) -> str | None:
     return None
 
 
+def _loads(line: str) -> Any:
+    """JSON text as Python objects: orjson where installed and it accepts the
+    text (it refuses NaN, Infinity and integers past 64 bits), else json."""
+    if _fast_json is not None:
+        try:
+            return _fast_json.loads(line)
+        except _fast_json.JSONDecodeError:
+            pass
+    return json.loads(line)
+
+
 def _parsed(path: Path, line_no: int, line: str, last: bool) -> Any:
     """One samples line as JSON (``last``: the file's last line, without newline)."""
     try:
-        return json.loads(line)
+        return _loads(line)
     except json.JSONDecodeError as err:
         hint = " (the file looks truncated)" if last else " (a corrupted samples file?)"
         raise RunError(f"{path}: line {line_no}: not valid JSON: {err.msg}{hint}") from None
@@ -228,7 +360,7 @@ def _kind(rec: Any) -> str:
 
 def _first_kind(path: Path) -> str:
     """:func:`_kind` of a samples file's first line; ``empty`` for a file without one."""
-    for line_no, line, last in _lines(path):
+    for line_no, line, last, _ in _lines(path):
         return _kind(_parsed(path, line_no, line, last))
     return "empty"
 
@@ -366,23 +498,37 @@ def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
     """
     path = Path(path)
     task = task or _task_of(path)
-    ts = TaskSamples(task, path, [], [], [], [], [], [])
+    ids, hashes, dropped, offsets, alpha = [], [], [], array("q"), array("d")
+    columns = {name: (array("q"), array("d" if name in ("loglik", "n_tokens") else "q"))
+               for name in ("ranks", "loglik", "n_tokens", "n_bytes")}  # name: (sizes, flat values)
     seen: dict[str, int] = {}
-    for line_no, line, last in _lines(path):
+    for line_no, line, last, at in _lines(path):
         rec, (ll, n_tokens, n_bytes) = _sample(path, line_no, line, last, task)
-        doc_id = str(rec["doc"]["id"])
+        doc = rec["doc"]
+        doc_id = str(doc["id"])
         if doc_id in seen:
             raise RunError(f"{path}: line {line_no}: document id {doc_id!r} already on line {seen[doc_id]}")
         seen[doc_id] = line_no
         if ll is None:
-            ts.dropped.append(doc_id)
+            dropped.append(doc_id)
             continue
-        ts.ids.append(doc_id)
-        ts.hashes.append(rec["doc_hash"])
-        ts.docs.append(rec["doc"])
-        ts.loglik.append(ll)
-        ts.n_tokens.append(n_tokens)
-        ts.n_bytes.append(n_bytes)
+        ids.append(doc_id)
+        hashes.append(rec["doc_hash"])
+        offsets.append(at)
+        alpha.append(math.nan if doc.get("alpha") is None else float(doc["alpha"]))
+        for name, values in (("ranks", doc["ranks"]), ("loglik", ll), ("n_tokens", n_tokens), ("n_bytes", n_bytes)):
+            sizes, flat = columns[name]
+            sizes.append(len(values))
+            flat.extend(math.nan if v is None else v for v in values)
+    del seen
+    ragged = {name: _Ragged(np.frombuffer(flat, dtype=np.float64 if flat.typecode == "d" else np.int64).copy(),
+                            np.concatenate([[0], np.cumsum(np.frombuffer(sizes, dtype=np.int64))]),
+                            nullable=name == "n_tokens")
+              for name, (sizes, flat) in columns.items()}
+    ts = TaskSamples(task, path, ids, hashes, [], ragged["loglik"], ragged["n_tokens"], ragged["n_bytes"], dropped,
+                     ragged["ranks"], np.frombuffer(alpha, dtype=np.float64).copy(),
+                     np.frombuffer(offsets, dtype=np.int64).copy())
+    ts.docs = _Docs(ts)
     if not ts.ids:
         raise _not_rankacc(path, task, "empty") if not ts.dropped else RunError(
             f"{path}: lm-eval dropped all {len(ts.dropped)} documents (a response longer than the model's "

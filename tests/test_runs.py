@@ -274,3 +274,18 @@ def test_documents_dropped_as_too_long_are_left_out_and_counted(tmp_path):
     full = load_run(write_run(tmp_path / "full", {"rankacc_a": DOCS}, model="full")).tasks["rankacc_a"]
     with pytest.raises(RunError, match="1 only in REF \\(d1\\).*OTHER dropped 1 as too long"):
         match_documents(full, ts)
+
+
+def test_texts_read_back_from_the_file_not_held(tmp_path):
+    """The numbers are held compactly; a document's texts are re-read from its
+    line (byte offset) only when asked, after a BOM and a NaN line too."""
+    entries = [doc("a", [-1.0, float("nan")], [1, 2], alpha=0.75, n_tokens=[3, None], prompt="P\u00e9"),
+               doc("b", [-2.0, -3.0], [2, 1], responses=["x\u2028y", "z"])]
+    path = write_samples(tmp_path / f"samples_rankacc_a_{TS}.jsonl", entries)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    ts = read_samples(path)
+    assert ts.offsets[0] == 0 and ts.offsets[1] == len(path.read_bytes().split(b"\n")[0]) + 1
+    assert ts.docs[0]["prompt"] == "P\u00e9" and ts.docs[1]["responses"] == ["x\u2028y", "z"]
+    assert ts.docs[0].get("alpha") == 0.75 and ts.docs[1].get("alpha") is None and ts.docs[1]["ranks"] == [2, 1]
+    assert ts.n_tokens[0] == [3, None] and ts.n_bytes[1] == [6, 2] and np.isnan(ts.loglik[0][1])
+    assert ts.array("ranks", [1, 0]).tolist() == [[2, 1], [1, 2]] and ts.array("n_tokens", [0])[0, 0] == 3.0

@@ -1,0 +1,136 @@
+"""Benchmark: the analyses that read lm-eval samples files, on N generated documents.
+
+Writes two runs (a reference and a policy, same documents, other
+log-likelihoods) of one rankacc task in lm-eval's ``--log_samples`` format
+(one line per document: doc_id, doc, target, arguments, resps,
+filtered_resps, filter, metrics, doc_hash, prompt_hash, target_hash, the
+per-document metrics and ``scores``), each with its results JSON beside it,
+then times ``rankacc idealized``, ``flips``, ``hardness`` and
+``leaderboard`` (one subprocess per command: wall time and peak RSS) and
+prints a table. Texts are of realistic length (prompt ~400 characters,
+responses ~400 each: about 3.8 KB a line); 10 % of the pairs are human
+ties, 20 % carry no rater proportions.
+
+    python scripts/bench_analyses.py --n 1000000 --dir /some/scratch/folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASK = "rankacc_bench"
+STAMP = "2026-12-02T00-00-00.000000"
+WORDS = ("the model answer question because people often would rather think about this kind "
+         "of helpful response when asked several times while others never agree").split()
+
+
+def _text(rng: random.Random, chars: int) -> str:
+    words = []
+    size = 0
+    while size < chars:
+        w = WORDS[rng.randrange(len(WORDS))]
+        words.append(w)
+        size += len(w) + 1
+    return " ".join(words)
+
+
+def _line(k: int, rng: random.Random, shift: float) -> str:
+    """One samples line of document ``k`` (``shift`` moves the log-likelihoods: another model)."""
+    tie = rng.random() < 0.1
+    first = rng.random() < 0.5
+    ranks = [1, 1] if tie else ([1, 2] if first else [2, 1])
+    share = rng.choice([0.6, 2 / 3, 0.75, 1.0])
+    alpha = 0.5 if tie else (share if first else 1.0 - share)
+    doc = {"id": f"doc-{k:08d}", "prompt": _text(rng, rng.randint(200, 600)),
+           "responses": [_text(rng, rng.randint(200, 600)) for _ in range(2)],
+           "ranks": ranks, "votes": [], "alpha": None if rng.random() < 0.2 else alpha}
+    n_bytes = [len((" " + r).encode("utf-8")) for r in doc["responses"]]
+    n_tokens = [max(1, b // 4) for b in n_bytes]
+    loglik = [-rng.gammavariate(2.0, 40.0) - shift * rng.random() for _ in range(2)]
+    target = ranks.index(min(ranks))
+    correct = float(loglik[target] > loglik[1 - target])
+    metrics = {"rank_acc": correct, "rank_acc_norm": correct, "rank_acc_bytes": correct}
+    rec = {
+        "doc_id": k, "doc": doc, "target": str(target),
+        "arguments": {f"gen_args_{i}": {"arg_0": doc["prompt"], "arg_1": " " + r}
+                      for i, r in enumerate(doc["responses"])},
+        "resps": [[[str(ll), "False"]] for ll in loglik],
+        "filtered_resps": [[str(ll), "False"] for ll in loglik],
+        "filter": "none", "metrics": [*metrics, "invalid", "scores"],
+        "doc_hash": hashlib.sha256(json.dumps(doc, indent=2).encode()).hexdigest(),
+        "prompt_hash": hashlib.sha256(doc["prompt"].encode()).hexdigest(),
+        "target_hash": hashlib.sha256(str(target).encode()).hexdigest(),
+        **metrics, "invalid": 0,
+        "scores": {"loglik": loglik, "n_tokens": n_tokens, "n_bytes": n_bytes},
+    }
+    return json.dumps(rec, ensure_ascii=False)
+
+
+def write_run(folder: Path, model: str, n: int, shift: float) -> Path:
+    """An lm-eval output folder of ``model`` with N documents; its model sub-folder."""
+    sub = folder / model
+    sub.mkdir(parents=True, exist_ok=True)
+    samples = sub / f"samples_{TASK}_{STAMP}.jsonl"
+    if not samples.exists():
+        rng = random.Random(0)  # the same documents in every run; log-likelihoods moved by ``shift``
+        with samples.open("w", encoding="utf-8") as fh:
+            for k in range(n):
+                fh.write(_line(k, rng, shift) + "\n")
+        results = {"results": {TASK: {"alias": TASK}},
+                   "configs": {TASK: {"task": TASK, "metadata": {"version": 1.0}}},
+                   "versions": {TASK: 1.0},
+                   "n-samples": {TASK: {"original": n, "effective": n}},
+                   "model_name": f"/models/{model}", "model_name_sanitized": model}
+        (sub / f"results_{STAMP}.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return sub
+
+
+def timed(args: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in MB, exit status) of one ``rankacc`` command."""
+    cmd = [sys.executable, "-c", "import sys; from lm_eval_rankacc.cli import main; sys.exit(main())", *args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+    _, status, rusage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        print(f"  {args[0]}: exit {proc.returncode}: {err.splitlines()[-1][:200] if err else ''}", file=sys.stderr)
+    return wall, rusage.ru_maxrss / 1024, proc.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000, help="documents per samples file")
+    parser.add_argument("--dir", default=None, help="where to write the runs (kept, reused for the same N)")
+    parser.add_argument("--commands", default="idealized,flips,hardness,leaderboard")
+    args = parser.parse_args()
+    root = Path(args.dir or tempfile.mkdtemp(prefix="bench_analyses_")) / f"n{args.n}"
+    start = time.perf_counter()
+    ref, pol = write_run(root / "ref", "model-ref", args.n, 0.0), write_run(root / "pol", "model-pol", args.n, 20.0)
+    size = (ref / f"samples_{TASK}_{STAMP}.jsonl").stat().st_size
+    print(f"documents: {args.n:,}  samples file: {size / 1e6:,.0f} MB  (written/reused in "
+          f"{time.perf_counter() - start:.1f} s, {root})")
+    commands = {
+        "idealized": ["idealized", str(ref)],
+        "flips": ["flips", str(ref), str(pol)],
+        "hardness": ["hardness", str(ref)],
+        "leaderboard": ["leaderboard", str(ref), str(pol)],
+    }
+    print(f"{'command':<12} {'seconds':>8} {'peak RSS MB':>12}")
+    for name in args.commands.split(","):
+        wall, rss, rc = timed(commands[name])
+        print(f"{name:<12} {wall:8.1f} {rss:12,.0f}" + (f"  (exit {rc})" if rc else ""))
+
+
+if __name__ == "__main__":
+    main()
