@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 import pytest
+from tiny_model import load_float32
 
 from lm_eval_rankacc.errors import UsageError
 from lm_eval_rankacc.sources import hh_rlhf
@@ -107,12 +108,7 @@ def run(model_dir, data_file, *, backend="hf", chat=True, metadata=None):
 
 @pytest.fixture(scope="module")
 def reference(chat_model_dir):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(chat_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(chat_model_dir, dtype=torch.float32).eval()
-    return model, tok
+    return load_float32(chat_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from openai_server import CompletionsServer
-from tiny_model import make_tiny_model
+from tiny_model import load_float32, make_tiny_model
 
 # Several (context, continuation) pairs; continuations start with a space.
 PAIRS = [
@@ -43,11 +43,7 @@ def server(model_dir):
 @pytest.fixture(scope="module")
 def hf_ref(model_dir):
     """The model and tokenizer, loaded independently of the server."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    return model, tok
+    return load_float32(model_dir)
 
 
 @pytest.fixture(scope="module")

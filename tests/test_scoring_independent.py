@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import load_float32
 
 TOL = 1e-4
 BATCH_SIZES = (1, 8)
@@ -121,11 +122,7 @@ def harness_scores(tiny_model_dir, hub_mirror, tmp_path_factory) -> dict[int, li
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir):
     """The tiny model and its tokenizer, loaded with plain transformers."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    return model, tok
+    return load_float32(tiny_model_dir)
 
 
 def split_request(tok, context: str, continuation: str) -> tuple[list[int], list[int]]:

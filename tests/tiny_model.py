@@ -103,6 +103,17 @@ def make_tiny_model(path: str | Path, seed: int = 0) -> Path:
     return path
 
 
+def load_float32(path: str | Path):
+    """(model in eval mode, tokenizer) of a saved model, loaded with plain
+    transformers in float32: the independent side of the scoring tests."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return model, tok
+
+
 if __name__ == "__main__":  # pragma: no cover - manual use
     import sys
 
