@@ -162,3 +162,16 @@ class RankAccTask(ConfigurableTask):
         if self.chat_format is None:
             return super().process_results(doc, results)
         return metrics.process_results(doc, results, self.chat_format.requests(doc))
+
+
+class RankAccGenTask(RankAccTask):
+    """The generation variant (``generate_until``, tasks/_generate_template_yaml):
+    under ``--apply_chat_template`` the context is :class:`ChatFormat`'s (the
+    prompt's turns as messages, the generation prompt last), the request is
+    lm-eval's own one generation, scored by the task's ``process_results``."""
+
+    def construct_requests(self, doc, ctx, **kwargs):
+        return ConfigurableTask.construct_requests(self, doc, ctx, **kwargs)
+
+    def process_results(self, doc, results):
+        return ConfigurableTask.process_results(self, doc, results)

@@ -290,9 +290,23 @@ def parse_training_options(kind: str, argv: list[str]):
 
 
 def _plot_training(args: argparse.Namespace) -> int:
-    from lm_eval_rankacc.training.figures import plot_training
+    """Figures 2 and 3 of each run, and figure 4 (distance travelled, win
+    rates) of the run or across the runs (``docs/training.md``)."""
+    from pathlib import Path
 
-    for path in plot_training(args.run_dir, args.out_dir):
+    from lm_eval_rankacc.training.figures import plot_section5, plot_training, run_names
+
+    runs = [Path(d) for d in args.run_dir]
+    if len(runs) > 1 and not args.out_dir:
+        raise UsageError("several RUN_DIRs: give --out-dir for the figure across runs")
+    out = Path(args.out_dir) if args.out_dir else None
+    paths = []
+    for run, name in zip(runs, run_names(runs)):  # several runs: each one's figures 2 and 3 in OUT_DIR/<name>/
+        paths += plot_training(run, out / name if out and len(runs) > 1 else out, figure_4=False)
+    found, _, notes = plot_section5(runs, args.winrate, out)
+    for note in notes:
+        print(f"rankacc plot-training: note: {note}", file=sys.stderr)
+    for path in paths + found:
         print(path)
     return 0
 
@@ -310,22 +324,80 @@ def train(kind: str, argv: list[str]) -> int:
     except ValueError as err:  # transformers' own option checks included
         raise UsageError(str(err)) from None
     result = (training.train_dpo if kind == "dpo" else training.train_sft)(config)
-    best = f"; best checkpoint: {result.best_checkpoint}" if result.best_checkpoint else ""
-    print(f"rankacc {kind}: {result.global_step} steps in {result.output_dir}{best}")
-    if result.stopped_by_signal:
-        print(f"rankacc {kind}: stopped by a signal after saving; resume with "
-              f"--resume_from_checkpoint {result.output_dir / f'checkpoint-{result.global_step}'}")
-        return 143
-    return 0
+    if config.process_index == 0:  # under torchrun/accelerate, one closing line, not one per process
+        best = f"; best checkpoint: {result.best_checkpoint}" if result.best_checkpoint else ""
+        print(f"rankacc {kind}: {result.global_step} steps in {result.output_dir}{best}")
+        if result.stopped_by_signal:
+            print(f"rankacc {kind}: stopped by a signal after saving; resume with "
+                  f"--resume_from_checkpoint {result.output_dir / f'checkpoint-{result.global_step}'}")
+    return 143 if result.stopped_by_signal else 0
 
 
 def _add_training_commands(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     for name, help_text in TRAINING_COMMANDS.items():  # parsed by main() before argparse; listed here for --help
         sub.add_parser(name, help=help_text, add_help=False)
-    p = sub.add_parser("plot-training", help="redraw the figures of a `rankacc dpo` run from its tracking log")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="the --output_dir of a `rankacc dpo` run")
-    p.add_argument("--out-dir", default=None, help="write the PNGs here (default: RUN_DIR)")
+    p = sub.add_parser("plot-training", help="redraw the figures of `rankacc dpo` runs from their tracking logs "
+                                             "(figure 4: ranking accuracy and win rate against distance travelled)")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="+",
+                   help="the --output_dir of a `rankacc dpo` run (several: figure 4 across them, e.g. a gamma sweep)")
+    p.add_argument("--out-dir", default=None,
+                   help="write the PNGs here (default: RUN_DIR; needed for several runs: OUT_DIR/figure4_distance.png "
+                        "and each run's figures in OUT_DIR/<run folder name>/)")
+    p.add_argument("--winrate", nargs="+", default=[], metavar="FILE",
+                   help="`rankacc winrate` summaries (winrate.json) to plot in figure 4, besides each run's "
+                        "RUN_DIR/winrate/*.json and RUN_DIR/winrate/*/winrate.json; with several runs a file goes "
+                        "to the run whose folder holds its policy")
     p.set_defaults(func=_plot_training)
+
+
+# ----------------------------------------------------------------- judging
+def _winrate(args: argparse.Namespace) -> int:
+    from lm_eval_rankacc import judging
+
+    summary = judging.winrate(
+        args.policy_run, args.baseline_run, output=args.output, task=args.task, filter_name=args.filter,
+        step=args.step, retries=args.retries, workers=args.workers, bootstrap=args.bootstrap, seed=args.seed,
+        confidence=args.confidence, judge_url=args.judge_url, judge_model=args.judge_model,
+        judge_local=args.judge_local, judge_key_env=args.judge_key_env, timeout=args.timeout,
+        device=args.judge_device, max_tokens=args.judge_max_tokens)
+    sys.stdout.write(judging.markdown_table(summary))
+    for note in judging.summary_notes(summary):
+        print(f"rankacc winrate: note: {note}", file=sys.stderr)
+    return 0
+
+
+def _add_judging_command(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    run_help = "lm-eval --output_path folder, model sub-folder, results JSON or samples file of a generate_until " \
+               "task run with --log_samples"
+    p = sub.add_parser("winrate", help="win rate of a policy's generations over a baseline's, judged pairwise in "
+                                       "both orders (docs/winrate.md)")
+    p.add_argument("policy_run", metavar="POLICY_RUN", help=run_help)
+    p.add_argument("baseline_run", metavar="BASELINE_RUN", help=run_help)
+    judge = p.add_argument_group("judge (one of --judge-url + --judge-model, or --judge-local)")
+    judge.add_argument("--judge-url", default=None, metavar="URL",
+                       help="base URL of an OpenAI-compatible API (POST URL/chat/completions), e.g. "
+                            "https://api.openai.com/v1")
+    judge.add_argument("--judge-model", default=None, metavar="NAME", help="the judge model's name at that API")
+    judge.add_argument("--judge-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                       help="environment variable holding the API key (default OPENAI_API_KEY; never logged)")
+    judge.add_argument("--judge-local", default=None, metavar="MODEL_DIR",
+                       help="a local transformers causal LM as the judge (greedy, its chat template if any)")
+    judge.add_argument("--judge-device", default=None, help="torch device of --judge-local (default cuda if any)")
+    judge.add_argument("--judge-max-tokens", type=int, default=16, help="tokens a judge may reply (default 16)")
+    judge.add_argument("--timeout", type=float, default=60.0, help="seconds per API request (default 60)")
+    judge.add_argument("--retries", type=int, default=3,
+                       help="asks again after an HTTP error or an unparsable reply, at most this often (default 3)")
+    judge.add_argument("--workers", type=int, default=4, help="API requests in flight at once (default 4)")
+    p.add_argument("--task", default=None, help="the task (name or glob) when the runs hold several")
+    p.add_argument("--filter", default=None, help="lm-eval filter whose responses are judged (default: none)")
+    p.add_argument("--step", type=int, default=None,
+                   help="training step of the policy (default: N of checkpoint-N in its model path, if any)")
+    p.add_argument("--output", default=None, metavar="DIR", help="write judgements.jsonl and winrate.json here")
+    p.add_argument("--bootstrap", type=int, default=10000, metavar="N",
+                   help="bootstrap replicates (prompts resampled) of the win rate's interval (default 10000; 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="level of the interval (default 0.95)")
+    p.set_defaults(func=_winrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_commands(sub)
     _add_training_commands(sub)
     _add_leaderboard_command(sub)
+    _add_judging_command(sub)
     return parser
 
 

@@ -18,6 +18,12 @@ Conversion happens here rather than in ``process_docs`` because lm-eval's
 ``process_docs`` never sees ``--metadata``, and the sample must be drawn
 from converted documents so that it holds exactly ``sample_size`` of them.
 
+Big splits are not held (docs/tasks.md, "Loading big splits"): .jsonl files
+stream (:class:`DataFile`), hub splits and parquet stay Arrow tables
+(:class:`TableRows`), and for a sample the rows are converted in two passes:
+ids and drop counts from every row, then full documents from the sampled
+rows only (:func:`documents`).
+
 Importing this module changes nothing in lm-eval: the token counts behind R~
 (:func:`lm_eval_rankacc.loglikelihood.install_token_counts`) are installed by
 the start-up hook (:mod:`lm_eval_rankacc._autoload`) and by :func:`load_docs`.
@@ -36,6 +42,7 @@ import logging
 import os
 import re
 import zlib
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +52,7 @@ from typing import Any
 
 from lm_eval_rankacc import PROVENANCE_KEY, __version__
 from lm_eval_rankacc.errors import RowError, TaskDataError
+from lm_eval_rankacc.jsontext import REFUSED, fast_loads, loads, no_cyclic_gc
 from lm_eval_rankacc.loggers import install_wandb_samples
 from lm_eval_rankacc.loglikelihood import install_token_counts
 from lm_eval_rankacc.schema import RowConflict
@@ -103,54 +111,161 @@ def resolve_data_files(task: str, data_files: Any) -> list[Path]:
 # ----------------------------------------------------------------- reading
 #: The file types ``data_files`` and the mirror may hold.
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet")
+#: Rows per batch when a table (parquet, a hub split) is turned into records.
+BATCH_ROWS = 100
+
 
 
 @dataclass
 class FileRows:
-    """The records of one file (or of a hub split), and how messages number
-    them: ``unit`` ``line`` (.jsonl: the physical line, blank lines counted),
-    ``record`` (a .json list) or ``row`` (parquet, hub); ``numbers`` holds each
-    record's 1-based number where it is not its position + 1."""
+    """The records of one file held in memory (.json, small package files),
+    and how messages number them: ``unit`` ``line`` (.jsonl: the physical
+    line, blank lines counted), ``record`` (a .json list) or ``row``;
+    ``numbers`` holds each record's 1-based number where it is not its
+    position + 1."""
 
     label: str
     records: list[Any]
     unit: str = "row"
     numbers: list[int] | None = None
 
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
     def name(self, i: int) -> str:
         return f"{self.unit} {self.numbers[i] if self.numbers is not None else i + 1}"
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def take(self, indices: list[int]):
+        return (self.records[i] for i in indices)
+
+
+class TableRows:
+    """The rows of an Arrow table (a parquet file) or of a ``datasets`` split,
+    kept in their compact (for the hub, memory-mapped) form and turned into
+    records a batch at a time; numbered ``row N``."""
+
+    unit = "row"
+
+    def __init__(self, label: str, table: Any):
+        self.label, self.table = label, table
+
+    @property
+    def count(self) -> int:
+        return len(self.table)
+
+    def name(self, i: int) -> str:
+        return f"row {i + 1}"
+
+    def __iter__(self):
+        if hasattr(self.table, "to_batches"):  # a pyarrow Table
+            for batch in self.table.to_batches(max_chunksize=BATCH_ROWS):
+                yield from batch.to_pylist()
+        elif hasattr(self.table, "iter"):  # a datasets.Dataset: its own formatting, in batches
+            for batch in self.table.iter(batch_size=BATCH_ROWS):
+                keys = list(batch)
+                yield from (dict(zip(keys, values)) for values in zip(*batch.values()))
+        else:
+            yield from self.table
+
+    def take(self, indices: list[int]):
+        if hasattr(self.table, "to_batches"):
+            return iter(self.table.take(indices).to_pylist())
+        return (self.table[i] for i in indices)
 
 
 class Rows:
     """The rows a task read, in order, and where each came from: converters
-    see :attr:`records` and report indices into it, :meth:`locate` turns an
-    index back into ``<file>: line N``."""
+    iterate the Rows (records stream by, nothing is kept but line numbers)
+    and report indices into them, :meth:`locate` turns an index back into
+    ``<file>: line N``. ``light`` asks converters for document ids only
+    (:func:`lm_eval_rankacc.sources.is_light`)."""
 
-    def __init__(self, parts: list[FileRows]):
+    def __init__(self, parts: list[Any]):
         self.parts = parts
-        self.records = [r for part in parts for r in part.records]
-        self._starts = list(accumulate((len(p.records) for p in parts[:-1]), initial=0))
+        self.light = False
+        self._live = None
+
+    def __len__(self) -> int:
+        """Rows read so far (all of them once a pass has ended)."""
+        return sum(part.count for part in self.parts)
+
+    def __iter__(self):
+        self._live = (record for part in self.parts for record in part)
+        return self._live
+
+    def drain(self) -> None:
+        """Read the rest of the pass a converter stopped: a broken file
+        further on is reported before a bad row, as when files were read
+        whole before conversion."""
+        for _ in self._live or ():
+            pass
+
+    def select(self, indices: list[int]) -> "Selection":
+        return Selection(self, indices)
 
     @property
     def where(self) -> str:
-        return ", ".join(part.label for part in self.parts)
+        return ", ".join(part.label for part in self.parts if not getattr(part, "skipped", False))
+
+    def _part_of(self, index: int) -> tuple[int, int]:
+        """(part, index within it) of row ``index``."""
+        starts = list(accumulate((part.count for part in self.parts[:-1]), initial=0))
+        k = bisect_right(starts, index) - 1
+        while k > 0 and self.parts[k].count == 0:  # skipped or empty files hold no row
+            k -= 1
+        return k, index - starts[k]
 
     def locate(self, index: Any, near: Any = None) -> str:
         """``<file>: line N`` of row ``index``; the file left out when it is the file of row ``near``."""
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.records):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
             return f"{self.where}: row {index}"
-        k = bisect_right(self._starts, index) - 1
-        part, name = self.parts[k], self.parts[k].name(index - self._starts[k])
-        if isinstance(near, int) and 0 <= near < len(self.records) and bisect_right(self._starts, near) - 1 == k:
+        k, local = self._part_of(index)
+        name = self.parts[k].name(local)
+        if isinstance(near, int) and 0 <= near < len(self) and self._part_of(near)[0] == k:
             return name
-        return f"{part.label}: {name}"
+        return f"{self.parts[k].label}: {name}"
+
+
+class Selection:
+    """Some rows of a :class:`Rows` (sorted indices), re-read from where they
+    live; :meth:`numbered` gives each with its index in the whole input."""
+
+    light = False
+
+    def __init__(self, rows: Rows, indices: list[int]):
+        self.rows, self.indices = rows, indices
+
+    def numbered(self):
+        by_part: dict[int, list[tuple[int, int]]] = {}
+        for index in self.indices:
+            k, local = self.rows._part_of(index)
+            by_part.setdefault(k, []).append((index, local))
+        for k, pairs in by_part.items():
+            records = self.rows.parts[k].take([local for _, local in pairs])
+            yield from zip((index for index, _ in pairs), records)
+
+    def __iter__(self):
+        return (record for _, record in self.numbered())
+
+
+def _gunzip_error(err: BaseException) -> str:
+    return f"not a readable gzip file ({err or type(err).__name__})"
 
 
 def _gunzip(fail: Callable[[str], TaskDataError], raw: bytes) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:  # not gzip, truncated, corrupt
-        raise fail(f"not a readable gzip file ({err or type(err).__name__})") from None
+        raise fail(_gunzip_error(err)) from None
+
+
+def _utf8_error(raw: bytes, err: UnicodeDecodeError, first_line: int = 1) -> str:
+    line = first_line + raw.count(b"\n", 0, err.start)
+    return f"line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x})"
 
 
 def _decode(fail: Callable[[str], TaskDataError], raw: bytes) -> str:
@@ -160,8 +275,7 @@ def _decode(fail: Callable[[str], TaskDataError], raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise fail(f"line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x})") from None
+        raise fail(_utf8_error(raw, err)) from None
 
 
 def _json_error(err: Exception) -> str:
@@ -177,7 +291,7 @@ def _jsonl(fail: Callable[[str], TaskDataError], label: str, text: str) -> FileR
     for line_no, line in enumerate(io.StringIO(text, newline="\n"), start=1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                records.append(loads(line))
             except (ValueError, RecursionError) as err:
                 raise fail(f"line {line_no}: not valid JSON ({_json_error(err)})") from None
             numbers.append(line_no)
@@ -199,12 +313,12 @@ def _json(fail: Callable[[str], TaskDataError], label: str, text: str) -> FileRo
     return FileRows(label, data, "record")
 
 
-def _parquet(fail: Callable[[str], TaskDataError], label: str, raw: bytes) -> FileRows:
+def _parquet(fail: Callable[[str], TaskDataError], label: str, source: Any) -> TableRows:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return FileRows(label, pq.read_table(pa.BufferReader(raw)).to_pylist(), "row")
+        return TableRows(label, pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source))
     except (pa.ArrowException, OSError, ValueError) as err:
         raise fail(f"not a readable parquet file ({err})") from None
 
@@ -214,21 +328,30 @@ def _suffix(path: Path) -> str | None:
     return next((s for s in SUFFIXES if name.endswith(s)), None)
 
 
-def _file_bytes(task: str, path: Path, label: str) -> bytes:
+def _check_suffix(task: str, path: Path, label: str) -> None:
     if _suffix(path) is None:
         raise TaskDataError(
             f"{task}: {label}: not a data file: expected .json, .jsonl (either gzipped) or .parquet"
         )
+
+
+def _unreadable(task: str, label: str, err: OSError) -> TaskDataError:
+    return TaskDataError(f"{task}: {label}: cannot be read ({err.strerror or err})")
+
+
+def _file_bytes(task: str, path: Path, label: str) -> bytes:
+    _check_suffix(task, path, label)
     try:
         return path.read_bytes()
     except OSError as err:
-        raise TaskDataError(f"{task}: {label}: cannot be read ({err.strerror or err})") from None
+        raise _unreadable(task, label, err) from None
 
 
-def read_records(task: str, path: Path, label: str | None = None, raw: bytes | None = None) -> FileRows:
-    """Records of one local file in a hub schema: .json (a list, or an object
-    with one list), .jsonl, either gzipped, or .parquet. Every problem with
-    the file is a TaskDataError naming the task and the file (``label``)."""
+def read_records(task: str, path: Path, label: str | None = None, raw: bytes | None = None) -> FileRows | TableRows:
+    """Records of one local file in a hub schema, read whole: .json (a list,
+    or an object with one list), .jsonl, either gzipped, or .parquet. Every
+    problem with the file is a TaskDataError naming the task and the file
+    (``label``). Big .jsonl files are streamed instead (:class:`JsonlFile`)."""
     label = label or str(path)
 
     def fail(message: str) -> TaskDataError:
@@ -244,18 +367,158 @@ def read_records(task: str, path: Path, label: str | None = None, raw: bytes | N
     return _jsonl(fail, label, text) if suffix.startswith(".jsonl") else _json(fail, label, text)
 
 
+class DataFile:
+    """One file of ``data_files`` (or of the mirror), read when a pass
+    reaches it, with the checks of a whole-file read in the same order: a
+    data file's suffix, readable, not the same bytes as an earlier file (then
+    skipped with a note), gzip, UTF-8, JSON. A .jsonl file (gzipped or not)
+    is streamed: a record is parsed when the converter asks for it and not
+    kept, only its line number; :meth:`take` re-reads chosen records. Other
+    types are read whole (:func:`read_records`)."""
+
+    unit = "line"
+
+    def __init__(self, task: str, path: Path, earlier: list["DataFile"]):
+        self.task, self.path, self.label, self.earlier = task, path, str(path), earlier
+        self.skipped = False
+        self.numbers: array | None = None  # line numbers, filled by the first pass
+        self.whole: FileRows | TableRows | None = None  # files read whole
+        self._digest: str | None = None
+        self._size: int | None = None
+
+    def fail(self, message: str) -> TaskDataError:
+        return TaskDataError(f"{self.task}: {self.label}: {message}")
+
+    @property
+    def count(self) -> int:
+        if self.whole is not None:
+            return self.whole.count
+        return len(self.numbers) if self.numbers is not None else 0
+
+    def name(self, i: int) -> str:
+        return self.whole.name(i) if self.whole is not None else f"line {self.numbers[i]}"
+
+    @property
+    def streamed(self) -> bool:
+        return _suffix(self.path) in (".jsonl", ".jsonl.gz")
+
+    # --------------------------------------------------------- opening
+    def size(self) -> int:
+        if self._size is None:
+            try:
+                self._size = self.path.stat().st_size
+            except OSError as err:
+                raise _unreadable(self.task, self.label, err) from None
+        return self._size
+
+    def digest(self) -> str:
+        if self._digest is None:
+            sha = hashlib.sha256()
+            try:
+                with open(self.path, "rb") as handle:
+                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                        sha.update(chunk)
+            except OSError as err:
+                raise _unreadable(self.task, self.label, err) from None
+            self._digest = sha.hexdigest()
+        return self._digest
+
+    def _open(self) -> bool:
+        """The checks before reading; False when the file repeats an earlier one."""
+        _check_suffix(self.task, self.path, self.label)
+        try:
+            open(self.path, "rb").close()
+        except OSError as err:
+            raise _unreadable(self.task, self.label, err) from None
+        same = [f for f in self.earlier if not f.skipped and f.size() == self.size()]
+        first = next((f for f in same if f.digest() == self.digest()), None)
+        if first is not None:
+            log.warning("%s: %s has the same content as %s: read once", self.task, self.path, first.path)
+            self.skipped = True
+        return not self.skipped
+
+    # --------------------------------------------------------- streaming
+    def _raw_lines(self):
+        """(line number, bytes) of each physical line; a broken gzip stream or
+        an unreadable file is a TaskDataError, as from a whole-file read."""
+        gz = self.path.name.lower().endswith(".gz")
+        try:
+            with (gzip.open(self.path, "rb") if gz else open(self.path, "rb")) as handle:
+                for line_no, raw in enumerate(handle, start=1):
+                    if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+                        raw = raw[len(codecs.BOM_UTF8):]
+                    yield line_no, raw
+        except (OSError, EOFError, zlib.error) as err:
+            if gz and not isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError):
+                raise self.fail(_gunzip_error(err)) from None
+            raise _unreadable(self.task, self.label, err) from None
+
+    def _first_error(self, lines: Any, error: TaskDataError, json_error: bool) -> TaskDataError:
+        """The error a whole-file read reports, given ``error`` at the current
+        line: a gzip error anywhere comes first, then (for a JSON error) the
+        first non-UTF-8 line."""
+        for line_no, raw in lines:  # raises a gzip error further on
+            if json_error:
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    error, json_error = self.fail(_utf8_error(raw, err, line_no)), False
+        return error
+
+    def _records(self, wanted: set[int] | None = None):
+        """(line number, record) of each non-blank line (only the lines in ``wanted``, when given)."""
+        lines = self._raw_lines()
+        for line_no, raw in lines:
+            if wanted is not None and line_no not in wanted:
+                continue
+            record = fast_loads(raw)  # the common case: orjson takes the UTF-8 bytes as they are
+            if record is not REFUSED:
+                yield line_no, record
+                continue
+            try:  # a blank line, a line the checks below word, or one only json accepts
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise self._first_error(lines, self.fail(_utf8_error(raw, err, line_no)), False) from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as err:
+                error = self.fail(f"line {line_no}: not valid JSON ({_json_error(err)})")
+                raise self._first_error(lines, error, True) from None
+            yield line_no, record
+
+    def __iter__(self):
+        if self.numbers is None and self.whole is None:  # the first pass
+            if not self._open():
+                self.numbers = array("q")
+                return
+            if not self.streamed:
+                self.whole = read_records(self.task, self.path)
+            else:
+                self.numbers = array("q")
+                for line_no, record in self._records():
+                    self.numbers.append(line_no)
+                    yield record
+                return
+        if self.whole is not None:
+            yield from self.whole
+        elif not self.skipped:
+            yield from (record for _, record in self._records())
+
+    def take(self, indices: list[int]):
+        """The records at ``indices`` (sorted) of a file a pass has read."""
+        if self.whole is not None:
+            return self.whole.take(indices)
+        return (record for _, record in self._records({self.numbers[i] for i in indices}))
+
+
 def read_files(task: str, paths: list[Path]) -> Rows:
-    """The rows of ``paths`` in order; a file whose bytes repeat an earlier one's is read once, with a note."""
-    parts: list[FileRows] = []
-    seen: dict[str, Path] = {}
+    """The rows of ``paths`` in order, each file read when a pass reaches it
+    (:class:`DataFile`); a file whose bytes repeat an earlier one's is read once, with a note."""
+    parts: list[DataFile] = []
     for path in paths:
-        raw = _file_bytes(task, path, str(path))
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest in seen:
-            log.warning("%s: %s has the same content as %s: read once", task, path, seen[digest])
-            continue
-        seen[digest] = path
-        parts.append(read_records(task, path, raw=raw))
+        parts.append(DataFile(task, path, list(parts)))
     return Rows(parts)
 
 
@@ -298,7 +561,7 @@ def read_hub(task: str, hub: HubDataset | HubFile, split: str) -> Rows:
         hub.path, hub.name, data_dir=hub.data_dir, data_files=data_files,
         revision=hub.revision, split=split,
     )
-    return Rows([FileRows(f"{hub.path} ({split})", list(ds))])
+    return Rows([TableRows(f"{hub.path} ({split})", ds)])
 
 
 # ----------------------------------------------------------------- sampling
@@ -371,8 +634,8 @@ def row_error_message(task: str, rows: Rows, err: RowError) -> str:
 def check_unique_ids(task: str, rows: Rows, conversion: Conversion) -> None:
     """An error naming the repeated document ids and the rows they come from."""
     seen: dict[str, list[int]] = {}
-    for k, doc in enumerate(conversion.docs):
-        seen.setdefault(doc["id"], []).append(k)
+    for k, doc_id in enumerate(conversion.ids()):
+        seen.setdefault(doc_id, []).append(k)
     repeated = [(doc_id, ks) for doc_id, ks in seen.items() if len(ks) > 1]
     if not repeated:
         return
@@ -387,17 +650,43 @@ def check_unique_ids(task: str, rows: Rows, conversion: Conversion) -> None:
     raise TaskDataError(f"{task}: document ids are not unique: {listed}{more}")
 
 
-def _convert(task: str, module: Any, rows: Rows, split: str, options: dict[str, Any]):
-    """The documents of ``rows`` in the common schema; drops reported, ids checked unique."""
+def _convert(task: str, module: Any, rows: Rows, split: str, options: dict[str, Any]) -> Conversion:
+    """The documents of ``rows`` in the common schema (only their ids when
+    ``rows.light``); drops reported, ids checked unique."""
     try:
-        conversion = module.convert(rows.records, split, **options)
+        conversion = module.convert(rows, split, **options)
     except RowError as err:
+        rows.drain()  # a broken file further on is reported first
         raise TaskDataError(row_error_message(task, rows, err)) from None
-    report_drops(task, len(rows.records), conversion)
+    except TaskDataError:
+        raise  # a broken file, already named
+    except ValueError as err:  # a bad converter option (form, ties), checked before any row is read
+        raise TaskDataError(f"{task}: {err}") from None
+    report_drops(task, len(rows), conversion)
     if not conversion.docs:
         raise TaskDataError(f"{task}: {rows.where}: no documents left after conversion")
     check_unique_ids(task, rows, conversion)
-    return conversion.docs
+    return conversion
+
+
+def _sampled_documents(task: str, module: Any, rows: Rows, split: str, options: dict[str, Any],
+                       first: Conversion, keep: list[int]) -> list[dict[str, Any]]:
+    """The documents ``keep`` of a light first pass, built by converting only
+    the rows they come from (a document's ``members``, else its row), which
+    keep their indices; every such row survived the drop rules, so the
+    converter drops none of them. Checked against the first pass's ids."""
+    needed = sorted({r for k in keep for r in first.members.get(k, [first.rows[k]])})
+    try:
+        docs = module.convert(rows.select(needed), split, **options).docs
+    except RowError as err:  # not expected: these rows passed the first pass
+        raise TaskDataError(row_error_message(task, rows, err)) from None
+    ids = first.ids()
+    if [d["id"] for d in docs] != [ids[k] for k in keep]:
+        raise TaskDataError(
+            f"{task}: {rows.where}: the sampled documents differ from the first pass "
+            "(the rows changed while they were read?)"
+        )
+    return docs
 
 
 def documents(
@@ -415,25 +704,36 @@ def documents(
 
     ``options`` (the rest of ``dataset_kwargs`` and ``--metadata``) go to the
     source's converter, which takes the keys it knows (e.g. ``ties``) and
-    ignores the others (lm-eval also passes every ``--model_args`` key)."""
+    ignores the others (lm-eval also passes every ``--model_args`` key).
+
+    For a sample of a source with ``TWO_PASS``, rows are converted twice:
+    every row streams through the converter, which validates it and applies
+    the drop rules but keeps only document ids; the sample is drawn on them;
+    then only the sampled documents' rows are read again and converted in
+    full. Same documents and drop counts as one full conversion, in memory
+    bounded by the ids (docs/tasks.md, "Loading big splits")."""
     task = task or task_name(options.get("config_source"))
     sample_size = _check_int(task, "sample_size", sample_size, 0)
     seed = _check_int(task, "seed", seed, 0)
     module = get_source(source)
     hub, mirror = _task_hub(task, source, module, options, data_files)
     rows = read_rows(task, hub, mirror, split, data_files)
-    docs = _convert(task, module, rows, split, options)
-    keep = sample_indices(len(docs), sample_size, seed)
-    if len(keep) < len(docs):
+    rows.light = sample_size != 0 and getattr(module, "TWO_PASS", False) is True
+    with no_cyclic_gc():
+        conversion = _convert(task, module, rows, split, options)
+    n = len(conversion.docs)
+    keep = sample_indices(n, sample_size, seed)
+    if len(keep) < n:
         log.info(
             "%s: scoring a fixed sample of %d of %d documents (seed %d); "
             "--metadata '{\"sample_size\": 0}' scores all",
-            task, len(keep), len(docs), seed,
+            task, len(keep), n, seed,
         )
-    elif sample_size > len(docs):
-        log.info("%s: sample_size %d is more than the %d documents: all %d are used", task, sample_size,
-                 len(docs), len(docs))
-    return [docs[i] for i in keep]
+    elif sample_size > n:
+        log.info("%s: sample_size %d is more than the %d documents: all %d are used", task, sample_size, n, n)
+    if rows.light:
+        return _sampled_documents(task, module, rows, split, options, conversion, keep)
+    return [conversion.docs[i] for i in keep]
 
 
 def provenance(

@@ -31,6 +31,9 @@ those scores, per document:
 
 All metrics are pure functions of one document, so data-parallel runs that
 shard documents and gather per-document values give the same aggregates.
+
+The generation variants (``rankgen_*``, one ``generate_until`` request per
+document) describe each generation instead: :func:`generation_results`.
 """
 
 from __future__ import annotations
@@ -156,3 +159,23 @@ def count_responses(items: list[dict[str, list]]) -> int:
     """Aggregation of ``scores``: the number of responses scored (a dropped
     document's responses are not)."""
     return sum(sum(ll is not None for ll in item["loglik"]) for item in items)
+
+
+# ----------------------------------------------------------------- generation variants
+def best_response(doc: dict[str, Any]) -> str:
+    """``doc_to_target`` of the generation variants: a best-ranked human
+    response (logged as the sample's target; no metric compares with it)."""
+    return doc["responses"][harness.doc_to_target(doc)]
+
+
+def generation_results(doc: dict[str, Any], results: list[str]) -> dict[str, int]:
+    """lm-eval ``process_results`` of the generation variants (docs/section5.md):
+    the length of the one generation, after lm-eval cut it at a stop sequence
+    and with surrounding whitespace left out, in characters and in
+    whitespace-separated words (tokenizer-free, so every backend gives the
+    same numbers), and whether it is empty. Win rates come from
+    ``rankacc winrate``, not from here."""
+    if len(results) != 1:
+        raise ValueError(f"document {doc['id']}: {len(results)} generations, expected 1")
+    text = results[0].strip()
+    return {"gen_chars": len(text), "gen_words": len(text.split()), "gen_empty": int(not text)}

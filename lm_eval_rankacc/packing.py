@@ -14,6 +14,10 @@ those of the sequence prompt + continuation, so the summed log-probability of
 each continuation is unchanged (up to floating-point rounding, which
 :func:`agrees` bounds).
 
+Several such sequences can share one row of a batch (:func:`layout_row`,
+each attending to itself only), which :func:`plan_batches` uses to batch by
+a token budget with short sequences in place of padding.
+
 Used by the ``hf-prefix`` lm-eval backend (:mod:`lm_eval_rankacc.models.prefix`)
 and by training (:mod:`lm_eval_rankacc.training.scoring`). Pure numpy: the
 callers turn the arrays into tensors.
@@ -21,6 +25,7 @@ callers turn the arrays into tensors.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,6 +95,69 @@ class PackedSequence:
         if not any(self.continuations):
             return 0, 0
         return len(self.context) - 1, len(self.tokens)
+
+
+def plan_batches(lengths: Sequence[int], budget: int) -> list[list[list[int]]]:
+    """Batches of rows of sequences (indices into ``lengths``) for forward passes
+    of at most ``budget`` tokens, padding included.
+
+    Longest first, as lm-eval sorts requests: a batch is as wide as the longest
+    sequence left (``width``) and has ``max(1, budget // width)`` rows. Each row
+    opens with the longest sequence left and fills its room with the longest
+    that fits (first fit decreasing), so short sequences take the place of
+    padding. A batch holds ``rows * width <= budget`` tokens, except a sequence
+    longer than ``budget``, which goes alone.
+    """
+    stacks: dict[int, list[int]] = {}
+    for i in sorted(range(len(lengths)), key=lambda i: -i):  # each stack pops its lowest index first
+        stacks.setdefault(int(lengths[i]), []).append(i)
+    sizes = sorted(stacks)
+
+    def take(limit: int) -> int | None:
+        k = bisect.bisect_right(sizes, limit) - 1
+        if k < 0:
+            return None
+        stack = stacks[sizes[k]]
+        i = stack.pop()
+        if not stack:
+            del stacks[sizes.pop(k)]
+        return i
+
+    batches = []
+    while sizes:
+        width = sizes[-1]
+        batch = []
+        for _ in range(max(1, budget // max(width, 1))):
+            row, room = [], width
+            while room > 0 and (i := take(room)) is not None:
+                row.append(i)
+                room -= lengths[i]
+            if not row:
+                break
+            batch.append(row)
+        batches.append(batch)
+    return batches
+
+
+def layout_row(seqs: Sequence[PackedSequence], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """(tokens, positions, allowed, offsets) of packed sequences side by side in one
+    row of ``width``: each attends within itself as :meth:`PackedSequence.allowed`
+    says, never to another; positions restart at 0 for each. Padding (token 0)
+    attends to itself only."""
+    tokens = np.zeros(width, dtype=np.int64)
+    positions = np.zeros(width, dtype=np.int64)
+    allow = np.zeros((width, width), dtype=bool)
+    offsets, start = [], 0
+    for seq in seqs:
+        end = start + len(seq)
+        tokens[start:end] = seq.tokens
+        positions[start:end] = seq.positions
+        allow[start:end, start:end] = seq.allowed()
+        offsets.append(start)
+        start = end
+    pad = np.arange(start, width)
+    allow[pad, pad] = True
+    return tokens, positions, allow, offsets
 
 
 def tolerance(dtype: str) -> tuple[float, float]:

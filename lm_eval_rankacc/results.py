@@ -364,3 +364,43 @@ def find_results(path: str | Path, notes: list[str] | None = None) -> list[Path]
                        f"--output_path, in the folder or {SCAN_DEPTH - 1} levels of sub-folders)")
     notes.extend(left)
     return found
+
+
+# ----------------------------------------------------------------- samples of any task
+def model_args(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``model_args`` a results JSON recorded (``config.model_args``; older
+    lm-eval's ``"pretrained=x,dtype=y"`` string read as a dict)."""
+    return _model_args(_dict(data.get("config")))
+
+
+def newest_samples(path: str | Path, notes: list[str] | None = None) -> dict[str, Path]:
+    """task -> samples file of a run argument, for tasks of any kind: the
+    samples file itself, those written with a results file (same timestamp,
+    beside it), or in a folder (or its one model sub-folder) the newest
+    samples file of each task, the older ones named in ``notes``."""
+    path = Path(path).expanduser()
+    notes = [] if notes is None else notes
+    if not path.exists():
+        raise RunError(f"{path}: no such file or folder")
+    if path.is_file():
+        parts = samples_name(path.name) or (None, None)
+        stamp = results_stamp(path.name)
+        if parts[0] is not None:
+            return {parts[0]: path}
+        if stamp is None:
+            raise RunError(f"{path}: not an lm-eval output file (samples_<task>_<ts>.jsonl or results_<ts>.json)")
+        found = {samples_name(p.name)[0]: p for p in samples_files(path.parent) if samples_name(p.name)[1] == stamp}
+        if not found:
+            raise RunError(f"{path}: no samples files from this run beside it: rerun lm_eval with --log_samples")
+        return found
+    folders = [path] if samples_files(path) else sorted(d for d in path.iterdir() if d.is_dir() and samples_files(d))
+    if len(folders) != 1:
+        what = f"the outputs of {len(folders)} models" if folders else "no samples_*.jsonl (nor a sub-folder with them)"
+        raise RunError(f"{path}: holds {what}; pass one model folder, run with --log_samples")
+    newest: dict[str, Path] = {}
+    for p in samples_files(folders[0]):  # sorted by name: the same task's timestamps in order
+        task = samples_name(p.name)[0]
+        if task in newest:
+            notes.append(f"{task}: older samples file {newest[task].name} ignored")
+        newest[task] = p
+    return newest

@@ -15,7 +15,10 @@ counts positive integers, log-likelihoods numbers (JSON ``NaN`` /
 strings or null, except all null for a document lm-eval dropped as too long
 for the model's window, which is left out and counted), alpha in [0, 1] or
 null, the text fields strings, the whole file UTF-8. Anything else is a
-:class:`RunError` naming the file, the line and the field.
+:class:`RunError` naming the file, the line and the field. Where ``msgspec``
+is installed, :func:`_fast_sample` decodes only those fields and makes the
+same checks; a line it cannot vouch for goes through :func:`_valid_sample`,
+which words the error.
 
 :func:`load_run` accepts the output folder, a model sub-folder, a samples file
 or a results file, and keeps the newest samples file of each task.
@@ -27,24 +30,25 @@ mathematics; every problem is a :class:`RunError` with a one-line message.
 from __future__ import annotations
 
 import codecs
-from array import array
 import fnmatch
 import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-try:  # a JSON parser about 5x faster than json; lines it refuses (NaN, Infinity, huge integers) go to json
-    import orjson as _fast_json
-except ImportError:  # pragma: no cover - orjson is optional
-    _fast_json = None
+try:  # typed decoding of the fields the analyses read only (:func:`_fast_sample`); optional
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - msgspec is optional
+    _msgspec = None
 
 from lm_eval_rankacc.errors import RunError
+from lm_eval_rankacc.jsontext import loads, no_cyclic_gc
 from lm_eval_rankacc.results import (
     results_data_for,
     results_files,
@@ -183,7 +187,7 @@ class TaskSamples:
         with self.path.open("rb") as fh:
             fh.seek(int(self.offsets[k]))
             raw = fh.readline().removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
-        return _loads(raw.decode("utf-8"))["doc"]
+        return loads(raw.decode("utf-8"))["doc"]
 
     @property
     def sizes(self) -> np.ndarray:
@@ -272,30 +276,89 @@ def _task_of(samples: Path) -> str:
 
 
 # ----------------------------------------------------------------- reading samples
+#: Bytes read at once by :func:`_blocks` (cut at the last newline): small enough to stay in
+#: the CPU cache across the passes over them (UTF-8 check, line split, decoding).
+_READ_BYTES = 1 << 20
+
+
+def _open(path: Path):  # noqa: ANN202 - a binary file
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file") from None
+    except OSError as err:
+        raise RunError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def _blocks(path: Path) -> Iterator[tuple[bytes, int, bool]]:
+    """(a block of whole lines, its byte offset, whether it is known to be
+    UTF-8) of a file read in blocks of about
+    :data:`_READ_BYTES`, each cut after a newline (the file's last line may
+    lack one)."""
+    at = 0
+    with _open(path) as fh:
+        while True:
+            block = fh.read(_READ_BYTES)
+            if not block:
+                return
+            cut = block.rfind(b"\n") + 1
+            if 0 < cut < len(block):  # the block ends inside a line: read it again with the next block
+                block = block[:cut]
+                fh.seek(at + cut)
+            elif not cut and len(block) == _READ_BYTES:  # one line longer than a block
+                block += fh.readline()
+            utf8 = block.isascii()
+            if not utf8:
+                try:
+                    block.decode("utf-8")
+                    utf8 = True
+                except UnicodeDecodeError:  # the line holding it is worded by :func:`_line_text`
+                    pass
+            yield block, at, utf8
+            at += len(block)
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, memoryview, bool, int, bool]]:
+    """(1-based line number, its bytes without the newline (a view into its
+    block), whether it is the file's last line without a newline, its byte
+    offset, whether its block is known to be UTF-8) of every line of
+    :func:`_blocks`, split on newline bytes only."""
+    line_no = 0
+    for block, at, utf8 in _blocks(path):
+        view, start, size = memoryview(block), 0, len(block)
+        while start < size:
+            stop = block.find(b"\n", start)
+            line_no += 1
+            if stop < 0:
+                yield line_no, view[start:], True, at + start, utf8
+                return
+            yield line_no, view[start:stop], False, at + start, utf8
+            start = stop + 1
+
+
+def _line_text(path: Path, line_no: int, raw: bytes | memoryview) -> str | None:
+    """A raw line as text (a leading byte-order mark on line 1 and trailing
+    CR dropped); None for a blank line; a line that is not UTF-8 is a
+    :class:`RunError` naming it."""
+    raw = bytes(raw)
+    raw = raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw
+    raw = raw.rstrip(b"\r\n")
+    if not raw.strip():
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RunError(f"{path}: line {line_no}: {_not_utf8(raw, err)}") from None
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str, bool, int]]:
     """(1-based line number, text, whether it is the file's last line without
     a newline, its byte offset) of each non-blank line, streamed. Lines are split on newline bytes only
     (a JSON string may hold U+2028); a line that is not UTF-8 is a
     :class:`RunError` naming it; a leading byte-order mark is dropped."""
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        raise RunError(f"{path}: no such file") from None
-    except OSError as err:
-        raise RunError(f"{path}: cannot be read ({err.strerror or err})") from None
-    offset = 0
-    with fh:
-        for line_no, raw in enumerate(fh, start=1):
-            at, offset = offset, offset + len(raw)
-            last = not raw.endswith(b"\n")
-            raw = raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise RunError(f"{path}: line {line_no}: {_not_utf8(raw, err)}") from None
+    for line_no, raw, last, at, _ in _raw_lines(path):
+        text = _line_text(path, line_no, raw)
+        if text is not None:
             yield line_no, text, last, at
 
 
@@ -324,21 +387,10 @@ def _field_with(value: Any, where: str) -> str | None:
     return None
 
 
-def _loads(line: str) -> Any:
-    """JSON text as Python objects: orjson where installed and it accepts the
-    text (it refuses NaN, Infinity and integers past 64 bits), else json."""
-    if _fast_json is not None:
-        try:
-            return _fast_json.loads(line)
-        except _fast_json.JSONDecodeError:
-            pass
-    return json.loads(line)
-
-
 def _parsed(path: Path, line_no: int, line: str, last: bool) -> Any:
     """One samples line as JSON (``last``: the file's last line, without newline)."""
     try:
-        return _loads(line)
+        return loads(line)
     except json.JSONDecodeError as err:
         hint = " (the file looks truncated)" if last else " (a corrupted samples file?)"
         raise RunError(f"{path}: line {line_no}: not valid JSON: {err.msg}{hint}") from None
@@ -464,6 +516,83 @@ def _valid_sample(rec: Any) -> tuple[list[float] | None, list[int | None], list[
     return None if loglik is None else [float(x) for x in loglik], n_tokens, n_bytes
 
 
+if _msgspec is not None:  # the checks of :func:`_valid_sample` msgspec can make while decoding
+    from typing import Annotated
+
+    _Count = Annotated[int, _msgspec.Meta(ge=1, le=_MAX_INT)]
+    _Text = Annotated[str, _msgspec.Meta(min_length=1)]
+
+    class _FastDoc(_msgspec.Struct):
+        """The fields of ``doc`` the analyses read, with their JSON types (others skipped)."""
+
+        id: _Text | int
+        prompt: str
+        responses: Annotated[list[str], _msgspec.Meta(min_length=2)]
+        ranks: list[_Count]
+        alpha: Annotated[float, _msgspec.Meta(ge=0.0, le=1.0)] | None = None
+
+    class _FastScores(_msgspec.Struct):
+        loglik: list[float | None]
+        n_bytes: list[_Count]
+        n_tokens: list[_Count | None] | _msgspec.UnsetType = _msgspec.UNSET
+
+    class _FastRecord(_msgspec.Struct):
+        doc: _FastDoc
+        doc_hash: _Text
+        scores: _FastScores
+
+    _FAST_DECODE = _msgspec.json.Decoder(_FastRecord).decode
+    _FAST_ERRORS: tuple = (_msgspec.DecodeError, _msgspec.ValidationError)
+    _UNSET = _msgspec.UNSET
+else:  # pragma: no cover
+    _FAST_DECODE = None
+    _FAST_ERRORS, _UNSET = (), None
+
+
+def _fast_sample(line: bytes | memoryview) -> tuple | None:
+    """A samples line that passes every check of :func:`_valid_sample`, as
+    (doc id, doc_hash, alpha, ranks, loglik or None (dropped), n_tokens,
+    n_bytes), decoded by msgspec (types and ranges checked while decoding,
+    the texts' neighbours (arguments, resps, ...) skipped); None for any line
+    it cannot vouch for (then the reference path :func:`_sample` reads it and
+    words the error)."""
+    try:
+        rec = _FAST_DECODE(line)
+    except _FAST_ERRORS:
+        return None
+    doc, scores = rec.doc, rec.scores
+    loglik, n_tokens = scores.loglik, scores.n_tokens
+    n = len(doc.responses)
+    if n_tokens is _UNSET:
+        n_tokens = [None] * n
+    if not len(doc.ranks) == len(loglik) == len(scores.n_bytes) == len(n_tokens) == n:
+        return None
+    if None in loglik:
+        if loglik.count(None) != n:
+            return None
+        loglik = None
+    return doc.id, rec.doc_hash, doc.alpha, doc.ranks, loglik, n_tokens, scores.n_bytes
+
+
+def _sample_fields(path: Path, line_no: int, raw: bytes | memoryview, last: bool, utf8: bool, task: str) -> tuple | None:
+    """The checked fields of one raw samples line as :func:`_fast_sample`
+    gives them (unknown token counts as NaN); None for a blank line. By
+    msgspec where installed and it vouches for the line, else by :func:`_sample`."""
+    fields = None
+    if _FAST_DECODE is not None and utf8 and line_no > 1 and raw[:1] == b"{":  # line 1 tells the file's kind
+        fields = _fast_sample(raw)
+    if fields is None:
+        line = _line_text(path, line_no, raw)
+        if line is None:
+            return None
+        rec, (loglik, n_tokens, n_bytes) = _sample(path, line_no, line, last, task)
+        doc = rec["doc"]
+        fields = doc["id"], rec["doc_hash"], doc.get("alpha"), doc["ranks"], loglik, n_tokens, n_bytes
+    if None in fields[5]:
+        return *fields[:5], [math.nan if v is None else v for v in fields[5]], fields[6]
+    return fields
+
+
 def _sample(path: Path, line_no: int, line: str, last: bool, task: str) -> tuple[dict[str, Any], tuple]:
     """One samples line: its record and its checked (loglik, n_tokens, n_bytes);
     anything else is a :class:`RunError` naming file, line and field."""
@@ -486,6 +615,66 @@ def _check_count(ts: TaskSamples) -> None:
                        "that run (a truncated file?)")
 
 
+class _Columns:
+    """The checked fields of the documents of a samples file, packed into
+    compact arrays every :data:`_PACK_DOCS` documents (:class:`_Ragged` at
+    the end), so no Python list of all their numbers is kept."""
+
+    _PACK_DOCS = 1 << 14
+    _NAMES = ("ranks", "loglik", "n_tokens", "n_bytes")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.hashes: list[str] = []
+        self.dropped: list[str] = []
+        self.chunks: dict[str, list[np.ndarray]] = {}
+        self.pending: list[tuple] = []  # (id, offset, fields) of documents not packed yet
+
+    def add(self, doc_id: str, at: int, fields: tuple) -> None:
+        """One document: (id, doc_hash, alpha, ranks, loglik or None (dropped), n_tokens (None as NaN), n_bytes)."""
+        if fields[4] is None:
+            self.dropped.append(doc_id)
+            return
+        self.pending.append((doc_id, at, fields))
+        if len(self.pending) >= self._PACK_DOCS:
+            self._pack()
+
+    def _put(self, name: str, values: np.ndarray) -> None:
+        self.chunks.setdefault(name, []).append(values)
+
+    def _pack(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        self.ids += [p[0] for p in pending]
+        self.hashes += [p[2][1] for p in pending]
+        self._put("offsets", np.array([p[1] for p in pending], dtype=np.int64))
+        self._put("alpha", np.array([p[2][2] for p in pending], dtype=np.float64))  # None -> NaN
+        for j, name in enumerate(self._NAMES, start=3):
+            lists = [p[2][j] for p in pending]
+            dtype = np.float64 if name in ("loglik", "n_tokens") else np.int64
+            sizes = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+            if (sizes == sizes[0]).all():  # one size: numpy converts the nested lists at once
+                flat = np.array(lists, dtype=dtype).reshape(-1)
+            else:
+                flat = np.fromiter(chain.from_iterable(lists), dtype=dtype, count=int(sizes.sum()))
+            self._put(f"{name}.sizes", sizes)
+            self._put(name, flat)
+
+    def _joined(self, name: str, dtype: type) -> np.ndarray:
+        return np.concatenate(self.chunks[name]) if name in self.chunks else np.zeros(0, dtype=dtype)
+
+    def task_samples(self, task: str, path: Path) -> TaskSamples:
+        self._pack()
+        ragged = {name: _Ragged(self._joined(name, np.float64 if name in ("loglik", "n_tokens") else np.int64),
+                                np.concatenate([[0], np.cumsum(self._joined(f"{name}.sizes", np.int64))]),
+                                nullable=name == "n_tokens")
+                  for name in self._NAMES}
+        return TaskSamples(task, path, self.ids, self.hashes, [], ragged["loglik"], ragged["n_tokens"],
+                           ragged["n_bytes"], self.dropped, ragged["ranks"], self._joined("alpha", np.float64),
+                           self._joined("offsets", np.int64))
+
+
 def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
     """Read one ``samples_<task>_<ts>.jsonl`` of a rankacc task.
 
@@ -498,36 +687,20 @@ def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
     """
     path = Path(path)
     task = task or _task_of(path)
-    ids, hashes, dropped, offsets, alpha = [], [], [], array("q"), array("d")
-    columns = {name: (array("q"), array("d" if name in ("loglik", "n_tokens") else "q"))
-               for name in ("ranks", "loglik", "n_tokens", "n_bytes")}  # name: (sizes, flat values)
+    columns = _Columns()
     seen: dict[str, int] = {}
-    for line_no, line, last, at in _lines(path):
-        rec, (ll, n_tokens, n_bytes) = _sample(path, line_no, line, last, task)
-        doc = rec["doc"]
-        doc_id = str(doc["id"])
-        if doc_id in seen:
-            raise RunError(f"{path}: line {line_no}: document id {doc_id!r} already on line {seen[doc_id]}")
-        seen[doc_id] = line_no
-        if ll is None:
-            dropped.append(doc_id)
-            continue
-        ids.append(doc_id)
-        hashes.append(rec["doc_hash"])
-        offsets.append(at)
-        alpha.append(math.nan if doc.get("alpha") is None else float(doc["alpha"]))
-        for name, values in (("ranks", doc["ranks"]), ("loglik", ll), ("n_tokens", n_tokens), ("n_bytes", n_bytes)):
-            sizes, flat = columns[name]
-            sizes.append(len(values))
-            flat.extend(math.nan if v is None else v for v in values)
+    with no_cyclic_gc():
+        for line_no, raw, last, at, utf8 in _raw_lines(path):
+            fields = _sample_fields(path, line_no, raw, last, utf8, task)
+            if fields is None:
+                continue
+            doc_id = str(fields[0])
+            if doc_id in seen:
+                raise RunError(f"{path}: line {line_no}: document id {doc_id!r} already on line {seen[doc_id]}")
+            seen[doc_id] = line_no
+            columns.add(doc_id, at, fields)
     del seen
-    ragged = {name: _Ragged(np.frombuffer(flat, dtype=np.float64 if flat.typecode == "d" else np.int64).copy(),
-                            np.concatenate([[0], np.cumsum(np.frombuffer(sizes, dtype=np.int64))]),
-                            nullable=name == "n_tokens")
-              for name, (sizes, flat) in columns.items()}
-    ts = TaskSamples(task, path, ids, hashes, [], ragged["loglik"], ragged["n_tokens"], ragged["n_bytes"], dropped,
-                     ragged["ranks"], np.frombuffer(alpha, dtype=np.float64).copy(),
-                     np.frombuffer(offsets, dtype=np.int64).copy())
+    ts = columns.task_samples(task, path)
     ts.docs = _Docs(ts)
     if not ts.ids:
         raise _not_rankacc(path, task, "empty") if not ts.dropped else RunError(
@@ -685,6 +858,8 @@ def match_documents(ref: TaskSamples, other: TaskSamples, ref_name: str = "REF",
     one run only, or the same id with different content) and, where the
     results files say so, the differing task version / sample size / seed.
     """
+    if ref.ids == other.ids and ref.hashes == other.hashes:  # the same documents in the same order: no index built
+        return np.arange(len(ref))
     where = {(i, h): k for k, (i, h) in enumerate(zip(other.ids, other.hashes))}
     index = [where.get(key) for key in zip(ref.ids, ref.hashes)]
     if all(k is not None for k in index) and len(ref) == len(other):

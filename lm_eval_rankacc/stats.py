@@ -5,7 +5,12 @@ Pure functions, no I/O.
 The bootstrap draws replicate r as ``rng.integers(0, N, size=N)`` from
 ``numpy.random.default_rng(seed)``, replicate after replicate; the
 vectorised :func:`bootstrap_means` draws the same stream in blocks, so a
-plain loop with the same seed gives the same replicates.
+plain loop with the same seed gives the same replicates. Past
+:data:`STREAM_CELLS` resampled cells (N x replicates) it draws instead, per
+replicate, how many of the N draws fall on each group of identical documents
+(one multinomial over the groups): the same bootstrap distribution exactly
+(a replicate's means depend on those counts alone), in O(groups) per
+replicate rather than O(N), but another random stream (docs/analyses.md).
 """
 
 from __future__ import annotations
@@ -19,20 +24,63 @@ N_BOOTSTRAP = 10_000
 LEVEL = 0.95
 #: Resampled cells (replicates x documents) drawn at once.
 _BLOCK_CELLS = 1 << 22
+#: Beyond this many resampled cells (documents x replicates), replicates are
+#: drawn per group of identical documents (:func:`_grouped_means`).
+STREAM_CELLS = 1 << 27
+#: Grouping pays while the groups are at most this share of the documents (a multinomial
+#: category costs about 30 times a drawn document).
+_MAX_GROUP_SHARE = 1 / 32
+
+
+def _document_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct documents (columns) of ``values`` (K, N), NaN equal to
+    NaN, as rows (P, 2K) of sums then counts (:func:`bootstrap_means`), and
+    how many documents each stands for; None when there are more than
+    :data:`_MAX_GROUP_SHARE` x N of them."""
+    k, n = values.shape
+    kept = ~np.isnan(values)
+    digits = np.where(kept, values, 2.0)
+    if k <= 33 and ((digits == 0.0) | (digits == 1.0) | (digits == 2.0)).all():  # verdicts: one base-3 code each
+        codes = (3.0 ** np.arange(k)) @ digits  # exact below 2**53
+        _, first, sizes = np.unique(codes, return_index=True, return_counts=True)
+        if len(sizes) > _MAX_GROUP_SHARE * n:
+            return None
+        held = kept[:, first]
+        return np.concatenate([np.where(held, values[:, first], 0.0), held], axis=0).T, sizes
+    data = np.concatenate([np.where(kept, values, 0.0), kept], axis=0)  # NaN: (0, not held), apart from 0
+    columns, sizes = np.unique(data, axis=1, return_counts=True)
+    return None if len(sizes) > _MAX_GROUP_SHARE * n else (columns.T, sizes)
+
+
+def _grouped_means(rows: np.ndarray, sizes: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, K) bootstrap means from the groups of identical documents
+    (``rows`` (P, 2K): sums then counts; ``sizes``: documents per group): the
+    draws of a replicate falling on each group are Multinomial(N, sizes / N)."""
+    n, k = int(sizes.sum()), rows.shape[1] // 2
+    counts = rng.multinomial(n, sizes / n, size=n_boot).astype(float)
+    totals = counts @ rows
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return totals[:, :k] / totals[:, k:]
 
 
 def bootstrap_means(values: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
     """(n_boot, K): for each bootstrap replicate of the N documents (drawn
     with replacement, jointly for all K rows of ``values`` (K, N)), the mean
     of each row over the drawn documents. NaN entries are left out of their
-    row's mean (NaN where a replicate draws none)."""
+    row's mean (NaN where a replicate draws none). Up to :data:`STREAM_CELLS`
+    cells the replicates of the module's plain-loop stream, beyond it drawn
+    per group of identical documents (:func:`_grouped_means`)."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     k, n = values.shape
     if n == 0 or n_boot < 1:
         raise ValueError(f"need documents and replicates, got N = {n}, n_boot = {n_boot}")
+    rng = np.random.default_rng(seed)
+    if n * n_boot > STREAM_CELLS:
+        grouped = _document_groups(values)
+        if grouped is not None:
+            return _grouped_means(*grouped, n_boot, rng)
     kept = ~np.isnan(values)
     data = np.concatenate([np.where(kept, values, 0.0), kept], axis=0).T  # (N, 2K): sums, then counts
-    rng = np.random.default_rng(seed)
     out = np.empty((n_boot, k))
     step = max(1, _BLOCK_CELLS // n)
     for start in range(0, n_boot, step):

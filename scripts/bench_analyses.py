@@ -6,8 +6,10 @@ log-likelihoods) of one rankacc task in lm-eval's ``--log_samples`` format
 filtered_resps, filter, metrics, doc_hash, prompt_hash, target_hash, the
 per-document metrics and ``scores``), each with its results JSON beside it,
 then times ``rankacc idealized``, ``flips``, ``hardness`` and
-``leaderboard`` (one subprocess per command: wall time and peak RSS) and
-prints a table. Texts are of realistic length (prompt ~400 characters,
+``leaderboard`` (one subprocess per command: wall time, CPU time and peak
+RSS of the whole process) and prints a table. ``--tree`` runs the commands
+of another source tree (``git archive <commit> lm_eval_rankacc | tar -x -C
+DIR``: before/after figures). Texts are of realistic length (prompt ~400 characters,
 responses ~400 each: about 3.8 KB a line); 10 % of the pairs are human
 ties, 20 % carry no rater proportions.
 
@@ -24,6 +26,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,8 +46,9 @@ def _text(rng: random.Random, chars: int) -> str:
     return " ".join(words)
 
 
-def _line(k: int, rng: random.Random, shift: float) -> str:
-    """One samples line of document ``k`` (``shift`` moves the log-likelihoods: another model)."""
+def _line(k: int, rng: random.Random, shift: float) -> tuple[str, dict[str, float]]:
+    """One samples line of document ``k`` (``shift`` moves the log-likelihoods:
+    another model) and its per-document metrics."""
     tie = rng.random() < 0.1
     first = rng.random() < 0.5
     ranks = [1, 1] if tie else ([1, 2] if first else [2, 1])
@@ -72,7 +76,18 @@ def _line(k: int, rng: random.Random, shift: float) -> str:
         **metrics, "invalid": 0,
         "scores": {"loglik": loglik, "n_tokens": n_tokens, "n_bytes": n_bytes},
     }
-    return json.dumps(rec, ensure_ascii=False)
+    return json.dumps(rec, ensure_ascii=False), metrics
+
+
+def _aggregates(sums: dict[str, float], squares: dict[str, float], n: int) -> dict[str, float]:
+    """lm-eval's ``results`` entries of the metrics: ``<metric>,none`` (the mean
+    over the documents) and ``<metric>_stderr,none`` (sample standard deviation / sqrt(n))."""
+    out: dict[str, float] = {}
+    for name, total in sums.items():
+        mean = total / n
+        var = max(0.0, (squares[name] - n * mean * mean) / (n - 1)) if n > 1 else 0.0
+        out[f"{name},none"], out[f"{name}_stderr,none"] = mean, (var / n) ** 0.5
+    return out
 
 
 def write_run(folder: Path, model: str, n: int, shift: float) -> Path:
@@ -80,32 +95,50 @@ def write_run(folder: Path, model: str, n: int, shift: float) -> Path:
     sub = folder / model
     sub.mkdir(parents=True, exist_ok=True)
     samples = sub / f"samples_{TASK}_{STAMP}.jsonl"
-    if not samples.exists():
+    results_file = sub / f"results_{STAMP}.json"
+    if not (samples.exists() and results_file.exists()):
         rng = random.Random(0)  # the same documents in every run; log-likelihoods moved by ``shift``
+        sums: dict[str, float] = {}
+        squares: dict[str, float] = {}
         with samples.open("w", encoding="utf-8") as fh:
             for k in range(n):
-                fh.write(_line(k, rng, shift) + "\n")
-        results = {"results": {TASK: {"alias": TASK}},
+                line, metrics = _line(k, rng, shift)
+                fh.write(line + "\n")
+                for name, value in metrics.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                    squares[name] = squares.get(name, 0.0) + value * value
+        results = {"results": {TASK: {"alias": TASK, **_aggregates(sums, squares, n)}},
                    "configs": {TASK: {"task": TASK, "metadata": {"version": 1.0}}},
                    "versions": {TASK: 1.0},
                    "n-samples": {TASK: {"original": n, "effective": n}},
                    "model_name": f"/models/{model}", "model_name_sanitized": model}
-        (sub / f"results_{STAMP}.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+        results_file.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return sub
 
 
-def timed(args: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MB, exit status) of one ``rankacc`` command."""
+def timed(args: list[str], tree: str | None = None, timeout: float | None = None) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds (user + system), peak RSS in MB, exit status)
+    of one ``rankacc`` command (``tree``: the source tree to import it from;
+    killed after ``timeout`` seconds, exit status -9)."""
     cmd = [sys.executable, "-c", "import sys; from lm_eval_rankacc.cli import main; sys.exit(main())", *args]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-    _, status, rusage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
+    with tempfile.TemporaryFile() as err_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, env=env if tree else None,
+                                cwd=tree)  # the tree first on sys.path, before the current folder's package
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        _, status, rusage = os.wait4(proc.pid, 0)
+        if timer:
+            timer.cancel()
+        wall = time.perf_counter() - start
+        err_file.seek(0)
+        err = err_file.read().decode(errors="replace").strip()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         print(f"  {args[0]}: exit {proc.returncode}: {err.splitlines()[-1][:200] if err else ''}", file=sys.stderr)
-    return wall, rusage.ru_maxrss / 1024, proc.returncode
+    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024, proc.returncode
 
 
 def main() -> None:
@@ -113,8 +146,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="documents per samples file")
     parser.add_argument("--dir", default=None, help="where to write the runs (kept, reused for the same N)")
     parser.add_argument("--commands", default="idealized,flips,hardness,leaderboard")
+    parser.add_argument("--tree", default=None, help="import lm_eval_rankacc from this source tree (e.g. an export "
+                                                      "of an older commit: before/after figures)")
+    parser.add_argument("--timeout", type=float, default=None, help="kill a command after this many seconds")
     args = parser.parse_args()
-    root = Path(args.dir or tempfile.mkdtemp(prefix="bench_analyses_")) / f"n{args.n}"
+    root = Path(args.dir or tempfile.mkdtemp(prefix="bench_analyses_")).resolve() / f"n{args.n}"
     start = time.perf_counter()
     ref, pol = write_run(root / "ref", "model-ref", args.n, 0.0), write_run(root / "pol", "model-pol", args.n, 20.0)
     size = (ref / f"samples_{TASK}_{STAMP}.jsonl").stat().st_size
@@ -126,10 +162,10 @@ def main() -> None:
         "hardness": ["hardness", str(ref)],
         "leaderboard": ["leaderboard", str(ref), str(pol)],
     }
-    print(f"{'command':<12} {'seconds':>8} {'peak RSS MB':>12}")
+    print(f"{'command':<12} {'seconds':>8} {'CPU s':>8} {'peak RSS MB':>12}")
     for name in args.commands.split(","):
-        wall, rss, rc = timed(commands[name])
-        print(f"{name:<12} {wall:8.1f} {rss:12,.0f}" + (f"  (exit {rc})" if rc else ""))
+        wall, cpu, rss, rc = timed(commands[name], args.tree, args.timeout)
+        print(f"{name:<12} {wall:8.1f} {cpu:8.1f} {rss:12,.0f}" + (f"  (exit {rc})" if rc else ""), flush=True)
 
 
 if __name__ == "__main__":

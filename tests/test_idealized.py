@@ -440,3 +440,28 @@ def test_mixed_sizes_through_files(tmp_path):
     assert any("n > 2 responses" in n and "eps alone" in n for n in rep.notes)
     with pytest.raises(analysis.RunError, match="alpha eps"):
         analysis.idealized(tmp_path / "ref", alpha_eps=0.0)
+
+
+def test_hardness_reads_texts_of_the_listed_documents_only(tmp_path, monkeypatch):
+    """The texts of a run are read back from its file for the documents a list
+    shows (and for each per-document row asked for), never for all of them."""
+    from lm_eval_rankacc.runs import TaskSamples
+
+    rng = np.random.default_rng(7)
+    entries = [doc(f"p{k}", list(rng.normal(-10, 3, 2)), [1, 2], prompt=f"P{k}", responses=[f"w{k}", f"l{k}"])
+               for k in range(40)]
+    write_run(tmp_path / "ref", {"rankacc_h": entries})
+    reread = []
+    original = TaskSamples._reread
+    monkeypatch.setattr(TaskSamples, "_reread", lambda self, k: reread.append(k) or original(self, k))
+    rep = analysis.hardness(tmp_path / "ref", beta=0.5, top=2)
+    assert 0 < len(reread) <= 3 * 2
+    listed = {r["id"]: r for s in rep.sections[1:] for r in s.rows}
+    for key, row in listed.items():  # each listed text is its own document's, chosen / rejected by rank
+        k = int(key[1:])
+        assert (row["prompt"], row["chosen"], row["rejected"]) == (f"P{k}", f"w{k}", f"l{k}")
+    reread.clear()
+    row = rep.documents[5]
+    assert len(reread) == 1 and row["id"] == "p5" and row["chosen"] == "w5" and len(rep.documents) == 40
+    c = [e["loglik"][1] - e["loglik"][0] for e in entries]  # Thm. 4.1: log pRef(y_l) - log pRef(y_w)
+    assert [r["c"] for r in rep.documents] == pytest.approx(c)

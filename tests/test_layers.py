@@ -59,3 +59,13 @@ def test_training_importing_analysis_breaks_it(tree):
     add_import(tree / "lm_eval_rankacc" / "training" / "tracking.py", "import lm_eval_rankacc.analysis")
     out = lint(tree)
     assert out.returncode != 0 and "lm_eval_rankacc.training.tracking -> lm_eval_rankacc.analysis" in out.stdout
+
+
+def test_judging_back_edges_break_it(tree):
+    """The pure verdict rule imports no judging (I/O), and judging's reader and driver import no torch."""
+    add_import(tree / "lm_eval_rankacc" / "verdicts.py", "import lm_eval_rankacc.judging")
+    add_import(tree / "lm_eval_rankacc" / "judging" / "winrate.py", "import torch")
+    out = lint(tree)
+    assert out.returncode != 0
+    assert "lm_eval_rankacc.verdicts -> lm_eval_rankacc.judging" in out.stdout
+    assert "lm_eval_rankacc.judging.winrate -> torch" in out.stdout

@@ -141,3 +141,98 @@ def test_self_check_falls_back_when_packing_raises(tiny_model_dir, hf, monkeypat
         got = lm.loglikelihood(reqs, disable_tqdm=True)
     assert lm._checked is False and "packed scoring failed on a self-check" in caplog.text
     assert_same(got, hf.loglikelihood(reqs, disable_tqdm=True))
+
+
+# ------------------------------------------------------------ token-budget batches
+WORDS = "the a quick brown fox helpful answer question paris capital of france two plus four sea shells".split()
+
+
+def mixed_docs(seed=0, n=14):
+    """Prompts and responses of many lengths, 2 to 5 responses (some repeated), and
+    one document of a single response (no shared prompt: the parent's path)."""
+    import random
+
+    rng = random.Random(seed)
+    text = lambda lo, hi: " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))  # noqa: E731
+    docs = []
+    for d in range(n):
+        short = d % 3 == 1  # a third of the documents fit in the padding of the others' rows
+        responses = [text(1, 3 if short else 25) for _ in range(rng.randint(2, 5))]
+        if d % 4 == 0:
+            responses.append(responses[0])
+        docs.append({"prompt": f"Doc {d}: " + text(1, 4 if short else 60), "responses": responses})
+    docs.append({"prompt": "Alone here", "responses": [text(3, 9)]})
+    return docs
+
+
+def record_batches(monkeypatch):
+    """Spy on the packed forward passes: [(rows, width, request indices)] per call."""
+    seen = []
+    real_forward = HFPrefixLM._forward
+
+    def spy(self, batch):
+        answers = list(real_forward(self, batch))
+        seen.append((len(batch), max(sum(len(p) for _, p, _ in row) for row in batch),
+                     [len(row) for row in batch], [i for i, _ in answers]))
+        yield from answers
+
+    monkeypatch.setattr(HFPrefixLM, "_forward", spy)
+    return seen
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_token_budget_batches(tiny_model_dir, hf, monkeypatch, batch_size):
+    """Same log-likelihoods as hf for every request, in the original order
+    (shuffled requests), each packed request scored once, and no forward pass
+    over batch_size x the longest request (context + continuation - 1) in
+    tokens, padding included, except one document alone."""
+    import random
+
+    reqs = requests_of(mixed_docs())
+    random.Random(1).shuffle(reqs)
+    encoded = [hf._encode_pair(*r.args) for r in reqs]
+    by_context: dict = {}
+    for i, (ctx, _) in enumerate(encoded):
+        by_context.setdefault(tuple(ctx), []).append(i)
+    packed_reqs = sorted(i for members in by_context.values() if len(members) > 1 for i in members)
+    budget = batch_size * max(len(encoded[i][0]) + len(encoded[i][1]) - 1 for i in packed_reqs)
+
+    seen = record_batches(monkeypatch)
+    lm = prefix_lm(tiny_model_dir, batch_size=batch_size)
+    got = lm.loglikelihood(reqs, disable_tqdm=True)
+    assert lm._checked is True
+    assert_same(got, hf.loglikelihood(reqs, disable_tqdm=True))
+    assert sorted(i for *_, answered in seen for i in answered) == packed_reqs  # once each
+    for rows, width, docs_per_row, _ in seen[1:]:  # seen[0]: the self-check's document
+        assert rows * width <= budget or (rows == 1 and docs_per_row == [1])
+    if batch_size > 1:
+        assert any(n > 1 for *_, per_row, _ in seen for n in per_row)  # short documents share a row
+
+
+def test_token_budget_auto(tiny_model_dir, hf, monkeypatch):
+    """``auto``: the parent's detected batch size for sequences as wide as the
+    longest packed document, times that width."""
+    asked = []
+
+    def detect(self, requests=None, pos=0):
+        asked.append(len(requests[pos][1]) + len(requests[pos][2]) - 1)
+        return 2
+
+    monkeypatch.setattr(HFPrefixLM, "_detect_batch_size", detect)
+    seen = record_batches(monkeypatch)
+    reqs = requests_of(mixed_docs(seed=3))
+    lm = prefix_lm(tiny_model_dir, batch_size="auto")
+    assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf.loglikelihood(reqs, disable_tqdm=True))
+    widest = max(width for _, width, _, _ in seen[1:])
+    assert asked and asked[-1] == widest  # the longest document opens the first batch
+    for rows, width, docs_per_row, _ in seen[1:]:
+        assert rows * width <= 2 * widest or (rows == 1 and docs_per_row == [1])
+
+
+def test_full_logits_path(tiny_model_dir, hf):
+    """A model without ``logits_to_keep``: all logits, then the kept rows; same scores."""
+    reqs = requests_of(mixed_docs(seed=5, n=6))
+    lm = prefix_lm(tiny_model_dir, batch_size=3)
+    lm._keeps_logits = False
+    assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf.loglikelihood(reqs, disable_tqdm=True))
+    assert lm._checked is True and lm._keeps_logits is False

@@ -208,6 +208,10 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
             assert rb[col] == pytest.approx(ra[col], abs=1e-5, rel=1e-6), (key, col)
     summary = [json.loads(x) for x in (tmp_path / "b" / SUMMARY_FILE).read_text().splitlines()]
     assert [(s["step"], s["set"]) for s in summary] == [(s, k) for s in range(7) for k in ("train", "validation")]
+    # the distance travelled: kept for the steps before the checkpoint, streamed from the model's files after it
+    summary_a = [json.loads(x) for x in (tmp_path / "a" / SUMMARY_FILE).read_text().splitlines()]
+    for sa, sb in zip(summary_a, summary):
+        assert sb["weight_distance"] == pytest.approx(sa["weight_distance"], rel=1e-5, abs=1e-8), sb["step"]
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -121,3 +121,22 @@ def test_reference_from_an_lm_eval_run():
         reference_from_run(changed, task, pairs)
     with pytest.raises(TrainingDataError, match="missing"):
         reference_from_run(replace(samples, ids=["x"] * len(ids)), task, pairs)
+
+
+def test_distance_travelled_from_the_initial_weights(trl_run, tiny_model_dir):
+    """Both trackers record ||theta_t - theta_0||_2: 0 at step 0, and at the
+    last step the distance of the trained model's weights from the initial
+    model's file (computed here with plain torch)."""
+    from safetensors.torch import load_file
+
+    out, (tracker, by_path) = trl_run
+    initial = load_file(str(tiny_model_dir / "model.safetensors"))
+    final = {k: v.detach().cpu() for k, v in tracker._model.state_dict().items()}
+    assert set(final) == set(initial)
+    dist = sum(float(((final[k].double() - initial[k].double()) ** 2).sum()) for k in initial) ** 0.5
+    norm = sum(float((v.double() ** 2).sum()) for v in initial.values()) ** 0.5
+    for name in ("initial", "by_path"):
+        summaries = {s["step"]: s for s in map(json.loads, (out / name / SUMMARY_FILE).read_text().splitlines())}
+        assert summaries[0]["weight_distance"] == 0.0
+        assert summaries[STEPS]["weight_distance"] == pytest.approx(dist, rel=1e-9) and dist > 0
+        assert summaries[STEPS]["weight_distance_ratio"] == pytest.approx(dist / norm, rel=1e-9)

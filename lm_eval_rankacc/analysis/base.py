@@ -15,7 +15,7 @@ leaves out of the mean (:func:`mean` skips it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +54,31 @@ class Report:
     meta: dict[str, Any]
     sections: list[Section]
     notes: list[str] = field(default_factory=list)
-    documents: list[dict[str, Any]] = field(default_factory=list)
+    documents: Sequence[dict[str, Any]] = field(default_factory=list)  # a list or :class:`LazyRows`
+
+
+class LazyRows(Sequence):
+    """Per-document rows (a :class:`Report`'s ``documents``) built only when
+    asked for: ``parts`` of (number of rows, row(k)), in order. Keeps a
+    million-document report from holding a dict per document, and a row's
+    texts from being read back from its run before it is shown."""
+
+    def __init__(self, parts: Sequence[tuple[int, Callable[[int], dict[str, Any]]]] = ()):
+        self._parts = list(parts)
+        self._ends = np.cumsum([n for n, _ in self._parts], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def __getitem__(self, k):  # noqa: ANN001, ANN204 - an int or a slice
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        part = int(np.searchsorted(self._ends, k, side="right"))
+        return self._parts[part][1](k - (int(self._ends[part - 1]) if part else 0))
 
 
 # ----------------------------------------------------------------- per-document rules
@@ -179,7 +203,7 @@ def invalid_note(label: str, task: str, ts: TaskSamples, convention: str = "pape
     """A note counting the documents of a run with a NaN or infinite
     log-likelihood (:func:`theory.is_valid`): every paper rule ranks them
     wrongly; the released code leaves a NaN out and ranks an infinity."""
-    count = sum(not all(theory.is_valid(x) for x in ll) for ll in ts.loglik)
+    count = int(sum((~np.isfinite(ts.array("loglik", idx))).any(axis=1).sum() for idx in ts.groups().values()))
     if not count:
         return None
     if convention == "released":
@@ -206,10 +230,9 @@ def alpha_source(ts: TaskSamples) -> str:
     """``votes`` when every document carries rater proportions (pairs with
     alpha, ties need none), ``none`` when no pair does, else ``partial``.
     Documents of n > 2 responses never carry alpha."""
-    sizes, tied = ts.sizes, ts.tied
-    needs = [i for i in range(len(ts)) if not tied[i]]
-    have = [i for i in needs if sizes[i] == 2 and ts.docs[i].get("alpha") is not None]
-    if len(have) == len(needs):
+    needs = ~ts.tied
+    have = int((needs & (ts.sizes == 2) & ~np.isnan(ts.alpha)).sum())
+    if have == int(needs.sum()):
         return "votes"
     return "none" if not have else "partial"
 

@@ -7,13 +7,14 @@ of :mod:`.compare`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from lm_eval_rankacc import stats, theory
 from lm_eval_rankacc.analysis.base import (
+    LazyRows,
     Report,
     Section,
     check_convention,
@@ -59,13 +60,17 @@ def _category_rows(task: str, ts: TaskSamples, category: np.ndarray) -> list[dic
 
 
 def _document_rows(task: str, ts: TaskSamples, before: np.ndarray, after: np.ndarray,
-                   category: np.ndarray) -> list[dict]:
+                   category: np.ndarray) -> tuple[int, Callable[[int], dict]]:
+    """(number of rows, row(k)) of the per-document rows of one task, for :class:`LazyRows`."""
     tied = ts.tied
-    return [{
-        "task": task, "id": ts.ids[k], "doc_hash": ts.hashes[k], "tie": bool(tied[k]),
-        "reference_correct": _verdict(before[k]), "policy_correct": _verdict(after[k]),
-        "category": "left out" if category[k] == LEFT_OUT else theory.CATEGORIES[category[k]],
-    } for k in range(len(ts))]
+
+    def row(k: int) -> dict:
+        return {
+            "task": task, "id": ts.ids[k], "doc_hash": ts.hashes[k], "tie": bool(tied[k]),
+            "reference_correct": _verdict(before[k]), "policy_correct": _verdict(after[k]),
+            "category": "left out" if category[k] == LEFT_OUT else theory.CATEGORIES[category[k]],
+        }
+    return len(ts), row
 
 
 #: The columns of the reward-accuracy rows (one per task).
@@ -151,7 +156,7 @@ def flips(
             notes.append(f"{task}: {left} of {len(ts)} documents left out of the flips: a NaN score in either run "
                          "(released convention)")
         rows += _category_rows(task, ts, category)
-        documents += _document_rows(task, ts, before, after, category)
+        documents.append(_document_rows(task, ts, before, after, category))
     notes += [REWARD_NOTE, paired_note(label_ref, label_pol)]
     notes.extend(f"reference: {n}" for n in ref.notes)
     notes.extend(f"policy: {n}" for n in pol.notes)
@@ -162,4 +167,4 @@ def flips(
     return Report("flips", f"Ranking flips ({metric}, {convention} convention): {label_ref} -> {label_pol}", meta,
                   [Section("flips", ["task", "ties", "category", "count", "share", "n"], rows),
                    Section("reward accuracy", REWARD_COLUMNS, rewards),
-                   Section("paired statistics", PAIRED_COLUMNS, paired)], notes, documents)
+                   Section("paired statistics", PAIRED_COLUMNS, paired)], notes, LazyRows(documents))

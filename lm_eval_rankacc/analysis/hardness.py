@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lm_eval_rankacc import theory
-from lm_eval_rankacc.analysis.base import Report, Section, check_betas
+from lm_eval_rankacc.analysis.base import LazyRows, Report, Section, check_betas
 from lm_eval_rankacc.errors import RunError
 from lm_eval_rankacc.runs import Run, TaskSamples, as_run
 
@@ -20,42 +20,50 @@ _SUMMARY = ["task", "pairs", "left_out", "share_c_positive", "c_min", "c_median"
 _LISTED = ("id", "c", "loss_threshold", "prompt", "chosen", "rejected")
 
 
-def _pair_entries(task: str, ts: TaskSamples, beta: float) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """One entry per two-response document with a strict human preference
-    (c, loss threshold, whether the reference ranks it correctly, its text),
-    and whether each c is finite."""
-    pair = np.flatnonzero((ts.sizes == 2) & ~ts.tied)
-    ll = ts.array("loglik", pair) if len(pair) else np.zeros((0, 2))
-    ranks = ts.array("ranks", pair) if len(pair) else np.zeros((0, 2), dtype=int)
-    first = ranks[:, 0] < ranks[:, 1]
-    ll_w = np.where(first, ll[:, 0], ll[:, 1])
-    ll_l = np.where(first, ll[:, 1], ll[:, 0])
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf scores: a NaN c, counted in a note
-        c = theory.reference_log_ratio(ll_w, ll_l)
-        threshold = theory.dpo_loss_threshold(c, beta)
-        correct = theory.pairs_ranked_correctly(ll_w, ll_l)
-    entries = []
-    for k, i in enumerate(pair):
-        doc = ts.docs[i]
-        w = 0 if first[k] else 1
-        entries.append({
-            "task": task, "id": ts.ids[i], "doc_hash": ts.hashes[i],
-            "loglik_chosen": float(ll_w[k]), "loglik_rejected": float(ll_l[k]),
-            "c": float(c[k]), "loss_threshold": float(threshold[k]),
-            "reference_correct": bool(correct[k]),
+class _Pairs:
+    """The two-response documents with a strict human preference of one task
+    (Thm. 4.1), as arrays: their index in the run, log-likelihoods of the
+    chosen and rejected response, c, loss threshold, whether the reference
+    ranks them correctly. Texts are read from the run only for the rows asked
+    for (:meth:`row`)."""
+
+    def __init__(self, task: str, ts: TaskSamples, beta: float):
+        self.task, self.ts = task, ts
+        self.index = np.flatnonzero((ts.sizes == 2) & ~ts.tied)
+        ll = ts.array("loglik", self.index) if len(self.index) else np.zeros((0, 2))
+        ranks = ts.array("ranks", self.index) if len(self.index) else np.zeros((0, 2), dtype=int)
+        self.first = ranks[:, 0] < ranks[:, 1]
+        self.ll_w = np.where(self.first, ll[:, 0], ll[:, 1])
+        self.ll_l = np.where(self.first, ll[:, 1], ll[:, 0])
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf scores: a NaN c, counted in a note
+            self.c = theory.reference_log_ratio(self.ll_w, self.ll_l)
+            self.threshold = theory.dpo_loss_threshold(self.c, beta)
+            self.correct = theory.pairs_ranked_correctly(self.ll_w, self.ll_l)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def row(self, k: int) -> dict[str, Any]:
+        """The entry of the ``k``-th pair, with its texts."""
+        i = int(self.index[k])
+        doc = self.ts.docs[i]
+        w = 0 if self.first[k] else 1
+        return {
+            "task": self.task, "id": self.ts.ids[i], "doc_hash": self.ts.hashes[i],
+            "loglik_chosen": float(self.ll_w[k]), "loglik_rejected": float(self.ll_l[k]),
+            "c": float(self.c[k]), "loss_threshold": float(self.threshold[k]),
+            "reference_correct": bool(self.correct[k]),
             "prompt": str(doc["prompt"]), "chosen": str(doc["responses"][w]), "rejected": str(doc["responses"][1 - w]),
-        })
-    return entries, np.isfinite(c)
+        }
 
 
-def _summary(task: str, ts: TaskSamples, valid: list[dict], beta: float) -> dict[str, Any]:
-    """The distribution of the finite c of one task."""
-    cv = np.array([e["c"] for e in valid], dtype=float)
+def _summary(task: str, ts: TaskSamples, cv: np.ndarray, beta: float) -> dict[str, Any]:
+    """The distribution of the finite c ``cv`` of one task."""
     positive = int((cv > 0).sum())
     return {
-        "task": task, "pairs": len(valid),
-        "left_out": int(len(ts) - len(valid)),
-        "share_c_positive": (positive / len(valid)) if valid else None,
+        "task": task, "pairs": len(cv),
+        "left_out": int(len(ts) - len(cv)),
+        "share_c_positive": (positive / len(cv)) if len(cv) else None,
         "c_min": float(cv.min()) if len(cv) else None,
         "c_median": float(np.median(cv)) if len(cv) else None,
         "c_max": float(cv.max()) if len(cv) else None,
@@ -63,18 +71,22 @@ def _summary(task: str, ts: TaskSamples, valid: list[dict], beta: float) -> dict
     }
 
 
-def _lists(task: str, valid: list[dict], top: int) -> list[Section]:
+def _lists(pairs: _Pairs, finite: np.ndarray, top: int) -> list[Section]:
     """The ``top`` hard-to-learn (largest c > 0), easy (most negative c,
-    c <= 0) and easy-to-flip (smallest c > 0) datapoints."""
-    positive = [e for e in valid if e["c"] > 0]
+    c <= 0) and easy-to-flip (smallest c > 0) datapoints; ties in c keep file order."""
+    c = pairs.c
+    positive, easy = np.flatnonzero(finite & (c > 0)), np.flatnonzero(finite & (c <= 0))
     chosen = {
-        "hard to learn": sorted(positive, key=lambda e: -e["c"])[:top],
-        "easy": sorted((e for e in valid if e["c"] <= 0), key=lambda e: e["c"])[:top],
-        "easy to flip": sorted(positive, key=lambda e: e["c"])[:top],
+        "hard to learn": positive[np.argsort(-c[positive], kind="stable")[:top]],
+        "easy": easy[np.argsort(c[easy], kind="stable")[:top]],
+        "easy to flip": positive[np.argsort(c[positive], kind="stable")[:top]],
     }
-    return [Section(f"{task}: {name}", ["rank", *_LISTED],
-                    [{"rank": r + 1, **{k: e[k] for k in _LISTED}} for r, e in enumerate(chosen[name])])
-            for name in LISTS]
+    sections = []
+    for name in LISTS:
+        entries = [pairs.row(int(k)) for k in chosen[name]]
+        sections.append(Section(f"{pairs.task}: {name}", ["rank", *_LISTED],
+                                [{"rank": r + 1, **{k: e[k] for k in _LISTED}} for r, e in enumerate(entries)]))
+    return sections
 
 
 def _left_out_note(task: str, ts: TaskSamples, finite: np.ndarray) -> str | None:
@@ -107,16 +119,16 @@ def hardness(
     beta = check_betas([beta])[0]
     _check_top(top)
     ref = as_run(reference, tasks)
-    summary, sections, documents, notes = [], [], [], []
+    summary, sections, parts, notes = [], [], [], []
     for task, ts in ref.tasks.items():
-        entries, finite = _pair_entries(task, ts, beta)
-        documents.extend(entries)
-        valid = [e for e, ok in zip(entries, finite) if ok]
-        summary.append(_summary(task, ts, valid, beta))
+        pairs = _Pairs(task, ts, beta)
+        parts.append(pairs)
+        finite = np.isfinite(pairs.c)
+        summary.append(_summary(task, ts, pairs.c[finite], beta))
         note = _left_out_note(task, ts, finite)
         if note:
             notes.append(note)
-        sections += _lists(task, valid, top)
+        sections += _lists(pairs, finite, top)
     notes.append(
         f"c = log pRef(y_l|x) - log pRef(y_w|x); a policy ranks a pair correctly iff its DPO loss on it "
         f"(beta = {beta:g}) is below loss_threshold = -log sigmoid(beta c) (Thm. 4.1)"
@@ -124,4 +136,5 @@ def hardness(
     notes.extend(f"reference: {n}" for n in ref.notes)
     meta = {"reference": ref.label, "reference_path": str(ref.folder), "beta": beta, "top": top}
     return Report("hardness", f"Hard-to-learn datapoints (Thm. 4.1, beta = {beta:g}): {ref.label}", meta,
-                  [Section("summary", _SUMMARY, summary), *sections], notes, documents)
+                  [Section("summary", _SUMMARY, summary), *sections], notes,
+                  LazyRows([(len(p), p.row) for p in parts]))

@@ -197,7 +197,7 @@ def render_json(report: Report) -> str:
         "meta": report.meta,
         "sections": [{"title": s.title, "columns": s.columns, "rows": s.rows} for s in report.sections],
         "notes": report.notes,
-        "documents": report.documents,
+        "documents": list(report.documents),  # a lazy sequence (hardness reads texts per row)
     }
     return json.dumps(clean(data), indent=2, ensure_ascii=False) + "\n"
 
@@ -225,9 +225,10 @@ def render(report: Report, fmt: str = "md") -> str:
 
 def documents_csv(report: Report) -> str:
     """One CSV row per document (flips, hardness); full text, no truncation."""
-    if not report.documents:
+    rows = list(report.documents)  # once: a lazy sequence (hardness) reads texts per row
+    if not rows:
         return ""
     columns: list[str] = []
-    for row in report.documents:
+    for row in rows:
         columns += [c for c in row if c not in columns]
-    return _csv(columns, report.documents)
+    return _csv(columns, rows)

@@ -12,6 +12,12 @@ reading ``HUB``. A source whose prompts are multi-turn transcripts may define
 ``chat_messages(prompt)``, the chat messages of a prompt under
 ``--apply_chat_template`` (:mod:`lm_eval_rankacc.chat`; otherwise a prompt is
 one user message). Rules shared by several converters live in :mod:`.common`.
+
+Big splits (:mod:`lm_eval_rankacc.harness`, "Loading big splits" in
+docs/tasks.md): a converter iterates its rows with :func:`numbered` and builds
+its :class:`Conversion` with :meth:`Conversion.of`, so the loader can run it
+once over every row keeping only document ids (``rows.light``), then again
+over the rows of the sampled documents only, which keep their indices.
 """
 
 from __future__ import annotations
@@ -57,10 +63,39 @@ class Conversion:
     docs: list[dict[str, Any]] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
     rows: list[int] = field(default_factory=list)
+    #: Only each document's id is kept, in ``docs`` (the loader's first pass).
+    light: bool = False
+    #: Every row document ``k`` was built from, where it is several (``add``'s ``members``).
+    members: dict[int, list[int]] = field(default_factory=dict)
 
-    def add(self, doc: dict[str, Any], row: int) -> None:
-        self.docs.append(doc)
+    @classmethod
+    def of(cls, rows: Any) -> "Conversion":
+        """An empty conversion, light when ``rows`` asks for it (:func:`is_light`)."""
+        return cls(light=is_light(rows))
+
+    def add(self, doc: dict[str, Any] | str, row: int, members: list[int] | None = None) -> None:
+        """Document ``doc`` built from row ``row`` (and ``members``); when light, ``doc`` may be its id."""
+        self.docs.append((doc if isinstance(doc, str) else doc["id"]) if self.light else doc)
         self.rows.append(row)
+        if members is not None:
+            self.members[len(self.docs) - 1] = members
+
+    def ids(self) -> list[str]:
+        """The documents' ids, in order."""
+        return self.docs if self.light else [doc["id"] for doc in self.docs]
+
+
+def numbered(rows: Any):
+    """``(index, record)`` of each row. The loader may hand a converter a
+    selection of rows that knows each row's index in the whole input (its
+    ``numbered()``); for any other iterable the index is the position."""
+    items = getattr(rows, "numbered", None)
+    return items() if callable(items) else enumerate(rows)
+
+
+def is_light(rows: Any) -> bool:
+    """Whether the loader asks for document ids only (its first pass over a big split)."""
+    return getattr(rows, "light", False) is True
 
 
 def get_source(name: str):

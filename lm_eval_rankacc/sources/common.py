@@ -22,11 +22,12 @@ Scored multi-response documents (:func:`scored_document`)
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 from lm_eval_rankacc.schema import RowError, dense_ranks, make_doc, type_name
-from lm_eval_rankacc.sources import Conversion
+from lm_eval_rankacc.sources import Conversion, is_light
 
 DROP_REPEATED = "pairs listed again with the same preference (later copies)"
 DROP_CONTRADICTED = "pairs listed more than once with different preferences (all copies)"
@@ -67,32 +68,69 @@ def require_object(value: Any, row: Any, field: str) -> dict:
 
 
 class PairLedger:
-    """Collects pairwise documents and applies the repeated-pair rule."""
+    """Collects pairwise documents and applies the repeated-pair rule. Each
+    pair's identity is held once (a number per row), its first preference
+    and whether a copy contradicts it, so a light pass holds little per row."""
 
-    def __init__(self) -> None:
-        self._entries: list[tuple[Hashable, frozenset, dict[str, Any], int]] = []
+    def __init__(self, light: bool = False) -> None:
+        self.light = light
+        self._numbers: dict[Hashable, int] = {}  # pair identity -> its number
+        self._first: list[Hashable] = []  # each pair's first preference
+        self._contradicted: set[int] = set()
+        self._pair = array("q")  # per row added: the pair's number
+        self._row = array("q")
+        self._docs: list[dict[str, Any] | str] = []  # the documents, or their ids when light
 
-    def add(self, key: Hashable, preference: frozenset, doc: dict[str, Any], row: int) -> None:
+    @classmethod
+    def of(cls, rows: Any) -> "PairLedger":
+        """An empty ledger that keeps only document ids when ``rows`` is light."""
+        return cls(light=is_light(rows))
+
+    def add(self, key: Hashable, preference: Hashable, doc: dict[str, Any], row: int) -> None:
         """``key``: the pair's identity (prompt or post, unordered responses);
         ``preference``: an order-free statement of the human ranking, e.g.
         ``frozenset({(response_1, rank_1), (response_2, rank_2)})``; ``row``:
         the index of the row the document comes from."""
-        self._entries.append((key, preference, doc, row))
+        number = self._numbers.setdefault(key, len(self._numbers))
+        if number == len(self._first):
+            self._first.append(preference)
+        elif self._first[number] != preference:
+            self._contradicted.add(number)
+        self._pair.append(number)
+        self._row.append(row)
+        self._docs.append(doc["id"] if self.light else doc)
 
     def into(self, out: Conversion) -> Conversion:
-        preferences: dict[Hashable, set] = {}
-        for key, preference, _, _ in self._entries:
-            preferences.setdefault(key, set()).add(preference)
-        seen: set = set()
-        for key, _, doc, row in self._entries:
-            if len(preferences[key]) > 1:
+        seen: set[int] = set()
+        for number, doc, row in zip(self._pair, self._docs, self._row):
+            if number in self._contradicted:
                 out.dropped[DROP_CONTRADICTED] += 1
-            elif key in seen:
+            elif number in seen:
                 out.dropped[DROP_REPEATED] += 1
             else:
-                seen.add(key)
+                seen.add(number)
                 out.add(doc, row)
         return out
+
+
+def document(
+    light: bool,
+    doc_id: str,
+    prompt: Any,
+    responses: Sequence[Any],
+    ranks: Sequence[int],
+    votes: Sequence[int] | None = None,
+    *,
+    row: Any,
+) -> dict[str, Any]:
+    """:func:`make_doc`, or in a light pass (:func:`lm_eval_rankacc.sources.is_light`)
+    only ``{"id": doc_id}``: a converter marked ``TWO_PASS`` calls it after
+    checking every field make_doc checks (prompt a non-empty string, two or
+    more string responses, ranks and votes it computed), so make_doc cannot
+    fail there, and the full documents are built in the second pass."""
+    if light:
+        return {"id": str(doc_id)}
+    return make_doc(doc_id, prompt, responses, ranks, votes, row=row)
 
 
 def scored_document(
@@ -103,12 +141,14 @@ def scored_document(
     *,
     row: Any,
     votes: Sequence[int] | None = None,
+    light: bool = False,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """``(document, None)``, or ``(None, drop reason)`` by the rules above.
 
     ``responses`` must already be strings and ``scores`` comparable values
     (numbers, or tuples of numbers for a lexicographic key), higher = better.
-    The prompt and everything else is validated by :func:`make_doc`."""
+    The prompt and everything else is validated by :func:`make_doc`
+    (:func:`document`: only the id when ``light``)."""
     texts: list[str] = []
     key_of: dict[str, Any] = {}
     votes_of: dict[str, int] = {}
@@ -129,4 +169,4 @@ def scored_document(
     if len(set(ranks)) == 1:
         return None, DROP_ALL_TIED
     merged_votes = [votes_of[t] for t in texts] if votes is not None else None
-    return make_doc(doc_id, prompt, texts, ranks, merged_votes, row=row), None
+    return document(light, doc_id, prompt, texts, ranks, merged_votes, row=row), None

@@ -43,10 +43,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, get_field, make_doc, require_str
-from lm_eval_rankacc.sources import Conversion, HubDataset
+from lm_eval_rankacc.schema import RowError, get_field, require_str
+from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
 from lm_eval_rankacc.sources.common import (
     PairLedger,
+    document,
     require_int,
     require_list,
     require_number,
@@ -59,6 +60,8 @@ log = logging.getLogger("lm-eval")
 
 #: No fixed location: ``task_hub`` reads it from the task's options.
 HUB = None
+#: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
+TWO_PASS = True
 
 PAIRWISE = ("prompt_field", "chosen_field", "rejected_field")
 SCORED = ("prompt_field", "responses_field", "score_field")
@@ -179,15 +182,16 @@ def pairwise(
     id_field: str | None = None,
 ) -> Conversion:
     """One document per row; repeated pairs dropped by the PairLedger rule."""
-    ledger = PairLedger()
-    for i, record in enumerate(rows):
+    ledger = PairLedger.of(rows)
+    for i, record in numbered(rows):
         prompt = require_str(get_field(record, i, prompt_field), i, prompt_field, allow_empty=False)
         chosen = require_str(get_field(record, i, chosen_field), i, chosen_field)
         rejected = require_str(get_field(record, i, rejected_field), i, rejected_field)
         ranks, votes, alpha = [1, 2], None, None
         if votes_field is not None:
             ranks, votes, alpha = pair_votes(get_field(record, i, votes_field), i, votes_field)
-        doc = make_doc(document_id(record, i, split, id_field), prompt, [chosen, rejected], ranks, votes, row=i)
+        doc = document(ledger.light, document_id(record, i, split, id_field), prompt, [chosen, rejected], ranks, votes,
+                       row=i)
         if alpha is not None:
             doc["alpha"] = float(alpha)
         ledger.add(
@@ -196,7 +200,7 @@ def pairwise(
             doc,
             i,
         )
-    return ledger.into(Conversion())
+    return ledger.into(Conversion.of(rows))
 
 
 def scored(
@@ -210,8 +214,8 @@ def scored(
     id_field: str | None = None,
 ) -> Conversion:
     """One document per row, ranked by score; drops by :func:`scored_document`."""
-    out = Conversion()
-    for i, record in enumerate(rows):
+    out = Conversion.of(rows)
+    for i, record in numbered(rows):
         prompt = require_str(get_field(record, i, prompt_field), i, prompt_field, allow_empty=False)
         items = require_list(get_field(record, i, responses_field), i, responses_field)
         texts: list[str] = []
@@ -237,7 +241,9 @@ def scored(
             votes = [require_int(v, i, f"{votes_field}[{j}]") for j, v in enumerate(values)]
             if min(votes, default=0) < 0 or sum(votes) == 0:
                 raise RowError(i, votes_field, f"expected counts >= 0 with at least one vote, got {votes}")
-        doc, reason = scored_document(document_id(record, i, split, id_field), prompt, texts, scores, row=i, votes=votes)
+        doc, reason = scored_document(
+            document_id(record, i, split, id_field), prompt, texts, scores, row=i, votes=votes, light=out.light
+        )
         if reason is not None:
             out.dropped[reason] += 1
         else:

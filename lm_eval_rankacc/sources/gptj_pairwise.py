@@ -19,6 +19,8 @@ from lm_eval_rankacc.sources import Conversion, HubDataset, fields
 
 #: No commit of this dataset is pinned in public code we could find: "main" (unpinned).
 HUB = HubDataset(path="Dahoas/synthetic-instruct-gptj-pairwise", revision="main")
+#: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
+TWO_PASS = True
 
 
 def convert(rows: Iterable[Any], split: str, **_: Any) -> Conversion:

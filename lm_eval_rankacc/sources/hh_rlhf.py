@@ -25,10 +25,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, get_field, make_doc, require_str
-from lm_eval_rankacc.sources import Conversion, HubDataset
+from lm_eval_rankacc.schema import RowError, get_field, require_str
+from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
+from lm_eval_rankacc.sources.common import document
 
 HUB = HubDataset(path="Anthropic/hh-rlhf", revision="09be8c5bbc57cb3887f3a9732ad6aa7ec602a1fa")
+#: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
+TWO_PASS = True
 
 ASSISTANT = "\n\nAssistant:"
 DROP_PREFIX = "transcripts differ before the last assistant turn"
@@ -65,8 +68,8 @@ def chat_messages(prompt: str) -> list[dict[str, str]]:
 
 
 def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:
-    out = Conversion()
-    for i, record in enumerate(rows):
+    out = Conversion.of(rows)
+    for i, record in numbered(rows):
         chosen = require_str(get_field(record, i, "chosen"), i, "chosen")
         rejected = require_str(get_field(record, i, "rejected"), i, "rejected")
         prompt_w, response_w = split_transcript(chosen, i, "chosen")
@@ -74,5 +77,5 @@ def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:
         if prompt_w != prompt_l:
             out.dropped[DROP_PREFIX] += 1
             continue
-        out.add(make_doc(f"{split}/{i}", prompt_w, [response_w, response_l], [1, 2], row=i), i)
+        out.add(document(out.light, f"{split}/{i}", prompt_w, [response_w, response_l], [1, 2], row=i), i)
     return out

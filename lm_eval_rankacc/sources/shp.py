@@ -42,11 +42,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowConflict, RowError, get_field, make_doc, require_str
-from lm_eval_rankacc.sources import Conversion, HubDataset
-from lm_eval_rankacc.sources.common import PairLedger, require_int, scored_document
+from lm_eval_rankacc.schema import RowConflict, RowError, get_field, require_str
+from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
+from lm_eval_rankacc.sources.common import PairLedger, document, require_int, scored_document
 
 HUB = HubDataset(path="stanfordnlp/SHP", revision="e94b5f32602712d78ed494fe79105b1959396686")
+#: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
+TWO_PASS = True
 
 FORMS = ("pairs", "multi")
 SIDES = ("A", "B")
@@ -86,27 +88,28 @@ def convert(rows: Iterable[Any], split: str, form: str = "pairs", **_: Any) -> C
 
 
 def pairs(rows: Iterable[Any]) -> Conversion:
-    ledger = PairLedger()
-    for i, record in enumerate(rows):
+    ledger = PairLedger.of(rows)
+    for i, record in numbered(rows):
         post, history = _post(record, i)
         ids = _comment_ids(record, i)
         texts = _texts(record, i)
         ranks = [1, 2] if _label(record, i) == 1 else [2, 1]
-        doc = make_doc(f"{post}/{ids[0]}/{ids[1]}", history, list(texts), ranks, row=i)
-        ledger.add((post, frozenset(ids)), frozenset(zip(ids, ranks)), doc, i)
-    return ledger.into(Conversion())
+        doc = document(ledger.light, f"{post}/{ids[0]}/{ids[1]}", history, list(texts), ranks, row=i)
+        # the pair: the post and its two comments in either order; the preference: the preferred comment
+        ledger.add((post, *sorted(ids)), ids[ranks.index(1)], doc, i)
+    return ledger.into(Conversion.of(rows))
 
 
 def multi(rows: Iterable[Any]) -> Conversion:
     posts: dict[str, dict[str, Any]] = {}
-    for i, record in enumerate(rows):
+    for i, record in numbered(rows):
         post_id, history = _post(record, i)
         ids = _comment_ids(record, i)
         texts = _texts(record, i)
-        post = posts.setdefault(post_id, {"history": history, "row": i, "rows": 0, "comments": {}})
+        post = posts.setdefault(post_id, {"history": history, "row": i, "rows": [], "comments": {}})
         if history != post["history"]:
             raise RowConflict(i, "history", f"differs from the first row of the same post {post_id!r}", post["row"])
-        post["rows"] += 1
+        post["rows"].append(i)
         for side, cid, text in zip(SIDES, ids, texts):
             comment = {
                 "text": text,
@@ -126,7 +129,7 @@ def multi(rows: Iterable[Any]) -> Conversion:
                     raise RowConflict(
                         i, f"{field}_{side}", f"comment {cid!r} has {differs} in its first row", first["row"]
                     )
-    out = Conversion()
+    out = Conversion.of(rows)
     for post_id, post in posts.items():
         comments = list(post["comments"].values())
         doc, reason = scored_document(
@@ -135,9 +138,10 @@ def multi(rows: Iterable[Any]) -> Conversion:
             [c["text"] for c in comments],
             [(c["score"], c["created_at_utc"]) for c in comments],
             row=post["row"],
+            light=out.light,
         )
         if reason is not None:
-            out.dropped[f"{reason} (every row of the post)"] += post["rows"]
+            out.dropped[f"{reason} (every row of the post)"] += len(post["rows"])
         else:
-            out.add(doc, post["row"])
+            out.add(doc, post["row"], members=post["rows"])
     return out

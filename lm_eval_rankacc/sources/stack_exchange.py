@@ -29,6 +29,8 @@ HUB = HubDataset(
     revision="c7bda74048748f55749cd663c3d8d1025a841fd9",
     data_files="data/cs.stackexchange.com/train-00000-of-00001.parquet",
 )
+#: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
+TWO_PASS = True
 
 
 def convert(rows: Iterable[Any], split: str, **_: Any) -> Conversion:

@@ -21,6 +21,8 @@ from typing import Any
 from lm_eval_rankacc.sources import Conversion, HubDataset, fields
 
 HUB = HubDataset(path="openbmb/UltraFeedback", revision="40b436560ca83a8dba36114c22ab3c66e43f6d5e")
+#: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
+TWO_PASS = True
 
 
 def convert(rows: Iterable[Any], split: str, **_: Any) -> Conversion:

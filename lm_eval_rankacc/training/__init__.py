@@ -23,6 +23,7 @@ Modules, one job each:
 - :mod:`.callbacks`: tracking, stop on a signal, mark the run's checkpoints
   and the best one;
 - :mod:`.tracking`: the per-datapoint log (pure); :mod:`.figures`: its figures;
+- :mod:`.distance`: the distance travelled by the weights from the reference's;
 - :mod:`.tracker`: :class:`~.tracker.RankingTracker`, the same tracking as a
   callback for any ``transformers.Trainer`` (TRL's ``DPOTrainer`` included);
 - :mod:`.files`: atomic writes; :mod:`.outputs`: ``training_config.json`` and

@@ -5,7 +5,8 @@ use only the standard callback events, so they work with any
 - :class:`TrackingCallback`: the per-datapoint tracking log
   (:mod:`.tracking`); the trainer hands it the scores of each tracked set at
   each evaluation (:meth:`TrackingCallback.record`), and it computes each
-  datapoint's losses and ranking (:func:`datapoint_arrays`).
+  datapoint's losses and ranking (:func:`datapoint_arrays`) and, once per
+  step, the distance travelled by the weights (:mod:`.distance`).
 - :class:`StopOnSignal`: SIGTERM (and SIGINT, once) asks the trainer to save
   a checkpoint at the end of the current optimisation step and stop; the run
   can then be continued with ``--resume_from_checkpoint``.
@@ -30,6 +31,7 @@ from transformers import TrainerCallback
 
 from lm_eval_rankacc import theory
 from lm_eval_rankacc.training import losses
+from lm_eval_rankacc.training.distance import WeightDistance, is_sharded, reference_weights
 from lm_eval_rankacc.training.files import CHECKPOINT_PREFIX, RUN_MARKER, run_id_of, write_json
 from lm_eval_rankacc.training.tracking import TrackingLog, make_rows, summarize_step
 
@@ -200,22 +202,65 @@ def tracked_rows(set_name: str, step: int, epoch: float | None, pair_ids: list[s
 class TrackingCallback(TrainerCallback):
     """Writes the tracking log (:class:`.tracking.TrackingLog`) on the main
     process; :meth:`record` is called by the trainer with the scores of each
-    tracked set at each evaluation."""
+    tracked set at each evaluation.
 
-    def __init__(self, output_dir: str | Path, *, loss: str, beta: float, gamma: float = 1.0, tau: float = 0.1):
+    Distance travelled (``weight_distance``, ``weight_distance_ratio`` in the
+    summary rows; :mod:`.distance`): theta_ref is the weights held by
+    :meth:`hold_reference`, else ``reference_weights`` (a model folder or hub
+    name whose safetensors files hold it; default: the model's own
+    ``name_or_path``), else, at step 0 when ``reference_is_initial``, a copy
+    of the model as training begins. ``track_distance=False`` records none."""
+
+    def __init__(self, output_dir: str | Path, *, loss: str, beta: float, gamma: float = 1.0, tau: float = 0.1,
+                 reference_weights: str | Path | None = None, reference_is_initial: bool = True,
+                 track_distance: bool = True):
         self.log = TrackingLog(output_dir)
         self.objective = {"loss": loss, "beta": beta, "gamma": gamma, "tau": tau}
         self.active = True
+        self.reference_weights, self.reference_is_initial = reference_weights, reference_is_initial
+        self.track_distance = track_distance
+        self.weights: WeightDistance | None = None
+        self._model: Any = None
+        self._distance: tuple[int, dict[str, Any]] | None = None
 
     @property
     def summaries(self) -> list[dict[str, Any]]:
         """The summaries written so far (one per set per evaluation step)."""
         return self.log.summaries
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
         self.active = state.is_world_process_zero
         if self.active:
             self.log.start(state.global_step)
+        self._distance = None
+        if self.track_distance and model is not None:
+            self._model = model
+            if self.weights is not None and self.weights.sharded != is_sharded(model):
+                log.warning("distance travelled is not recorded: the reference weights were held %s, the trained "
+                            "model's are %s", *(("whole", "sharded") if is_sharded(model) else ("sharded", "whole")))
+                self.weights, self.track_distance = None, False
+            elif self.weights is not None and not self.weights.fits(model):
+                log.warning("distance travelled is not recorded: the reference's parameters are not the trained "
+                            "model's (names or shapes differ)")
+                self.weights, self.track_distance = None, False
+            elif self.weights is None and (self.active or is_sharded(model)):
+                self.weights = reference_weights(model, self.reference_weights or _name_of(model),
+                                                 is_reference=state.global_step == 0 and self.reference_is_initial)
+
+    def hold_reference(self, model: Any, path: str | Path | None = None) -> None:
+        """Hold ``model`` (a reference other than the starting policy, about to
+        be freed) as theta_ref: streamed from ``path`` when it can be, else copied."""
+        if self.track_distance and (_main_process() or is_sharded(model)):
+            self.weights = reference_weights(model, path, is_reference=True)
+
+    def distance_fields(self, step: int) -> dict[str, Any]:
+        """The distance travelled at ``step`` (computed once per step, on every
+        process when the model is sharded, else on the main one); {} when not tracked."""
+        if self.weights is None or self._model is None or not (self.active or self.weights.sharded):
+            return {}
+        if self._distance is None or self._distance[0] != step:
+            self._distance = (step, self.weights.fields(self._model))
+        return dict(self._distance[1])
 
     def record(self, set_name: str, step: int, epoch: float | None, pair_ids: list[str], doc_ids: list[str],
                policy: np.ndarray, ref: np.ndarray) -> dict[str, Any] | None:
@@ -223,7 +268,17 @@ class TrackingCallback(TrainerCallback):
         rows = tracked_rows(set_name, step, epoch, pair_ids, doc_ids, policy, ref, **self.objective)
         if not rows:
             return None
-        summary = summarize_step(rows)
+        summary = {**summarize_step(rows), **self.distance_fields(step)}
         if self.active:
             self.log.add(set_name, step, rows, summary)
         return summary
+
+
+def _name_of(model: Any) -> str | None:
+    return getattr(getattr(model, "config", None), "_name_or_path", None) or None
+
+
+def _main_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import zipfile
 from pathlib import Path
 
+from lm_eval_rankacc import steps
 from lm_eval_rankacc.errors import TrainingDataError
-from lm_eval_rankacc.training.files import CHECKPOINT_PREFIX
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -46,7 +45,6 @@ SCHEDULER = ("scheduler.pt",)
 #: The files of a checkpoint whose contents are checked (by suffix).
 CHECKED_SUFFIXES = (".json", ".safetensors", ".pt", ".pth", ".bin")
 
-_STEP = re.compile(rf"^{re.escape(CHECKPOINT_PREFIX)}(\d+)$")
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -130,8 +128,7 @@ def checkpoint_problems(folder: str | Path, full_state: bool = True) -> list[str
 
 def checkpoint_step(folder: Path) -> int | None:
     """The step of a ``checkpoint-<step>`` folder name (None for another name)."""
-    match = _STEP.match(folder.name)
-    return int(match.group(1)) if match else None
+    return steps.checkpoint_step(folder.name)
 
 
 def run_checkpoints(output_dir: str | Path) -> list[Path]:

@@ -212,6 +212,9 @@ class DPOConfig(TrainingConfig):
     reference_cache: bool = field(default=True, metadata={
         "help": "keep the reference log-probabilities in OUTPUT_DIR/reference_logps.npz and reuse them "
                 "when nothing changed (a resumed run)"})
+    track_distance: bool = field(default=True, metadata={
+        "help": "record ||theta - theta_ref||_2 at every evaluation (streamed from the reference's safetensors "
+                "files, else a CPU copy of the trainable parameters; docs/training.md)"})
     plots: bool = field(default=True, metadata={"help": "draw the figures at the end of training"})
 
     def __post_init__(self) -> None:

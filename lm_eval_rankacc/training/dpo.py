@@ -8,13 +8,16 @@ the reference model scores every pair once (:mod:`.reference`; batched, no
 grad) and is freed, or, when it is also the starting policy (the usual case),
 simply trained on; the :class:`.trainer.PreferenceTrainer` trains, evaluates
 the tracked sets at every evaluation step (:class:`.callbacks.TrackingCallback`),
-saves checkpoints and marks the best one; then the figures are drawn
-(:mod:`.figures`).
+saves checkpoints and marks the best one; the distance travelled by the
+weights from the reference's is recorded at every evaluation step
+(:mod:`.distance`: streamed from the reference's safetensors files, else a
+CPU copy); then the figures are drawn (:mod:`.figures`).
 
 Files in ``output_dir``: ``training_config.json`` (all options, data counts),
 ``reference_logps.npz`` (the reference pass, reused by a resumed run),
 ``tracking.jsonl`` and ``tracking_summary.jsonl``, ``figure2_flips.png`` and
-``figure3_loss_vs_c.png``, the Trainer's ``checkpoint-<step>/`` folders (plain
+``figure3_loss_vs_c.png``, ``figure4_distance.png`` (with
+``figure4_points.csv``), the Trainer's ``checkpoint-<step>/`` folders (plain
 transformers folders, tokenizer included, each with ``rankacc_run.json``
 naming the run), ``best_checkpoint.json`` and the link ``best_checkpoint``.
 """
@@ -122,7 +125,9 @@ def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
     shared = same_model(ref_path, config.model_name_or_path)
     model = load_model(ref_path, config)
     layout = choose_layout(model, pdata.train, config, pad_id(tokenizer))
-    tracker = TrackingCallback(out, loss=config.loss, beta=config.beta, gamma=config.gamma, tau=config.tau)
+    tracker = TrackingCallback(out, loss=config.loss, beta=config.beta, gamma=config.gamma, tau=config.tau,
+                               reference_weights=ref_path, reference_is_initial=shared,
+                               track_distance=config.track_distance)
     stopper = StopOnSignal()
     make_trainer = partial(_make_trainer, config, tokenizer, pdata, layout, tracker,
                            [stopper, MarkRunCheckpoints(start.run_id), *(callbacks or [])])
@@ -130,7 +135,8 @@ def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
     with timed(timings, "reference_s"):
         trainer = make_trainer(model, shared)
         fill_reference(trainer, pdata, config, ref_path, layout.packed)
-    if not shared:  # the reference is done: free it, then load the policy
+    if not shared:  # the reference is done: hold its weights for the distance travelled, free it, load the policy
+        tracker.hold_reference(model, ref_path)
         del trainer, model
         _release_memory()
         trainer = make_trainer(load_model(config.model_name_or_path, config), False)

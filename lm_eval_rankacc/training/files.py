@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.steps import CHECKPOINT_PREFIX  # noqa: F401 - re-exported for training/
 
 #: A run's options, data counts and scoring layout (written by ``rankacc sft`` / ``rankacc dpo``).
 CONFIG_FILE = "training_config.json"
-#: The Trainer's checkpoint folders are ``checkpoint-<step>``.
-CHECKPOINT_PREFIX = "checkpoint-"
 #: In each checkpoint folder a run writes: ``{"run_id": ...}``, the ``run_id`` of its ``training_config.json``.
 RUN_MARKER = "rankacc_run.json"
 

@@ -23,6 +23,12 @@ after training both figures (:func:`.figures.plot_training`).
   honours it (checked once on a few pairs, else the plain layout), no
   gradients, the model's own dtype and device, ``model.eval()`` and its mode
   restored.
+- Distance travelled (``weight_distance``, ``weight_distance_ratio`` in the
+  summary rows; :mod:`.distance`): from the initial weights (streamed from
+  the model's own safetensors files when they equal it, else a CPU copy taken
+  in ``on_train_begin``); with a model path ``reference=``, from that model's
+  weights (streamed, else copied while it is loaded); with a run
+  ``reference=``, from the initial weights.
 - Distributed runs: the main process (rank 0) scores every tracked pair and
   writes the files; the other processes do nothing, so there is nothing to
   gather. The model must be whole on rank 0 (DDP or one device; not FSDP or
@@ -142,12 +148,15 @@ class RankingTracker(TrackingCallback):
         beta = self.beta_given if self.beta_given is not None else float(getattr(args, "beta", 0.1))
         self.objective["beta"] = beta
         losses.check_options(self.objective["loss"], beta, self.objective["tau"], self.objective["gamma"])
-        super().on_train_begin(args, state, control, **kwargs)
         self._last_step = -1
-        if not self.active:
+        if isinstance(self.reference, (str, Path)) and self.reference != INITIAL:
+            self.reference_weights, self.reference_is_initial = self.reference, False
+        if not state.is_world_process_zero:
+            super().on_train_begin(args, state, control, model=model, **kwargs)
             return
         self._prepare(model, _tokenizer_of(self.tokenizer or processing_class))
-        self.ref = self._reference(model, state.global_step)
+        self.ref = self._reference(model, state.global_step)  # a separate reference model is held here
+        super().on_train_begin(args, state, control, model=model, **kwargs)
         self._write_config(model)
 
     def _prepare(self, model, tokenizer) -> None:  # noqa: ANN001
@@ -181,6 +190,7 @@ class RankingTracker(TrackingCallback):
             param = next(model.parameters())
             ref_model = AutoModelForCausalLM.from_pretrained(str(ref), dtype=param.dtype).to(param.device)
             values = self._score(ref_model)
+            self.hold_reference(ref_model, ref)
             del ref_model
         else:
             values = reference_from_run(ref, self.task, self.pairs)
@@ -207,6 +217,7 @@ class RankingTracker(TrackingCallback):
         if not self.active or self.dataset is None or state.global_step == self._last_step:
             return  # rank 0 only; once per step (a dict of eval sets calls this once per set)
         self._last_step = state.global_step
+        self._model = model if model is not None else self._model
         policy = self._score(model)
         summary = self.record(self.set_name, state.global_step, state.epoch, self.dataset.ids,
                               self.dataset.doc_ids, policy, self.ref)

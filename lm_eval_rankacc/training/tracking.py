@@ -16,7 +16,10 @@ into rows (:func:`make_rows`) and :class:`TrackingLog` writes
   the ``category`` relative to the reference (correct->correct,
   correct->incorrect, incorrect->correct, incorrect->incorrect);
 - ``tracking_summary.jsonl``: one row per set per step (counts, shares and
-  means per category).
+  means per category), and the distance travelled by the weights at that step
+  (:data:`DISTANCE_FIELDS`: ``weight_distance`` = ||theta_t - theta_ref||_2,
+  ``weight_distance_ratio`` = that over ||theta_ref||_2; :mod:`.distance`),
+  absent from runs that did not record it.
 
 Correctness is :func:`lm_eval_rankacc.theory.pairs_ranked_correctly` (Def. 2.3:
 equal log-probabilities count as correct), the rule of the eval tasks; the
@@ -27,7 +30,8 @@ Resuming: at the start of training the log keeps only the rows of steps up to
 the step training resumes from (none for a fresh run); a step evaluated again
 (``eval_on_start`` after a resume) replaces its rows. A kill in the middle of
 writing leaves at most one partial last line, which is dropped. So a resumed
-run's log has every evaluation step exactly once.
+run's log has every evaluation step exactly once (the distance of the kept
+steps is kept from the summary file, where it alone is stored).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from lm_eval_rankacc.training.files import write_atomic
 TRACKING_FILE = "tracking.jsonl"
 SUMMARY_FILE = "tracking_summary.jsonl"
 SETS = ("train", "validation")
+#: Per-step fields of the summary rows that are not computed from the rows.
+DISTANCE_FIELDS = ("weight_distance", "weight_distance_ratio")
 
 
 # ----------------------------------------------------------------- rows and summaries
@@ -131,6 +137,16 @@ def best_step(summaries: list[dict[str, Any]]) -> int | None:
     return min(val, key=lambda s: (s["loss"], s["step"]))["step"]
 
 
+def step_fields(summaries: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """step -> the :data:`DISTANCE_FIELDS` its summary rows hold (steps without them left out)."""
+    out: dict[int, dict[str, Any]] = {}
+    for s in summaries:
+        values = {k: s[k] for k in DISTANCE_FIELDS if s.get(k) is not None}
+        if values:
+            out.setdefault(int(s["step"]), {}).update(values)
+    return out
+
+
 # ----------------------------------------------------------------- files
 def read_rows(path: str | Path, max_step: int | None = None) -> list[dict[str, Any]]:
     """Rows of a tracking file (a partial last line, left by a kill, is dropped)."""
@@ -181,8 +197,9 @@ class TrackingLog:
         resumes from; none when it is 0) and drop the rest."""
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = read_rows(self.path, max_step=global_step) if global_step > 0 else []
+        kept = step_fields(read_rows(self.summary_path, max_step=global_step)) if global_step > 0 else {}
         write_atomic(self.path, _jsonl(rows))
-        self.summaries = summarize(rows)
+        self.summaries = [{**s, **kept.get(s["step"], {})} for s in summarize(rows)]
         self.last_step = {}
         for s in self.summaries:
             self.last_step[s["set"]] = max(self.last_step.get(s["set"], -1), s["step"])

@@ -1,0 +1,212 @@
+"""``rankacc winrate``: judge a policy run's generations against a baseline run's (docs/winrate.md)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lm_eval_rankacc.errors import RunError, UsageError
+from lm_eval_rankacc.judging.generations import Generations, read_generations
+from lm_eval_rankacc.judging.judges import ChatJudge, LocalJudge, ask_with_retries, judge_messages
+from lm_eval_rankacc.results import newest_samples
+from lm_eval_rankacc.stats import LEVEL, N_BOOTSTRAP, check_bootstrap
+from lm_eval_rankacc.verdicts import ORDERS, parse_verdict, preferred, win_rate
+
+JUDGEMENTS_FILE = "judgements.jsonl"
+SUMMARY_FILE = "winrate.json"
+
+
+def _choose_task(policy: dict[str, Path], baseline: dict[str, Path], task: str | None) -> str:
+    """The one task both runs hold (matching the glob ``task`` when given)."""
+    common = sorted(t for t in set(policy) & set(baseline) if task is None or fnmatch.fnmatchcase(t, task))
+    if len(common) != 1:
+        what = "no task" if not common else f"{len(common)} tasks ({', '.join(common)})"
+        raise RunError(f"{what} of both runs match {task or 'any name'} (policy: {', '.join(sorted(policy))}; "
+                       f"baseline: {', '.join(sorted(baseline))}): pass --task")
+    return common[0]
+
+
+def _doc_order(doc_id: Any) -> tuple[bool, Any]:
+    """Numbers in order, then names (lm-eval's doc_ids are ints)."""
+    return isinstance(doc_id, str), doc_id if isinstance(doc_id, (int, float, str)) else str(doc_id)
+
+
+def match_prompts(policy: Generations, baseline: Generations) -> tuple[list[Any], list[Any], list[Any]]:
+    """(doc_ids in both runs, only in the policy's, only in the baseline's);
+    a doc_id whose prompt differs between the runs is a :class:`RunError`
+    (the runs did not generate for the same prompts)."""
+    both = sorted((d for d in policy.items if d in baseline.items), key=_doc_order)
+    differ = [d for d in both if policy.items[d][0] != baseline.items[d][0]]
+    if differ:
+        raise RunError(f"{policy.path} and {baseline.path}: {len(differ)} of {len(both)} doc_ids have different "
+                       f"prompts (first: doc_id {differ[0]}): not generations for the same prompts (same task, "
+                       "seed and sample size?)")
+    if not both:
+        raise RunError(f"{policy.path} and {baseline.path}: no doc_id in common")
+    only_p = sorted((d for d in policy.items if d not in baseline.items), key=_doc_order)
+    only_b = sorted((d for d in baseline.items if d not in policy.items), key=_doc_order)
+    return both, only_p, only_b
+
+
+def make_judge(judge_url: str | None = None, judge_model: str | None = None, judge_local: str | None = None,
+               judge_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0, device: str | None = None,
+               max_tokens: int = 16):
+    """A :class:`ChatJudge` (``judge_url`` + ``judge_model``; the key read from
+    the environment variable ``judge_key_env``, absent: no key sent) or a
+    :class:`LocalJudge` (``judge_local``)."""
+    if bool(judge_url) == bool(judge_local):
+        raise UsageError("name one judge: --judge-url URL --judge-model NAME, or --judge-local MODEL_DIR")
+    if judge_local:
+        return LocalJudge(judge_local, device=device, max_new_tokens=max_tokens)
+    if not judge_model:
+        raise UsageError("--judge-url needs --judge-model")
+    judge = ChatJudge(judge_url, judge_model, os.environ.get(judge_key_env), timeout=timeout, max_tokens=max_tokens)
+    if not os.environ.get(judge_key_env):
+        judge.notes.append(f"${judge_key_env} is not set: requests sent without an API key")
+    return judge
+
+
+def _calls(both: list[Any], policy: Generations, baseline: Generations) -> list[dict[str, Any]]:
+    """One judge call per prompt and order: the policy's output as A, then as B."""
+    calls = []
+    for doc_id in both:
+        prompt, mine = policy.items[doc_id]
+        theirs = baseline.items[doc_id][1]
+        for order in ORDERS:
+            a, b = (mine, theirs) if order == "policy_a" else (theirs, mine)
+            calls.append({"doc_id": doc_id, "order": order, "prompt": prompt, "output_a": a, "output_b": b})
+    return calls
+
+
+def judge_all(judge, calls: list[dict[str, Any]], retries: int = 3, workers: int = 1,
+              retry_wait: float = 1.0) -> list[dict[str, Any]]:
+    """Ask the judge every call (``workers`` at a time for an API judge), with
+    a progress bar; each call gets its verdict, raw reply, attempts and error."""
+    from tqdm import tqdm
+
+    refused = threading.Event()  # a refusal (bad key, model, URL) stops the calls not yet asked
+
+    def one(call: dict[str, Any]) -> dict[str, Any]:
+        if refused.is_set():
+            raise UsageError("stopped after the judge refused a request")
+        messages = judge_messages(call["prompt"], call["output_a"], call["output_b"])
+        try:
+            verdict, raw, attempts, error = ask_with_retries(judge, messages, parse_verdict, retries, retry_wait)
+        except UsageError:
+            refused.set()
+            raise
+        return {**call, "verdict": verdict, "preferred": preferred(verdict, call["order"]), "raw": raw,
+                "attempts": attempts, "error": error}
+
+    workers = 1 if isinstance(judge, LocalJudge) else max(1, workers)
+    pool = ThreadPoolExecutor(workers)
+    out = []
+    try:
+        with tqdm(total=len(calls), desc="judging", unit="call") as bar:
+            for result in pool.map(one, calls):
+                out.append(result)
+                bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return out
+
+
+def _summary(judged: list[dict[str, Any]], n_boot: int, seed: int, level: float) -> dict[str, Any]:
+    by_doc: dict[Any, dict[str, str | None]] = {}
+    for j in judged:
+        by_doc.setdefault(j["doc_id"], {})[j["order"]] = j["preferred"]
+    wr = win_rate([(v.get(ORDERS[0]), v.get(ORDERS[1])) for v in by_doc.values()], n_boot, seed, level)
+    return {
+        "win_rate": wr.win_rate, "ci_low": wr.ci_low, "ci_high": wr.ci_high, "confidence": level,
+        "bootstrap": n_boot, "seed": seed, "n_prompts": wr.n_prompts, "n_scored": wr.scored,
+        "wins": wr.wins, "ties": wr.ties, "losses": wr.losses, "unparsed": wr.unparsed,
+        "unparsed_verdicts": sum(j["verdict"] == "unparsed" for j in judged),
+        "position_consistency": wr.position_consistency, "position_inconsistent": wr.scored - wr.consistent,
+        "judge_calls": len(judged), "attempts": sum(j["attempts"] for j in judged),
+    }
+
+
+def _write(output: Path, judged: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with (output / JUDGEMENTS_FILE).open("w", encoding="utf-8") as fh:
+            for j in judged:
+                fh.write(json.dumps(j, ensure_ascii=False) + "\n")
+        (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"--output {output}: cannot write ({err})") from None
+
+
+def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, output: str | Path | None = None,
+            task: str | None = None, filter_name: str | None = None, step: int | None = None,
+            retries: int = 3, workers: int = 4, bootstrap: int = N_BOOTSTRAP, seed: int = 0,
+            confidence: float = LEVEL, retry_wait: float = 1.0, **judge_options: Any) -> dict[str, Any]:
+    """Win rate of ``policy_run``'s generations over ``baseline_run``'s, judged
+    pairwise in both orders (:mod:`lm_eval_rankacc.verdicts`). ``judge`` is a
+    judge object, or built from ``judge_options`` (:func:`make_judge`).
+    Writes ``judgements.jsonl`` and ``winrate.json`` into ``output`` when
+    given; returns the summary (``winrate.json``'s content)."""
+    try:
+        check_bootstrap(bootstrap, confidence)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"--retries must be an integer >= 0, got {retries!r}")
+    notes: list[str] = []
+    p_files, b_files = newest_samples(policy_run, notes), newest_samples(baseline_run, notes)
+    name = _choose_task(p_files, b_files, task)
+    pol = read_generations(p_files[name], name, filter_name)
+    base = read_generations(b_files[name], name, filter_name)
+    both, only_p, only_b = match_prompts(pol, base)
+    judge = judge if judge is not None else make_judge(**judge_options)
+    notes += getattr(judge, "notes", [])
+    if output is None:
+        notes.append("the judgements are not kept: pass --output DIR for judgements.jsonl")
+    judged = judge_all(judge, _calls(both, pol, base), retries, workers, retry_wait)
+    if all(j["error"] for j in judged):  # e.g. a wrong URL or port: not a judge's verdicts at all
+        raise UsageError(f"the judge never answered ({len(judged)} calls; last error: {judged[-1]['error']})")
+    summary = {
+        **_summary(judged, bootstrap, seed, confidence),
+        "only_in_policy": len(only_p), "only_in_baseline": len(only_b),
+        "only_in_policy_ids": only_p, "only_in_baseline_ids": only_b,
+        "judge": judge.name, "policy": str(policy_run), "baseline": str(baseline_run),
+        "policy_model": pol.model, "baseline_model": base.model, "task": name,
+        "step": step if step is not None else pol.step, "retries": retries, "notes": notes,
+    }
+    if output is not None:
+        _write(Path(output), judged, summary)
+    return summary
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    """The summary as a short markdown table (one row)."""
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f}"
+
+    ci = "" if summary["ci_low"] is None else f" [{pct(summary['ci_low'])}, {pct(summary['ci_high'])}]"
+    level = f"{100 * summary['confidence']:g}%"
+    head = ["task", "step", "prompts", "wins", "ties", "losses", "unparsed", f"win rate % [{level} CI]",
+            "position consistency %"]
+    row = [summary["task"], "" if summary["step"] is None else str(summary["step"]), str(summary["n_prompts"]),
+           str(summary["wins"]), str(summary["ties"]), str(summary["losses"]), str(summary["unparsed"]),
+           pct(summary["win_rate"]) + ci, pct(summary["position_consistency"])]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), "| " + " | ".join(row) + " |"]) + "\n"
+
+
+def summary_notes(summary: dict[str, Any]) -> list[str]:
+    """What a reader of the table must know: prompts of one run only, unparsed verdicts, files ignored."""
+    notes = list(summary.get("notes", []))
+    for side in ("policy", "baseline"):
+        ids = summary[f"only_in_{side}_ids"]
+        if ids:
+            shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+            notes.append(f"{len(ids)} prompt(s) only in the {side} run, not judged (doc_id {shown})")
+    if summary["unparsed"]:
+        notes.append(f"{summary['unparsed']} prompt(s) left out of the win rate: {summary['unparsed_verdicts']} "
+                     "verdict(s) unparsed (replies, attempts and errors in judgements.jsonl)")
+    return notes
