@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,10 +18,25 @@ except ImportError:  # pragma: no cover - orjson is optional
 
 #: What :func:`fast_loads` returns for a text orjson is missing for or refuses.
 REFUSED = object()
-# 19 digits or more in a row: orjson reads an integer past 64 bits as a float
-# (-9223372036854775809 -> -9.223372036854776e+18), json keeps it whole
-_LONG_DIGITS = re.compile(rb"\d{19}")
-_LONG_DIGITS_STR = re.compile(r"\d{19}")
+# orjson reads an integer past 64 bits as a float (-9223372036854775809 ->
+# -9.223372036854776e+18) where json keeps it whole: a float this large may be one
+_INT64 = 2.0 ** 63
+
+
+def _may_hold_a_long_integer(value: Any) -> bool:
+    """Whether a parsed value holds a float of magnitude 2**63 or more (an
+    integer orjson could not keep, or a float json reads alike)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float and abs(item) >= _INT64:
+            return True
+    return False
 
 
 def fast_loads(raw: bytes | str) -> Any:
@@ -31,12 +45,13 @@ def fast_loads(raw: bytes | str) -> Any:
     past 64 bits, lone surrogates, bad UTF-8) or would read it differently
     (an integer past 64 bits becomes a float there): :func:`loads` then
     parses it, or words the error."""
-    if _orjson is None or (_LONG_DIGITS if isinstance(raw, bytes) else _LONG_DIGITS_STR).search(raw):
+    if _orjson is None:
         return REFUSED
     try:
-        return _orjson.loads(raw)
+        value = _orjson.loads(raw)
     except _orjson.JSONDecodeError:
         return REFUSED
+    return REFUSED if _may_hold_a_long_integer(value) else value
 
 
 def loads(text: str) -> Any:

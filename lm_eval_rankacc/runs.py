@@ -33,8 +33,11 @@ import codecs
 import fnmatch
 import json
 import math
+import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +62,7 @@ from lm_eval_rankacc.results import (
     task_metadata,
 )
 
-__all__ = ["Run", "RunError", "TaskSamples", "as_run", "load_run", "match_documents", "read_samples",
+__all__ = ["Run", "RunError", "TaskSamples", "as_run", "as_runs", "load_run", "match_documents", "read_samples",
            "split_patterns"]
 
 
@@ -835,6 +838,48 @@ def load_run(path: str | Path, tasks: str | Sequence[str] | None = None, require
 def as_run(run: Run | str | Path, tasks: str | Sequence[str] | None = None, require_match: bool = True) -> Run:
     """``run`` itself when already loaded (all its tasks), else :func:`load_run`."""
     return run if isinstance(run, Run) else load_run(run, tasks, require_match)
+
+
+#: Samples bytes (all the runs to read together) from which :func:`as_runs`
+#: reads each run in its own process; below it, starting processes costs more than it saves.
+PARALLEL_BYTES = 256 << 20
+
+
+def _samples_bytes(path: Path) -> int:
+    """Bytes of the samples files a run path names (0 when unknown: read in this process)."""
+    try:
+        files = [path] if path.is_file() else path.rglob("samples_*.jsonl")
+        return sum(f.stat().st_size for f in files)
+    except OSError:
+        return 0
+
+
+def _load_run_args(args: tuple) -> Run:
+    return load_run(*args)
+
+
+def as_runs(runs: Sequence[Run | str | Path], tasks: str | Sequence[str] | None = None,
+            require_match: Sequence[bool] | None = None) -> list[Run]:
+    """:func:`as_run` of each run, in order (``require_match`` per run,
+    default true for the first, false for the others). Where two or more
+    runs must be read, their samples files hold :data:`PARALLEL_BYTES` or
+    more together and the machine has several cores, each is read in its
+    own process (forked; the files are read the same way, so the documents,
+    checks and errors are the same)."""
+    require = list(require_match) if require_match is not None else [True] + [False] * (len(runs) - 1)
+    todo = [k for k, run in enumerate(runs) if not isinstance(run, Run)]
+    out: list[Any] = list(runs)
+    workers = min(len(todo), os.cpu_count() or 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods() and \
+            sum(_samples_bytes(Path(runs[k]).expanduser()) for k in todo) >= PARALLEL_BYTES:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            loaded = list(pool.map(_load_run_args, [(runs[k], tasks, require[k]) for k in todo]))
+    else:
+        loaded = [load_run(runs[k], tasks, require[k]) for k in todo]
+    for k, run in zip(todo, loaded):
+        out[k] = run
+    return out
 
 
 # ----------------------------------------------------------------- matching

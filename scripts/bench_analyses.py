@@ -116,10 +116,32 @@ def write_run(folder: Path, model: str, n: int, shift: float) -> Path:
     return sub
 
 
-def timed(args: list[str], tree: str | None = None, timeout: float | None = None) -> tuple[float, float, float, int]:
-    """(wall seconds, CPU seconds (user + system), peak RSS in MB, exit status)
-    of one ``rankacc`` command (``tree``: the source tree to import it from;
-    killed after ``timeout`` seconds, exit status -9)."""
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of a process and its descendants together, in MB (Linux /proc; 0 elsewhere or once gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total / 1024
+
+
+def _sample_tree_rss(pid: int, peak: list[float], stop: threading.Event) -> None:
+    while not stop.wait(0.05):
+        peak[0] = max(peak[0], _tree_rss_mb(pid))
+
+
+def timed(args: list[str], tree: str | None = None, timeout: float | None = None
+          ) -> tuple[float, float, float, float, int]:
+    """(wall seconds, CPU seconds (user + system, children included), peak
+    RSS in MB of the largest process, peak RSS of the process tree together
+    (sampled every 50 ms), exit status) of one ``rankacc`` command (``tree``:
+    the source tree to import it from; killed after ``timeout`` seconds, exit
+    status -9)."""
     cmd = [sys.executable, "-c", "import sys; from lm_eval_rankacc.cli import main; sys.exit(main())", *args]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
@@ -129,7 +151,12 @@ def timed(args: list[str], tree: str | None = None, timeout: float | None = None
         timer = threading.Timer(timeout, proc.kill) if timeout else None
         if timer:
             timer.start()
+        tree_peak, stop = [0.0], threading.Event()
+        sampler = threading.Thread(target=_sample_tree_rss, args=(proc.pid, tree_peak, stop), daemon=True)
+        sampler.start()
         _, status, rusage = os.wait4(proc.pid, 0)
+        stop.set()
+        sampler.join()
         if timer:
             timer.cancel()
         wall = time.perf_counter() - start
@@ -138,7 +165,7 @@ def timed(args: list[str], tree: str | None = None, timeout: float | None = None
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         print(f"  {args[0]}: exit {proc.returncode}: {err.splitlines()[-1][:200] if err else ''}", file=sys.stderr)
-    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024, proc.returncode
+    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024, tree_peak[0], proc.returncode
 
 
 def main() -> None:
@@ -162,10 +189,11 @@ def main() -> None:
         "hardness": ["hardness", str(ref)],
         "leaderboard": ["leaderboard", str(ref), str(pol)],
     }
-    print(f"{'command':<12} {'seconds':>8} {'CPU s':>8} {'peak RSS MB':>12}")
+    print(f"{'command':<12} {'seconds':>8} {'CPU s':>8} {'peak RSS MB':>12} {'all processes MB':>17}")
     for name in args.commands.split(","):
-        wall, cpu, rss, rc = timed(commands[name], args.tree, args.timeout)
-        print(f"{name:<12} {wall:8.1f} {cpu:8.1f} {rss:12,.0f}" + (f"  (exit {rc})" if rc else ""), flush=True)
+        wall, cpu, rss, tree_rss, rc = timed(commands[name], args.tree, args.timeout)
+        print(f"{name:<12} {wall:8.1f} {cpu:8.1f} {rss:12,.0f} {tree_rss:17,.0f}" + (f"  (exit {rc})" if rc else ""),
+              flush=True)
 
 
 if __name__ == "__main__":

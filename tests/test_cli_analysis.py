@@ -406,3 +406,31 @@ def test_end_to_end_two_tiny_models(tiny_model_dir, tmp_path, offline_env, capsy
     assert rc == 0 and "## rankacc_demo: hard to learn" in text
     assert (tmp_path / "c.png").stat().st_size > 1000
     assert len(list(csv.DictReader((tmp_path / "c.csv").open()))) == 29  # 33 minus 4 human ties
+
+
+@pytest.mark.parametrize("command", [["flips"], ["compare"], ["idealized", "--policy"]])
+def test_runs_read_in_parallel_processes_give_the_same_report(runs, capsys, monkeypatch, command):
+    """Two runs over runs.PARALLEL_BYTES are read one per process; the report
+    is the same as when both are read here, and a broken run's error too."""
+    from lm_eval_rankacc import runs as runs_module
+
+    ref, pol = runs
+    argv = [command[0], ref, *command[1:], pol, "--format", "json"]
+    rc, serial, _ = _run(argv, capsys)
+    assert rc == 0
+    forked = []
+    real_pool = runs_module.ProcessPoolExecutor
+
+    def spy(*args, **kwargs):
+        forked.append(kwargs.get("max_workers"))
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(runs_module, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(runs_module, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(runs_module.os, "cpu_count", lambda: 2)
+    rc, parallel, _ = _run(argv, capsys)
+    assert rc == 0 and forked == [2] and parallel == serial
+    samples = next(Path(pol).rglob("samples_*.jsonl"))
+    samples.write_text(samples.read_text() + '{"doc_id": 9, ')
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and out == "" and "not valid JSON" in err and str(samples) in err and len(forked) == 2

@@ -25,7 +25,7 @@ from lm_eval_rankacc.analysis.base import (
     unique_labels,
 )
 from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.runs import Run, TaskSamples, as_run, match_documents
+from lm_eval_rankacc.runs import Run, TaskSamples, as_runs, match_documents
 
 #: The columns of the paired rows: A is the first run (the reference in flips), B the second; diff = B - A.
 PAIRED_COLUMNS = ["task", "ties", "metric", "n", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "a_only", "b_only",
@@ -108,7 +108,7 @@ def compare(
     replicates, ``seed``; 0 replicates: none) and McNemar's exact p-value."""
     check_convention(convention)
     check_options(bootstrap, seed, level)
-    a, b = as_run(run_a, tasks), as_run(run_b, tasks, require_match=False)
+    a, b = as_runs([run_a, run_b], tasks)
     label_a, label_b = unique_labels([a, b])
     notes: list[str] = []
     rows = []

@@ -26,7 +26,7 @@ from lm_eval_rankacc.analysis.base import (
     unique_labels,
 )
 from lm_eval_rankacc.analysis.compare import PAIRED_COLUMNS, check_options, paired_meta, paired_note, paired_rows
-from lm_eval_rankacc.runs import Run, TaskSamples, as_run, match_documents
+from lm_eval_rankacc.runs import Run, TaskSamples, as_runs, match_documents
 
 
 #: The category code of a document left out by the released convention (a NaN score in either run).
@@ -134,7 +134,7 @@ def flips(
     check_metric(metric)
     check_convention(convention, [metric])
     check_options(bootstrap, seed)
-    ref, pol = as_run(reference, tasks), as_run(policy, tasks, require_match=False)
+    ref, pol = as_runs([reference, policy], tasks)
     label_ref, label_pol = unique_labels([ref, pol])
     notes: list[str] = []
     rows, documents, rewards, paired = [], [], [], []

@@ -31,7 +31,7 @@ from lm_eval_rankacc.analysis.base import (
 )
 from lm_eval_rankacc.analysis.compare import check_options
 from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.runs import Run, TaskSamples, as_run, match_documents
+from lm_eval_rankacc.runs import Run, TaskSamples, as_runs, match_documents
 
 #: (row key of the idealized accuracy, metric, row key of the observed value, row key of the gap)
 _STARS = (("R_norm_star", "rank_acc_norm", "R_norm", "gap_norm"), ("R_star", "rank_acc", "R", "gap"))
@@ -225,8 +225,7 @@ def idealized(
     """
     betas = _check_options(betas, alpha_eps, convention)
     check_options(bootstrap, seed)
-    ref = as_run(reference, tasks)
-    pols = [as_run(p, tasks, require_match=False) for p in policies]
+    ref, *pols = as_runs([reference, *policies], tasks)
     labels = unique_labels([ref, *pols])
     rows, notes = [], []
     flagged = multi = simulated = False
