@@ -840,18 +840,31 @@ def as_run(run: Run | str | Path, tasks: str | Sequence[str] | None = None, requ
     return run if isinstance(run, Run) else load_run(run, tasks, require_match)
 
 
-#: Samples bytes (all the runs to read together) from which :func:`as_runs`
+#: Samples bytes (all the runs to read together) from which :func:`map_in_processes`
 #: reads each run in its own process; below it, starting processes costs more than it saves.
 PARALLEL_BYTES = 256 << 20
 
 
-def _samples_bytes(path: Path) -> int:
-    """Bytes of the samples files a run path names (0 when unknown: read in this process)."""
+def samples_bytes(path: Path) -> int:
+    """Bytes of the samples files a run path names, or a folder holds (0 when unknown)."""
     try:
         files = [path] if path.is_file() else path.rglob("samples_*.jsonl")
         return sum(f.stat().st_size for f in files)
     except OSError:
         return 0
+
+
+def map_in_processes(function: Callable[[Any], Any], items: Sequence[Any], nbytes: int) -> list[Any]:
+    """``[function(item) for item in items]``, in order: in one forked
+    process per item (at most the CPU count) where there are two or more
+    items, the files they read hold :data:`PARALLEL_BYTES` (``nbytes``) or
+    more and the platform forks; else in this process. ``function`` must be
+    a module-level function; its errors reach the caller unchanged."""
+    workers = min(len(items), os.cpu_count() or 1)
+    if workers < 2 or nbytes < PARALLEL_BYTES or "fork" not in multiprocessing.get_all_start_methods():
+        return [function(item) for item in items]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(function, items))
 
 
 def _load_run_args(args: tuple) -> Run:
@@ -861,22 +874,14 @@ def _load_run_args(args: tuple) -> Run:
 def as_runs(runs: Sequence[Run | str | Path], tasks: str | Sequence[str] | None = None,
             require_match: Sequence[bool] | None = None) -> list[Run]:
     """:func:`as_run` of each run, in order (``require_match`` per run,
-    default true for the first, false for the others). Where two or more
-    runs must be read, their samples files hold :data:`PARALLEL_BYTES` or
-    more together and the machine has several cores, each is read in its
-    own process (forked; the files are read the same way, so the documents,
-    checks and errors are the same)."""
+    default true for the first, false for the others); the runs still to
+    read are read in parallel processes where :func:`map_in_processes`
+    says so (the same documents, checks and errors)."""
     require = list(require_match) if require_match is not None else [True] + [False] * (len(runs) - 1)
     todo = [k for k, run in enumerate(runs) if not isinstance(run, Run)]
+    nbytes = sum(samples_bytes(Path(runs[k]).expanduser()) for k in todo)
+    loaded = map_in_processes(_load_run_args, [(runs[k], tasks, require[k]) for k in todo], nbytes)
     out: list[Any] = list(runs)
-    workers = min(len(todo), os.cpu_count() or 1)
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods() and \
-            sum(_samples_bytes(Path(runs[k]).expanduser()) for k in todo) >= PARALLEL_BYTES:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            loaded = list(pool.map(_load_run_args, [(runs[k], tasks, require[k]) for k in todo]))
-    else:
-        loaded = [load_run(runs[k], tasks, require[k]) for k in todo]
     for k, run in zip(todo, loaded):
         out[k] = run
     return out

@@ -62,7 +62,8 @@ from lm_eval_rankacc.results import (
     short_name,
     stamp_date,
 )
-from lm_eval_rankacc.runs import Run, TaskSamples, load_run, read_samples, split_patterns
+from lm_eval_rankacc.runs import (Run, TaskSamples, load_run, map_in_processes, read_samples, samples_bytes,
+                                  split_patterns)
 
 DEFAULT_METRICS = ("rank_acc", "rank_acc_norm")
 #: Short labels of the core metrics: plain text (tables, figure, ``--sort``) and LaTeX.
@@ -164,26 +165,41 @@ def _no_rankacc_task(path: Path, rf: ResultsFile, patterns: list[str] | None) ->
            f"(tasks: {listed})"
 
 
+def _read_one(job: tuple) -> tuple[ResultsFile | None, list[str]]:
+    """:func:`_read_or_skip` of one results file, with the notes it wrote (a job of :func:`map_in_processes`)."""
+    path, patterns, skip_bad, convention = job
+    notes: list[str] = []
+    return _read_or_skip(path, patterns, skip_bad, notes, convention), notes
+
+
 def _read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: list[str],
                skip_bad: bool = False, convention: str = "paper") -> list[ResultsFile]:
-    """Every results file with a rankacc task of the ``runs``, each read once;
+    """Every results file with a rankacc task of the ``runs``, each read once
+    (in parallel processes where :func:`.runs.map_in_processes` says so);
     every other file found is named in an error or in ``notes``."""
-    files: list[ResultsFile] = []
+    found: list[tuple[str | Path, Path, list[str]]] = []  # (run, results file, notes of finding it)
     seen: set[Path] = set()
     for run in runs:
-        for p in find_results(run, notes):
-            if p.resolve() in seen:
-                continue
-            seen.add(p.resolve())
-            rf = _read_or_skip(p, patterns, skip_bad, notes, convention)
-            if rf is None:
-                continue
-            if rf.tasks:
-                files.append(rf)
-            elif Path(run).is_file():
-                raise RunError(_no_rankacc_task(p, rf, patterns))
-            else:
-                notes.append(f"left out: {_no_rankacc_task(p, rf, patterns)}")
+        found_notes: list[str] = []
+        for p in find_results(run, found_notes):
+            if p.resolve() not in seen:
+                seen.add(p.resolve())
+                found.append((run, p, found_notes))
+                found_notes = []
+        notes += found_notes
+    nbytes = sum(samples_bytes(p.parent) for _, p, _ in found)
+    read = map_in_processes(_read_one, [(p, patterns, skip_bad, convention) for _, p, _ in found], nbytes)
+    files: list[ResultsFile] = []
+    for (run, p, found_notes), (rf, read_notes) in zip(found, read):
+        notes += found_notes + read_notes
+        if rf is None:
+            continue
+        if rf.tasks:
+            files.append(rf)
+        elif Path(run).is_file():
+            raise RunError(_no_rankacc_task(p, rf, patterns))
+        else:
+            notes.append(f"left out: {_no_rankacc_task(p, rf, patterns)}")
     if not files:
         left = f" ({'; '.join(notes[:3])}{'; ...' if len(notes) > 3 else ''})" if notes else ""
         raise RunError(f"no rankacc results{' matching --tasks' if patterns else ''} in "
