@@ -178,3 +178,26 @@ def offline_env() -> dict[str, str]:
     env.pop("LM_EVAL_RANKACC_AUTOLOAD", None)
     env.pop("RANKACC_DATA_DIR", None)
     return env
+
+
+@pytest.fixture()
+def parallel_reads(monkeypatch):
+    """A function that switches on runs.map_in_processes' parallel path for
+    any size on 2 cores and returns the list of the worker counts of every
+    process pool it starts (so a test sees that it forked)."""
+    from lm_eval_rankacc import runs
+
+    def switch_on() -> list:
+        forked: list = []
+        real_pool = runs.ProcessPoolExecutor
+
+        def spy(*args, **kwargs):
+            forked.append(kwargs.get("max_workers"))
+            return real_pool(*args, **kwargs)
+
+        monkeypatch.setattr(runs, "PARALLEL_BYTES", 0)
+        monkeypatch.setattr(runs, "ProcessPoolExecutor", spy)
+        monkeypatch.setattr(runs.os, "cpu_count", lambda: 2)
+        return forked
+
+    return switch_on

@@ -409,25 +409,14 @@ def test_end_to_end_two_tiny_models(tiny_model_dir, tmp_path, offline_env, capsy
 
 
 @pytest.mark.parametrize("command", [["flips"], ["compare"], ["idealized", "--policy"]])
-def test_runs_read_in_parallel_processes_give_the_same_report(runs, capsys, monkeypatch, command):
+def test_runs_read_in_parallel_processes_give_the_same_report(runs, capsys, parallel_reads, command):
     """Two runs over runs.PARALLEL_BYTES are read one per process; the report
     is the same as when both are read here, and a broken run's error too."""
-    from lm_eval_rankacc import runs as runs_module
-
     ref, pol = runs
     argv = [command[0], ref, *command[1:], pol, "--format", "json"]
     rc, serial, _ = _run(argv, capsys)
     assert rc == 0
-    forked = []
-    real_pool = runs_module.ProcessPoolExecutor
-
-    def spy(*args, **kwargs):
-        forked.append(kwargs.get("max_workers"))
-        return real_pool(*args, **kwargs)
-
-    monkeypatch.setattr(runs_module, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(runs_module, "ProcessPoolExecutor", spy)
-    monkeypatch.setattr(runs_module.os, "cpu_count", lambda: 2)
+    forked = parallel_reads()
     rc, parallel, _ = _run(argv, capsys)
     assert rc == 0 and forked == [2] and parallel == serial
     samples = next(Path(pol).rglob("samples_*.jsonl"))

@@ -276,27 +276,16 @@ def test_unreadable_results_are_an_error_unless_skipped_and_listed(tmp_path, cap
     assert rc == 2 and "no rankacc results in" in err and str(samples) in err and err.count("\n") == 1
 
 
-def test_results_read_in_parallel_processes_give_the_same_leaderboard(tmp_path, capsys, monkeypatch):
+def test_results_read_in_parallel_processes_give_the_same_leaderboard(tmp_path, capsys, parallel_reads):
     """Results files whose samples hold runs.PARALLEL_BYTES are read one per
     process: the same table and notes, a bad run's error and its
     --skip-bad-runs note (written in the child) too."""
-    from lm_eval_rankacc import runs as runs_module
-
     out = tmp_path / "out"
     lm_run(out, {"rankacc_x": DOCS}, "model-a")
     lm_run(out, {"rankacc_x": _shift(DOCS, 1.0)}, "model-b")
     lm_run(out, {"rankacc_x": _shift(DOCS, -3.0)}, "model-c")
     serial = _json(["leaderboard", out], capsys)
-    forked = []
-    real_pool = runs_module.ProcessPoolExecutor
-
-    def spy(*args, **kwargs):
-        forked.append(kwargs.get("max_workers"))
-        return real_pool(*args, **kwargs)
-
-    monkeypatch.setattr(runs_module, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(runs_module, "ProcessPoolExecutor", spy)
-    monkeypatch.setattr(runs_module.os, "cpu_count", lambda: 2)
+    forked = parallel_reads()
     assert _json(["leaderboard", out], capsys) == serial and forked == [2]
     samples = out / "model-b" / f"samples_rankacc_x_{TS}.jsonl"
     samples.write_bytes(samples.read_bytes()[:-30])
