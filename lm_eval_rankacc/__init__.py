@@ -8,13 +8,15 @@ here. The hook does not import it at interpreter start
 
 from pathlib import Path
 
+from lm_eval_rankacc import _moved
+
 __version__ = "0.1.0"
 
 #: The key of a rankacc task's ``metadata`` that records what produced its
 #: numbers (``rankacc_version``, ``convention`` and the loader options used):
-#: filled by the task loader (:func:`lm_eval_rankacc.harness.load_docs`),
+#: filled by the task loader (:func:`lm_eval_rankacc.lmeval.dataset.load_docs`),
 #: written by lm-eval into ``results["configs"][task]["metadata"]``, read by
-#: :mod:`lm_eval_rankacc.results`.
+#: :mod:`lm_eval_rankacc.outputs.results`.
 PROVENANCE_KEY = "rankacc"
 
 
@@ -32,3 +34,6 @@ def tasks_dir() -> Path:
     raise FileNotFoundError(
         f"lm_eval_rankacc: no task folder found next to {here} (looked for tasks/rankacc.yaml)"
     )
+
+
+_moved.install()  # the module paths of release 0.1, importable with a DeprecationWarning for one release

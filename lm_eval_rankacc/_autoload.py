@@ -14,7 +14,7 @@ name of the install function for it:
   lm-eval's;
 - lm-eval's model API (``lm_eval.api.model``): :func:`install_token_counts`
   makes every tokenizing backend report the token count of each rankacc
-  request (:func:`lm_eval_rankacc.loglikelihood.install_token_counts`, the
+  request (:func:`lm_eval_rankacc.lmeval.loglikelihood.install_token_counts`, the
   unit of R~).
 
 Each is an explicit install function of the package, called by the hook and
@@ -134,7 +134,7 @@ def register_models(module) -> bool:
         from lm_eval.api.registry import model_registry
     except ImportError as err:
         return _give_up(f"lm_eval.api.registry: {err}")
-    from lm_eval_rankacc.models import MODELS
+    from lm_eval_rankacc.lmeval.models import MODELS
 
     for name, target in MODELS.items():
         if name not in model_registry:
@@ -144,14 +144,14 @@ def register_models(module) -> bool:
 
 def install_token_counts(module) -> bool:
     """Make lm-eval's tokenizing backends report rankacc token counts and apply the window rule."""
-    from lm_eval_rankacc.loglikelihood import install_token_counts as install
+    from lm_eval_rankacc.lmeval.loglikelihood import install_token_counts as install
 
     return install()
 
 
 def install_wandb_samples(module) -> bool:
     """Let lm-eval's W&B logger build sample tables of rankacc tasks."""
-    from lm_eval_rankacc.loggers import install_wandb_samples as install
+    from lm_eval_rankacc.lmeval.wandb_samples import install_wandb_samples as install
 
     return install(module)
 

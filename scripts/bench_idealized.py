@@ -1,5 +1,5 @@
 """Benchmark: idealized ranking accuracy (R* and R~*) of N pair documents over a
-beta grid, with the vectorised rules of :mod:`lm_eval_rankacc.theory`.
+beta grid, with the vectorised rules of :mod:`lm_eval_rankacc.core.theory`.
 
 Times what ``rankacc idealized`` computes per task once the samples are read:
 per-token scores and tie scores, the log-odds of the rater proportions, the
@@ -23,7 +23,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from lm_eval_rankacc import theory  # noqa: E402
+from lm_eval_rankacc.core import theory  # noqa: E402
 
 
 def make_data(n: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ size in each source's hub schema:
   (``openbmb/UltraFeedback`` schema, annotations included), some all tied,
   some with one text under two scores.
 
-Then times ``harness.documents`` (what ``load_docs`` runs) for the tasks
+Then times ``loading.documents.documents`` (what ``load_docs`` runs) for the tasks
 ``rankacc_shp_train`` (pairs), ``rankacc_shp_multi_train``, HH train and
 UltraFeedback train, each run in a fresh subprocess: the load time, the whole
 process's wall time and its peak RSS (``ru_maxrss`` of the child). With
@@ -56,7 +56,7 @@ FILES = {"shp": "shp_train.jsonl", "hh": "hh_train.jsonl.gz", "ultrafeedback": "
 CHILD = r"""
 import hashlib, json, logging, resource, sys, time
 start = time.perf_counter()
-from lm_eval_rankacc import harness
+from lm_eval_rankacc.loading import documents as loader
 kwargs = json.loads(sys.argv[1])
 notes = []
 class Keep(logging.Handler):
@@ -65,11 +65,11 @@ class Keep(logging.Handler):
             notes.append(record.getMessage())
 logging.getLogger("lm-eval").addHandler(Keep())
 t0 = time.perf_counter()
-docs = harness.documents(**kwargs)
+docs = loader.documents(**kwargs)
 load = time.perf_counter() - t0
 digest = hashlib.sha256(json.dumps(docs, sort_keys=True).encode()).hexdigest()
 print(json.dumps({"load_s": load, "process_s": time.perf_counter() - start, "docs": len(docs),
-                  "digest": digest, "notes": notes, "harness": harness.__file__,
+                  "digest": digest, "notes": notes, "loader": loader.__file__,
                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

@@ -241,7 +241,7 @@ def main() -> None:
         print(f"bench_training: skipped: no data at {cfg.data} (the real HH-RLHF harmless-base test split); "
               "pass --data", file=sys.stderr)
         return
-    from lm_eval_rankacc.smollm2 import ensure_smollm2
+    from lm_eval_rankacc.loading.demo_model import ensure_smollm2
 
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         tmp = Path(tmp)

@@ -1,7 +1,7 @@
 """Shared fixtures: the tiny offline model and a local mirror of the hub sources.
 
 ``tiny_model_dir``: a tiny random Llama + byte-level tokenizer
-(:func:`tiny_model.make_tiny_model`), built once per session.
+(:func:`tests.helpers.tiny_model.make_tiny_model`), built once per session.
 
 ``hub_mirror``: a folder laid out for ``RANKACC_DATA_DIR``
 (``<dir>/<source>/<split>.jsonl``, ``<dir>/alpaca_farm/<hub file>``) with a
@@ -21,11 +21,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent
-if str(TESTS_DIR) not in sys.path:  # tiny_model / openai_server are plain modules here
-    sys.path.insert(0, str(TESTS_DIR))
-
-from tiny_model import make_tiny_model  # noqa: E402
+from tests.helpers.tiny_model import make_tiny_model
 
 # ------------------------------------------------------------------ hh-rlhf rows
 # Full transcripts; prompt = up to the last "\n\nAssistant:", response = the rest.
@@ -142,7 +138,7 @@ def hub_mirror(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hub-mirror")
     splits: dict[str, dict[str, list]] = {"hh_rlhf": {"test": HH_RLHF_TEST, "train": HH_RLHF_TRAIN}}
     try:
-        import preference_rows
+        from tests.helpers import preference_rows
     except ImportError:
         preference_rows = None
     for source, (split, rows) in getattr(preference_rows, "MIRROR", {}).items():
@@ -185,7 +181,7 @@ def parallel_reads(monkeypatch):
     """A function that switches on runs.map_in_processes' parallel path for
     any size on 2 cores and returns the list of the worker counts of every
     process pool it starts (so a test sees that it forked)."""
-    from lm_eval_rankacc import runs
+    from lm_eval_rankacc.outputs import runs
 
     def switch_on() -> list:
         forked: list = []

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from lm_eval_rankacc import _autoload, tasks_dir
+from tests.helpers import paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO
 
 
 def run_py(code, **env):
@@ -256,9 +257,9 @@ def test_importing_the_package_patches_nothing_in_lm_eval():
         "import os; os.environ['LM_EVAL_RANKACC_AUTOLOAD'] = '0'\n"
         "from lm_eval.api.model import TemplateLM\n"
         "before = TemplateLM.loglikelihood\n"
-        "import lm_eval_rankacc.harness, lm_eval_rankacc.metrics, lm_eval_rankacc.training.data\n"
+        "import lm_eval_rankacc.loading.documents, lm_eval_rankacc.lmeval.metrics, lm_eval_rankacc.training.data\n"
         "unchanged = TemplateLM.loglikelihood is before\n"
-        "from lm_eval_rankacc.loglikelihood import install_token_counts\n"
+        "from lm_eval_rankacc.lmeval.loglikelihood import install_token_counts\n"
         "print(unchanged, install_token_counts(), TemplateLM.loglikelihood is before)"
     )
     assert run_py(code, LM_EVAL_RANKACC_AUTOLOAD="0") == "True True False"
@@ -279,7 +280,7 @@ def test_entry_points_are_declared():
     and the task folder (lm_eval.tasks), which resolves in this checkout too."""
     from importlib.metadata import entry_points
 
-    from lm_eval_rankacc.models import MODELS
+    from lm_eval_rankacc.lmeval.models import MODELS
 
     models = {ep.name: ep.value for ep in entry_points(group=_autoload.MODEL_GROUP)}
     assert models.get("hf-prefix") == MODELS["hf-prefix"], "pip install -e . after changing pyproject.toml"
@@ -342,7 +343,7 @@ def test_hook_stands_aside_when_lm_eval_discovers_entry_points(tmp_path):
     out = run_py(LIST_INDEX_AND_MODELS, PYTHONPATH=str(tmp_path))
     folders, models = out.splitlines()
     assert folders == str([str(tasks_dir()), "x"])
-    assert models == str({"hf-prefix": "lm_eval_rankacc.models.prefix:HFPrefixLM"})
+    assert models == str({"hf-prefix": "lm_eval_rankacc.lmeval.models.prefix:HFPrefixLM"})
 
 
 def test_hook_adds_tasks_and_models_where_lm_eval_does_not_discover(tmp_path):
@@ -360,7 +361,7 @@ def test_hook_adds_tasks_and_models_where_lm_eval_does_not_discover(tmp_path):
     write_files(tmp_path, files)
     folders, models = run_py(LIST_INDEX_AND_MODELS, PYTHONPATH=str(tmp_path)).splitlines()
     assert folders == str([str(tasks_dir().resolve()), "x"])
-    assert models == str({"hf-prefix": "lm_eval_rankacc.models.prefix:HFPrefixLM"})
+    assert models == str({"hf-prefix": "lm_eval_rankacc.lmeval.models.prefix:HFPrefixLM"})
 
 
 def test_real_lm_eval_does_not_discover_yet():

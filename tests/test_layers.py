@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers import paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO
 LINT = shutil.which("lint-imports")
 
 pytestmark = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[dev]')")
@@ -63,9 +64,19 @@ def test_training_importing_analysis_breaks_it(tree):
 
 def test_judging_back_edges_break_it(tree):
     """The pure verdict rule imports no judging (I/O), and judging's reader and driver import no torch."""
-    add_import(tree / "lm_eval_rankacc" / "verdicts.py", "import lm_eval_rankacc.judging")
+    add_import(tree / "lm_eval_rankacc" / "core" / "verdicts.py", "import lm_eval_rankacc.judging")
     add_import(tree / "lm_eval_rankacc" / "judging" / "winrate.py", "import torch")
     out = lint(tree)
     assert out.returncode != 0
-    assert "lm_eval_rankacc.verdicts -> lm_eval_rankacc.judging" in out.stdout
+    assert "lm_eval_rankacc.core.verdicts -> lm_eval_rankacc.judging" in out.stdout
     assert "lm_eval_rankacc.judging.winrate -> torch" in out.stdout
+
+
+def test_core_importing_loading_breaks_it(tree):
+    """The pure rules sit below every other package, the loader below lm-eval's side."""
+    add_import(tree / "lm_eval_rankacc" / "core" / "theory.py", "import lm_eval_rankacc.loading.documents")
+    add_import(tree / "lm_eval_rankacc" / "loading" / "documents.py", "import lm_eval")
+    out = lint(tree)
+    assert out.returncode != 0
+    assert "lm_eval_rankacc.core.theory -> lm_eval_rankacc.loading.documents" in out.stdout
+    assert "lm_eval_rankacc.loading.documents -> lm_eval" in out.stdout

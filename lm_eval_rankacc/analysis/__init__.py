@@ -4,8 +4,8 @@ accuracy), paired statistics of any two runs (:func:`compare`), hard-to-learn
 datapoints (Chen et al. 2024, Sec. 3-4), and the leaderboard of many models
 (``leaderboard(..., paper=True)`` adds the paper's published rows,
 :func:`published_rows`).
-Reads lm-eval's outputs through :mod:`lm_eval_rankacc.runs` (``--log_samples``)
-and :mod:`lm_eval_rankacc.results` (results JSON); never reruns a model.
+Reads lm-eval's outputs through :mod:`lm_eval_rankacc.outputs.runs` (``--log_samples``)
+and :mod:`lm_eval_rankacc.outputs.results` (results JSON); never reruns a model.
 
 Each analysis is a function returning a :class:`Report` (plain data),
 rendered by :func:`lm_eval_rankacc.report.tables.render`::
@@ -13,7 +13,7 @@ rendered by :func:`lm_eval_rankacc.report.tables.render`::
     report = analysis.idealized("out/ref", ["out/dpo"])
     print(tables.render(report, "md"))
 
-The mathematics is in :mod:`lm_eval_rankacc.theory`; the analyses only
+The mathematics is in :mod:`lm_eval_rankacc.core.theory`; the analyses only
 select documents, match runs and aggregate. Nothing here imports
 :mod:`lm_eval_rankacc.report`.
 """
@@ -36,8 +36,8 @@ from lm_eval_rankacc.analysis.hardness import hardness
 from lm_eval_rankacc.analysis.idealized import idealized
 from lm_eval_rankacc.analysis.leaderboard import DEFAULT_METRICS, leaderboard
 from lm_eval_rankacc.analysis.paper import published_rows
-from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.theory import CATEGORIES
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.core.theory import CATEGORIES
 
 __all__ = [
     "CATEGORIES", "CONVENTIONS", "DEFAULT_BETAS", "DEFAULT_METRICS", "Report", "RunError", "Section", "alpha_source",

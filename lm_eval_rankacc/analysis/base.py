@@ -4,8 +4,8 @@ one task's logged samples: which documents a run ranks correctly
 (:func:`observed_correct`), which the idealized model built on it does
 (:func:`idealized_correct`), where alpha comes from, the ties subsets, and
 the checks of the common options. The mathematics is
-:mod:`lm_eval_rankacc.theory` (the paper's definitions, convention ``paper``)
-and :mod:`lm_eval_rankacc.released` (the rules of the authors' released code,
+:mod:`lm_eval_rankacc.core.theory` (the paper's definitions, convention ``paper``)
+and :mod:`lm_eval_rankacc.core.released` (the rules of the authors' released code,
 convention ``released``); this module only selects and aggregates.
 
 Per-document verdicts are boolean arrays under ``paper``; under ``released``
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_rankacc import released, theory
-from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.runs import Run, TaskSamples
+from lm_eval_rankacc.core import released, theory
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.runs import Run, TaskSamples
 
 DEFAULT_BETAS = (0.01, 0.1, 1.0, 5.0, 10.0)
 #: The rules an analysis computes under: the paper's definitions (:mod:`theory`)

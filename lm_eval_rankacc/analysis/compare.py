@@ -1,7 +1,7 @@
 """Is the difference between two runs real? Paired statistics of any two
 runs over the same documents (two models, two checkpoints): per task, ties
 setting and metric both accuracies, the difference, a paired-bootstrap
-interval (documents resampled jointly, :mod:`lm_eval_rankacc.stats`) and
+interval (documents resampled jointly, :mod:`lm_eval_rankacc.core.stats`) and
 McNemar's exact p-value from the discordant documents. ``rankacc flips``
 adds the same rows for its reference and policy."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc import stats, theory
+from lm_eval_rankacc.core import stats, theory
 from lm_eval_rankacc.analysis.base import (
     RELEASED_METRICS,
     Report,
@@ -24,8 +24,8 @@ from lm_eval_rankacc.analysis.base import (
     subsets,
     unique_labels,
 )
-from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.runs import Run, TaskSamples, as_runs, match_documents
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.runs import Run, TaskSamples, as_runs, match_documents
 
 #: The columns of the paired rows: A is the first run (the reference in flips), B the second; diff = B - A.
 PAIRED_COLUMNS = ["task", "ties", "metric", "n", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "a_only", "b_only",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc import stats, theory
+from lm_eval_rankacc.core import stats, theory
 from lm_eval_rankacc.analysis.base import (
     LazyRows,
     Report,
@@ -26,7 +26,7 @@ from lm_eval_rankacc.analysis.base import (
     unique_labels,
 )
 from lm_eval_rankacc.analysis.compare import PAIRED_COLUMNS, check_options, paired_meta, paired_note, paired_rows
-from lm_eval_rankacc.runs import Run, TaskSamples, as_runs, match_documents
+from lm_eval_rankacc.outputs.runs import Run, TaskSamples, as_runs, match_documents
 
 
 #: The category code of a document left out by the released convention (a NaN score in either run).
@@ -124,7 +124,7 @@ def flips(
     Tasks found in only one run are named in the notes; documents are
     matched by id and doc_hash (different documents: an error).
     ``convention="released"`` decides correctness with the released code's
-    rules (:mod:`lm_eval_rankacc.released`); a document it leaves out (a NaN
+    rules (:mod:`lm_eval_rankacc.core.released`); a document it leaves out (a NaN
     score in either run) is in no category and is counted in a note.
 
     Two more sections: per task the policy's reward accuracy and its

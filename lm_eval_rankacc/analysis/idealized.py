@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc import released, stats, theory
+from lm_eval_rankacc.core import released, stats, theory
 from lm_eval_rankacc.analysis.base import (
     DEFAULT_BETAS,
     Report,
@@ -30,8 +30,8 @@ from lm_eval_rankacc.analysis.base import (
     unique_labels,
 )
 from lm_eval_rankacc.analysis.compare import check_options
-from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.runs import Run, TaskSamples, as_runs, match_documents
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.runs import Run, TaskSamples, as_runs, match_documents
 
 #: (row key of the idealized accuracy, metric, row key of the observed value, row key of the gap)
 _STARS = (("R_norm_star", "rank_acc_norm", "R_norm", "gap_norm"), ("R_star", "rank_acc", "R", "gap"))
@@ -215,7 +215,7 @@ def idealized(
     row marked missing and a note; a policy over other documents is an error.
 
     ``convention="released"`` computes every number with the rules of the
-    authors' released code (:mod:`lm_eval_rankacc.released`) instead of the
+    authors' released code (:mod:`lm_eval_rankacc.core.released`) instead of the
     paper's definitions; ``alpha_eps`` is then not used.
 
     Each gap comes with a 95% paired-bootstrap interval (``gap_low`` /

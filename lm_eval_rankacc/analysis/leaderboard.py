@@ -1,6 +1,6 @@
 """Leaderboard: many models' rankacc results side by side (the paper's
 Figure 1 and Tables 2-5), from lm-eval's own results JSON files
-(:mod:`lm_eval_rankacc.results`). This module builds the table's data;
+(:mod:`lm_eval_rankacc.outputs.results`). This module builds the table's data;
 :mod:`lm_eval_rankacc.report.leaderboard` lays it out.
 
 A run is an lm-eval ``--output_path`` folder (any backend; one or several
@@ -53,8 +53,8 @@ from lm_eval_rankacc.analysis.base import (
 )
 from lm_eval_rankacc.analysis.idealized import idealized
 from lm_eval_rankacc.analysis.paper import PaperRows, leaderboard_rows
-from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.results import (
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.results import (
     ResultsFile,
     TaskResult,
     find_results,
@@ -62,7 +62,7 @@ from lm_eval_rankacc.results import (
     short_name,
     stamp_date,
 )
-from lm_eval_rankacc.runs import (Run, TaskSamples, load_run, map_in_processes, read_samples, samples_bytes,
+from lm_eval_rankacc.outputs.runs import (Run, TaskSamples, load_run, map_in_processes, read_samples, samples_bytes,
                                   split_patterns)
 
 DEFAULT_METRICS = ("rank_acc", "rank_acc_norm")
@@ -515,7 +515,7 @@ def leaderboard(
     ``paper``: add the published rows of Chen et al. (2024) for the runs' tasks.
     ``convention="released"``: R and R~ (and the reference's R* / R~*) are
     recomputed from each run's samples under the rules of the authors'
-    released code (:mod:`lm_eval_rankacc.released`) instead of lm-eval's
+    released code (:mod:`lm_eval_rankacc.core.released`) instead of lm-eval's
     aggregates; a run without samples is then an error naming it."""
     metrics = _metric_list(metrics)
     check_convention(convention, metrics)

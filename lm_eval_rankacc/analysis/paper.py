@@ -1,7 +1,7 @@
 """The published numbers of Chen et al. (2024), Tables 1-6, as reference
 rows of the leaderboard (``rankacc leaderboard --paper``).
 
-The numbers are package data, ``lm_eval_rankacc/paper_tables.json``: per
+The numbers are package data, ``lm_eval_rankacc/analysis/paper_tables.json``: per
 published line its table, the dataset and split as the paper names them, the
 rankacc task scoring the same dataset and split, the model as printed, the
 values (fractions of the printed percentages: R as ``rank_acc``, R~ as
@@ -40,7 +40,7 @@ PAPER_BETAS = "{0.01, 0.1, 1, 5, 10}"
 @lru_cache(maxsize=1)
 def tables() -> dict[str, Any]:
     """The package data: source, about, convention, tables, tasks and rows (read once)."""
-    text = resources.files("lm_eval_rankacc").joinpath(DATA_FILE).read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath(DATA_FILE).read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -6,7 +6,7 @@ One samples line per document (per filter): ``doc_id``, ``doc``,
 shown to a judge is the document's ``prompt`` (the rankacc schema) when it
 has one, else the context; the output is the filtered response (the raw one
 when the filter left no text). Locating the files is
-:mod:`lm_eval_rankacc.results`.
+:mod:`lm_eval_rankacc.outputs.results`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lm_eval_rankacc.errors import RunError
-from lm_eval_rankacc.results import model_args, results_data_for
-from lm_eval_rankacc.steps import checkpoint_step
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.results import model_args, results_data_for
+from lm_eval_rankacc.core.checkpoint_names import checkpoint_step
 
 @dataclass
 class Generations:

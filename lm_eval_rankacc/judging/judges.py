@@ -4,7 +4,7 @@ Both see the same two chat messages (:func:`judge_messages`): our own
 wording of the pairwise style of AlpacaEval (Li et al. 2023; Dubois et al.
 2024): an instruction, two outputs labelled A and B, and a request for one
 word. A judge's ``ask(messages)`` returns the raw reply text; parsing it is
-:func:`lm_eval_rankacc.verdicts.parse_verdict`.
+:func:`lm_eval_rankacc.core.verdicts.parse_verdict`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from lm_eval_rankacc.errors import UsageError
+from lm_eval_rankacc.core.errors import UsageError
 
 SYSTEM_PROMPT = (
     "You compare two answers that AI assistants wrote for the same user request. Decide which answer serves "

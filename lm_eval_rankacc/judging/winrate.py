@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lm_eval_rankacc.errors import RunError, UsageError
+from lm_eval_rankacc.core.errors import RunError, UsageError
 from lm_eval_rankacc.judging.generations import Generations, read_generations
 from lm_eval_rankacc.judging.judges import ChatJudge, LocalJudge, ask_with_retries, judge_messages
-from lm_eval_rankacc.results import newest_samples
-from lm_eval_rankacc.stats import LEVEL, N_BOOTSTRAP, check_bootstrap
-from lm_eval_rankacc.verdicts import ORDERS, parse_verdict, preferred, win_rate
+from lm_eval_rankacc.outputs.results import newest_samples
+from lm_eval_rankacc.core.stats import LEVEL, N_BOOTSTRAP, check_bootstrap
+from lm_eval_rankacc.core.verdicts import ORDERS, parse_verdict, preferred, win_rate
 
 JUDGEMENTS_FILE = "judgements.jsonl"
 SUMMARY_FILE = "winrate.json"
@@ -147,7 +147,7 @@ def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, out
             retries: int = 3, workers: int = 4, bootstrap: int = N_BOOTSTRAP, seed: int = 0,
             confidence: float = LEVEL, retry_wait: float = 1.0, **judge_options: Any) -> dict[str, Any]:
     """Win rate of ``policy_run``'s generations over ``baseline_run``'s, judged
-    pairwise in both orders (:mod:`lm_eval_rankacc.verdicts`). ``judge`` is a
+    pairwise in both orders (:mod:`lm_eval_rankacc.core.verdicts`). ``judge`` is a
     judge object, or built from ``judge_options`` (:func:`make_judge`).
     Writes ``judgements.jsonl`` and ``winrate.json`` into ``output`` when
     given; returns the summary (``winrate.json``'s content)."""

@@ -1,19 +1,19 @@
 """Converters from each dataset's own hub schema to the common schema
-(:mod:`lm_eval_rankacc.schema`). Pure: they receive the rows, never read files.
+(:mod:`lm_eval_rankacc.core.schema`). Pure: they receive the rows, never read files.
 
 Each source module defines ``HUB`` (where the real data lives, pinned) and
 ``convert(rows, split, **options) -> Conversion``. A bad row is a
-:class:`~lm_eval_rankacc.errors.RowError` naming its index in ``rows`` and the
+:class:`~lm_eval_rankacc.core.errors.RowError` naming its index in ``rows`` and the
 field as the source spells it (``instruction``, not ``prompt``); the loader
 turns the index into the file and line the row came from. A source whose
 data location is a task option (``fields``, for YAML-only tasks) also
 defines ``task_hub(options, data_files)``, which the harness calls instead of
 reading ``HUB``. A source whose prompts are multi-turn transcripts may define
 ``chat_messages(prompt)``, the chat messages of a prompt under
-``--apply_chat_template`` (:mod:`lm_eval_rankacc.chat`; otherwise a prompt is
+``--apply_chat_template`` (:mod:`lm_eval_rankacc.lmeval.chat`; otherwise a prompt is
 one user message). Rules shared by several converters live in :mod:`.common`.
 
-Big splits (:mod:`lm_eval_rankacc.harness`, "Loading big splits" in
+Big splits (:mod:`lm_eval_rankacc.loading.documents`, "Loading big splits" in
 docs/tasks.md): a converter iterates its rows with :func:`numbered` and builds
 its :class:`Conversion` with :meth:`Conversion.of`, so the loader can run it
 once over every row keeping only document ids (``rows.light``), then again

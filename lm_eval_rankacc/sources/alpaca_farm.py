@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, get_field, make_doc, require_str
+from lm_eval_rankacc.core.schema import RowError, get_field, make_doc, require_str
 from lm_eval_rankacc.sources import Conversion, HubFile
 
 HUB = HubFile(

@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, dense_ranks, make_doc, type_name
+from lm_eval_rankacc.core.schema import RowError, dense_ranks, make_doc, type_name
 from lm_eval_rankacc.sources import Conversion, is_light
 
 DROP_REPEATED = "pairs listed again with the same preference (later copies)"

@@ -2,14 +2,14 @@
 the package, split ``demo``), already in the common schema: one JSON object
 per line with ``prompt``, ``responses``, ``ranks`` and optionally ``votes``
 and ``id`` (document id = ``id``, else ``<split>/<row>``). Rows are validated
-by :func:`lm_eval_rankacc.schema.make_doc`."""
+by :func:`lm_eval_rankacc.core.schema.make_doc`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import get_field, make_doc
+from lm_eval_rankacc.core.schema import get_field, make_doc
 from lm_eval_rankacc.sources import Conversion
 
 from lm_eval_rankacc import tasks_dir

@@ -29,7 +29,7 @@ Optional in both forms:
     per row), the scores rank.
     ``id_field``: a field holding a stable document id (default: ``<split>/<row>``).
 
-Where the rows come from (read by :mod:`lm_eval_rankacc.harness`):
+Where the rows come from (read by :mod:`lm_eval_rankacc.loading.documents`):
 ``data_files`` (local files, as for every task), or ``dataset_path`` with
 optional ``dataset_name`` and ``dataset_revision`` (a hub dataset, read with
 ``datasets.load_dataset(..., split=<split>)``; pin the revision: without it
@@ -43,7 +43,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, get_field, require_str
+from lm_eval_rankacc.core.schema import RowError, get_field, require_str
 from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
 from lm_eval_rankacc.sources.common import (
     PairLedger,

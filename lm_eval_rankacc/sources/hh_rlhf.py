@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowError, get_field, require_str
+from lm_eval_rankacc.core.schema import RowError, get_field, require_str
 from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
 from lm_eval_rankacc.sources.common import document
 

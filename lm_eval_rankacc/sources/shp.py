@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lm_eval_rankacc.schema import RowConflict, RowError, get_field, require_str
+from lm_eval_rankacc.core.schema import RowConflict, RowError, get_field, require_str
 from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
 from lm_eval_rankacc.sources.common import PairLedger, document, require_int, scored_document
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from lm_eval_rankacc import theory
+from lm_eval_rankacc.core import theory
 from lm_eval_rankacc.training import losses
 from lm_eval_rankacc.training.distance import WeightDistance, is_sharded, reference_weights
 from lm_eval_rankacc.training.files import CHECKPOINT_PREFIX, RUN_MARKER, run_id_of, write_json

@@ -29,8 +29,8 @@ import logging
 import zipfile
 from pathlib import Path
 
-from lm_eval_rankacc import steps
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.core import checkpoint_names
+from lm_eval_rankacc.core.errors import TrainingDataError
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -128,7 +128,7 @@ def checkpoint_problems(folder: str | Path, full_state: bool = True) -> list[str
 
 def checkpoint_step(folder: Path) -> int | None:
     """The step of a ``checkpoint-<step>`` folder name (None for another name)."""
-    return steps.checkpoint_step(folder.name)
+    return checkpoint_names.checkpoint_step(folder.name)
 
 
 def run_checkpoints(output_dir: str | Path) -> list[Path]:

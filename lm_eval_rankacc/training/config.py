@@ -26,7 +26,7 @@ step. Rafailov et al.'s batch size 64 is ``--per_device_train_batch_size 8
 stay small).
 
 Every option is checked once, in ``__post_init__``: a bad value raises a
-:class:`~lm_eval_rankacc.errors.TrainingDataError` (a ``ValueError``) naming
+:class:`~lm_eval_rankacc.core.errors.TrainingDataError` (a ``ValueError``) naming
 the option, before any model is loaded. The rules themselves live where the
 data is read (:mod:`.data`) and in :mod:`.losses`.
 """
@@ -39,7 +39,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
 from transformers.training_args import OptimizerNames
 
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.training import data
 from lm_eval_rankacc.training.checkpoints import LATEST
 from lm_eval_rankacc.training.losses import LOSSES, check_options

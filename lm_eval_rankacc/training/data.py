@@ -1,6 +1,6 @@
 """Training data: any rankacc task's documents, split into preference pairs and tokenized.
 
-Documents come from :func:`lm_eval_rankacc.harness.documents`, the code the
+Documents come from :func:`lm_eval_rankacc.loading.documents.documents`, the code the
 eval tasks use, so a malformed row stops training with the same error (naming
 the task, the row and the field) and rows dropped by a documented rule are
 counted the same way. Name a task (``rankacc_hh_rlhf_train``, a YAML-only task
@@ -47,8 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_rankacc import harness, tasks_dir, theory
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.loading import documents as loader
+
+from lm_eval_rankacc import tasks_dir
+
+from lm_eval_rankacc.core import theory
+from lm_eval_rankacc.core.errors import TrainingDataError
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -161,8 +165,8 @@ def load_documents(
     if data_files:
         kwargs["data_files"] = data_files
     try:
-        docs = harness.documents(sample_size=sample_size, seed=seed, **kwargs)
-    except harness.TaskDataError as err:
+        docs = loader.documents(sample_size=sample_size, seed=seed, **kwargs)
+    except loader.TaskDataError as err:
         raise TrainingDataError(str(err)) from None
     return kwargs["task"], docs
 
@@ -267,7 +271,7 @@ def load_splits(
         eval_task, holdout = task, False
     if not holdout:
         ev_name, docs = load_documents(eval_task, eval_data_files, eval_split, 0, split_seed)
-        keep = harness.sample_indices(len(docs), _share(len(docs), eval_fraction), split_seed)
+        keep = loader.sample_indices(len(docs), _share(len(docs), eval_fraction), split_seed)
         validation = [docs[i] for i in keep]
         where = ev_name + (f" ({eval_data_files})" if eval_data_files else "")
         source = f"{len(validation)} of the {len(docs)} documents of {where} (seed {split_seed})"
@@ -280,7 +284,7 @@ def load_splits(
     if len(train) < 2:
         raise TrainingDataError(f"{name}: {len(train)} document(s): too few to hold out a validation set")
     n_val = min(len(train) - 1, _share(len(train), eval_fraction))
-    val_idx = set(harness.sample_indices(len(train), n_val, split_seed))
+    val_idx = set(loader.sample_indices(len(train), n_val, split_seed))
     validation = [d for i, d in enumerate(train) if i in val_idx]
     rest = [d for i, d in enumerate(train) if i not in val_idx]
     source = f"{len(validation)} of the {len(train)} training documents of {name} held out (seed {split_seed})"
@@ -309,7 +313,7 @@ def encode_pairs(tokenizer, prompts: list[str], responses: list[list[str]]) -> t
     for prompt, resps in zip(prompts, responses):
         ctx = None
         for r in resps:
-            c, cont = _split_context(prompt, harness.JOIN + r)
+            c, cont = _split_context(prompt, loader.JOIN + r)
             ctx = c
             wholes.append(c + cont)
         contexts.append(ctx if ctx is not None else prompt)

@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_rankacc import theory
-from lm_eval_rankacc.steps import checkpoint_step
-from lm_eval_rankacc.errors import RunError, TrainingDataError, UsageError
+from lm_eval_rankacc.core import theory
+from lm_eval_rankacc.core.checkpoint_names import checkpoint_step
+from lm_eval_rankacc.core.errors import RunError, TrainingDataError, UsageError
 from lm_eval_rankacc.training.files import read_config
 from lm_eval_rankacc.training.tracking import (SETS, SUMMARY_FILE, TRACKING_FILE, best_step, read_rows, step_fields,
                                                summarize)

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lm_eval_rankacc.errors import TrainingDataError
-from lm_eval_rankacc.steps import CHECKPOINT_PREFIX  # noqa: F401 - re-exported for training/
+from lm_eval_rankacc.core.errors import TrainingDataError
+from lm_eval_rankacc.core.checkpoint_names import CHECKPOINT_PREFIX  # noqa: F401 - re-exported for training/
 
 #: A run's options, data counts and scoring layout (written by ``rankacc sft`` / ``rankacc dpo``).
 CONFIG_FILE = "training_config.json"
@@ -46,7 +46,7 @@ def write_json(path: str | Path, value: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     """The JSON value of ``path``; a file that cannot be read or parsed is a
-    :class:`~lm_eval_rankacc.errors.TrainingDataError` naming it."""
+    :class:`~lm_eval_rankacc.core.errors.TrainingDataError` naming it."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ and returns one loss per datapoint (no reduction).
 beta * [log pi(y_w)/pRef(y_w) - log pi(y_l)/pRef(y_l)], so dpo = -log sigmoid(margin).
 Theorem 4.1: the policy ranks a pair correctly (log pi(y_w) >= log pi(y_l))
 exactly when its DPO loss is <= -log sigmoid(beta c), c = log pRef(y_l) -
-log pRef(y_w) (:func:`lm_eval_rankacc.theory.dpo_loss_threshold`).
+log pRef(y_w) (:func:`lm_eval_rankacc.core.theory.dpo_loss_threshold`).
 
 -log sigmoid(x) is computed as softplus(-x), exact for large |x|.
 :func:`check_options` holds the rules on the options (a known loss; beta,
@@ -34,7 +34,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.core.errors import TrainingDataError
 
 #: The losses :func:`preference_loss` knows.
 LOSSES = ("dpo", "dpo_gamma", "ipo")

@@ -10,7 +10,7 @@ import transformers
 from packaging.version import Version
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lm_eval_rankacc.errors import UsageError
+from lm_eval_rankacc.core.errors import UsageError
 
 if TYPE_CHECKING:
     from lm_eval_rankacc.training.config import TrainingConfig

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lm_eval_rankacc import harness
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.loading.documents import sample_indices
+from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.training import data
 from lm_eval_rankacc.training.scoring import PairDataset
 
@@ -92,7 +92,7 @@ def build_pair_sets(config: DPOConfig, tokenizer) -> PreferenceData:  # noqa: AN
     train, train_enc = _pair_set("train", splits.task, splits.train, config, tokenizer, info)
     validation, val_enc = _pair_set("validation", splits.task, splits.validation, config, tokenizer, info)
     validation = validation.view("validation", np.arange(len(validation.ids)))
-    tracked = np.array(harness.sample_indices(len(train.ids), config.tracking_size, config.tracking_seed)
+    tracked = np.array(sample_indices(len(train.ids), config.tracking_size, config.tracking_seed)
                        if config.tracking_size else [], dtype=np.int64)
     tracking = train.view("tracking", tracked) if len(tracked) else None
     rest = train.view("reference", np.setdiff1d(np.arange(len(train.ids)), tracked))

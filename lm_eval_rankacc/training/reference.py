@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.training import data
 from lm_eval_rankacc.training.files import write_atomic
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.training.callbacks import BEST_FILE, BEST_LINK
 from lm_eval_rankacc.training.checkpoints import resume_point
 from lm_eval_rankacc.training.figures import FIGURE2, FIGURE3

@@ -5,7 +5,7 @@ Two layouts of a batch of B pairs, numerically the same scores:
 - **packed** (default): one row per pair, ``prompt | chosen[:-1] | rejected[:-1]``,
   with a 4-D attention mask under which each response attends to the prompt
   and to its own earlier tokens only, and position ids that restart after the
-  prompt for each response: the prompt-once layout of :mod:`lm_eval_rankacc.packing`,
+  prompt for each response: the prompt-once layout of :mod:`lm_eval_rankacc.core.packing`,
   shared with the ``hf-prefix`` backend. The prompt is run once per pair instead of twice
   (on HH-RLHF about 37 % fewer tokens). It needs an attention implementation
   that honours custom 4-D masks (``sdpa``, ``eager``); :func:`packing_agrees`
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lm_eval_rankacc import packing
+from lm_eval_rankacc.core import packing
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -135,7 +135,7 @@ class PairCollator:
         return out
 
     def packed_batch(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """One row per pair in the prompt-once layout of :class:`lm_eval_rankacc.packing.PackedSequence`
+        """One row per pair in the prompt-once layout of :class:`lm_eval_rankacc.core.packing.PackedSequence`
         (continuations: the chosen response, then the rejected one unless it is the same)."""
         b = len(items)
         layouts = [packing.PackedSequence(it["prompt_ids"], [it["chosen_ids"]] if _same(it)
@@ -245,7 +245,7 @@ def response_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor], n_pai
 @torch.no_grad()
 def packing_agrees(model: torch.nn.Module, items: list[dict[str, Any]], pad_token_id: int,
                    logits_to_keep: bool, device: torch.device | str = "cpu") -> tuple[bool, float]:
-    """Score ``items`` both ways; (agree within :func:`lm_eval_rankacc.packing.tolerance`?,
+    """Score ``items`` both ways; (agree within :func:`lm_eval_rankacc.core.packing.tolerance`?,
     largest difference). A model that ignores custom 4-D masks or position ids
     gives differences of whole nats."""
     was_training = model.training

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from lm_eval_rankacc.errors import TrainingDataError
+from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.training import data
 from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, MarkRunCheckpoints, StopOnSignal
 from lm_eval_rankacc.training.config import SFTConfig

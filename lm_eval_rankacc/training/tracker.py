@@ -9,14 +9,14 @@ after training both figures (:func:`.figures.plot_training`).
 
 - Tracked pairs: a rankacc task's documents (or data files), the pairs of
   :func:`.data.documents_to_pairs`, a fixed sample of ``sample_size`` of them
-  (``seed``; :func:`lm_eval_rankacc.harness.sample_indices`, as ``rankacc
+  (``seed``; :func:`lm_eval_rankacc.loading.documents.sample_indices`, as ``rankacc
   dpo``'s ``--tracking_size``), tokenized as lm-eval's ``hf`` backend does
   (:mod:`.data`) with the trainer's tokenizer (or ``tokenizer=``).
 - Reference (``reference=``): ``"initial"`` (default), the model as training
   begins, scored in ``on_train_begin`` before any update; a model folder or
   hub name, loaded in the training model's dtype on its device, scored once
   and freed; or an lm-eval ``--log_samples`` run of the reference loaded with
-  :func:`lm_eval_rankacc.runs.load_run` (a ``Run`` or one of its
+  :func:`lm_eval_rankacc.outputs.runs.load_run` (a ``Run`` or one of its
   ``TaskSamples``), whose documents must be the tracked pairs' documents
   (same id, prompt and responses).
 - Scoring: the packed layout of :mod:`.scoring` where the model's attention
@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 from transformers import AutoModelForCausalLM
 
-from lm_eval_rankacc import harness
-from lm_eval_rankacc.errors import TrainingDataError, UsageError
+from lm_eval_rankacc.loading.documents import sample_indices
+from lm_eval_rankacc.core.errors import TrainingDataError, UsageError
 from lm_eval_rankacc.training import data, losses, scoring
 from lm_eval_rankacc.training.callbacks import TrackingCallback
 from lm_eval_rankacc.training.figures import draw_figures
@@ -69,7 +69,7 @@ def tracked_pairs(task: str | None, data_files: Any = None, split: str | None = 
     task_name, docs = data.load_documents(task, data_files, split)
     pairs, skipped = data.documents_to_pairs(docs)
     data.log_skipped(f"{task_name} (tracked)", skipped)
-    keep = harness.sample_indices(len(pairs), sample_size, seed)
+    keep = sample_indices(len(pairs), sample_size, seed)
     return task_name, [pairs[i] for i in keep]
 
 
@@ -80,7 +80,7 @@ def _task_samples(run: Any, task: str) -> Any:
     tasks = getattr(run, "tasks", None)
     if not isinstance(tasks, dict):
         raise UsageError(f"reference={run!r}: not 'initial', a model path or a run loaded with "
-                         "lm_eval_rankacc.runs.load_run")
+                         "lm_eval_rankacc.outputs.runs.load_run")
     if task in tasks:
         return tasks[task]
     if len(tasks) == 1:

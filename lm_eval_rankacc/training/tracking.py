@@ -21,10 +21,10 @@ into rows (:func:`make_rows`) and :class:`TrackingLog` writes
   ``weight_distance_ratio`` = that over ||theta_ref||_2; :mod:`.distance`),
   absent from runs that did not record it.
 
-Correctness is :func:`lm_eval_rankacc.theory.pairs_ranked_correctly` (Def. 2.3:
+Correctness is :func:`lm_eval_rankacc.core.theory.pairs_ranked_correctly` (Def. 2.3:
 equal log-probabilities count as correct), the rule of the eval tasks; the
-categories are :data:`lm_eval_rankacc.theory.CATEGORIES`
-(:func:`~lm_eval_rankacc.theory.flip_categories`), as in ``rankacc flips``.
+categories are :data:`lm_eval_rankacc.core.theory.CATEGORIES`
+(:func:`~lm_eval_rankacc.core.theory.flip_categories`), as in ``rankacc flips``.
 
 Resuming: at the start of training the log keeps only the rows of steps up to
 the step training resumes from (none for a fresh run); a step evaluated again
@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_rankacc.errors import TrainingDataError
-from lm_eval_rankacc.theory import CATEGORIES
+from lm_eval_rankacc.core.errors import TrainingDataError
+from lm_eval_rankacc.core.theory import CATEGORIES
 from lm_eval_rankacc.training.files import write_atomic
 
 TRACKING_FILE = "tracking.jsonl"

@@ -32,7 +32,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
-from lm_eval_rankacc.errors import NonFiniteLossError
+from lm_eval_rankacc.core.errors import NonFiniteLossError
 from lm_eval_rankacc.training import losses
 from lm_eval_rankacc.training.callbacks import tracked_rows
 from lm_eval_rankacc.training.scoring import SET_NAMES, PairDataset, attention_kind, response_logps

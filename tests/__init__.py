@@ -1,0 +1,1 @@
+"""The test suite, one sub-package per package of lm_eval_rankacc; shared code in :mod:`tests.helpers`."""

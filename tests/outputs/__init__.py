@@ -1,0 +1,1 @@
+"""Tests of :mod:`lm_eval_rankacc.outputs`."""
