@@ -73,3 +73,14 @@ def test_the_package_root_holds_few_modules():
 
     root = Path(lm_eval_rankacc.__file__).parent
     assert sorted(p.name for p in root.glob("*.py")) == ["__init__.py", "__main__.py", "_autoload.py", "_moved.py"]
+
+
+def test_renamed_analysis_names_warn_and_resolve():
+    """``analysis.metric_scores`` (0.1) is ``analysis.task_scores``: it shares no name with ``theory.metric_scores``."""
+    import lm_eval_rankacc.analysis as analysis
+
+    with pytest.warns(DeprecationWarning, match="use lm_eval_rankacc.analysis.task_scores"):
+        old = analysis.metric_scores
+    assert old is analysis.task_scores
+    with pytest.raises(AttributeError):
+        analysis.no_such_name

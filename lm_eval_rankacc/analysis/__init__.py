@@ -27,13 +27,14 @@ from lm_eval_rankacc.analysis.base import (
     Section,
     alpha_source,
     idealized_correct,
-    metric_scores,
     observed_correct,
+    task_scores,
 )
 from lm_eval_rankacc.analysis.compare import compare
 from lm_eval_rankacc.analysis.flips import flips
 from lm_eval_rankacc.analysis.hardness import hardness
 from lm_eval_rankacc.analysis.idealized import idealized
+from lm_eval_rankacc.analysis.in_memory import in_memory_run
 from lm_eval_rankacc.analysis.leaderboard import DEFAULT_METRICS, leaderboard
 from lm_eval_rankacc.analysis.paper import published_rows
 from lm_eval_rankacc.core.errors import RunError
@@ -41,6 +42,19 @@ from lm_eval_rankacc.core.theory import CATEGORIES
 
 __all__ = [
     "CATEGORIES", "CONVENTIONS", "DEFAULT_BETAS", "DEFAULT_METRICS", "Report", "RunError", "Section", "alpha_source",
-    "compare", "flips", "hardness", "idealized", "idealized_correct", "leaderboard", "metric_scores", "observed_correct",
-    "published_rows",
+    "compare", "flips", "hardness", "idealized", "idealized_correct", "in_memory_run", "leaderboard", "observed_correct",
+    "published_rows", "task_scores",
 ]
+
+#: Names of release 0.1 that changed: old name -> new name (importable for one release, with a warning).
+RENAMED = {"metric_scores": "task_scores"}
+
+
+def __getattr__(name: str):
+    if name in RENAMED:
+        import warnings
+
+        warnings.warn(f"lm_eval_rankacc.analysis.{name} is deprecated and will be removed in the next release: "
+                      f"use lm_eval_rankacc.analysis.{RENAMED[name]}", DeprecationWarning, stacklevel=2)
+        return globals()[RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

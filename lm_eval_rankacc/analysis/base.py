@@ -8,7 +8,7 @@ the checks of the common options. The mathematics is
 and :mod:`lm_eval_rankacc.core.released` (the rules of the authors' released code,
 convention ``released``); this module only selects and aggregates.
 
-Per-document verdicts are boolean arrays under ``paper``; under ``released``
+Per-document outcomes are boolean arrays under ``paper``; under ``released``
 they are float arrays, 1.0 / 0.0 and NaN for a document the released code
 leaves out of the mean (:func:`mean` skips it).
 """
@@ -88,10 +88,20 @@ def check_metric(metric: str) -> None:
         raise RunError(f"unknown metric {metric!r}; one of {', '.join(theory.METRIC_UNITS)}")
 
 
-def metric_scores(ts: TaskSamples, index: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+def task_scores(ts: TaskSamples, index: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(scores, tie_scores) of the documents ``index`` (all of one size) under
     a core metric (:func:`theory.metric_scores`); None when the run lacks the
-    metric's unit (no token counts)."""
+    metric's unit (no token counts).
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> scores, tie_scores = task_scores(ref.tasks["t"], [0, 1], "rank_acc")
+        >>> scores
+        array([[-1., -2.],
+               [-3., -1.]])
+    """
     check_metric(metric)
     unit = theory.METRIC_UNITS[metric]
     units = None if unit is None else ts.array(unit, index)
@@ -142,13 +152,21 @@ def observed_correct(ts: TaskSamples, metric: str = "rank_acc", convention: str 
     """Per document (file order): whether the run ranks it correctly under
     ``metric``, recomputed from ``scores`` with the rule of the core metrics
     (``paper``, booleans) or of the released code (``released``, 1.0 / 0.0 /
-    NaN = left out); None when the run lacks the metric's token counts."""
+    NaN = left out); None when the run lacks the metric's token counts.
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> observed_correct(ref.tasks["t"])
+        array([ True, False,  True, False])
+    """
     check_convention(convention, [metric])
     if convention == "released":
         return _released_observed(ts, metric)
     out = np.zeros(len(ts), dtype=bool)
     for _, idx in ts.groups().items():
-        scores = metric_scores(ts, idx, metric)
+        scores = task_scores(ts, idx, metric)
         if scores is None:
             return None
         try:
@@ -168,15 +186,23 @@ def idealized_correct(
     """(len(betas), N): the idealized model built on this run as the
     reference ranks each document correctly (R* for ``rank_acc``, R~* for
     ``rank_acc_norm``); booleans of :func:`theory.idealized_rankings_correct`,
-    or under ``released`` the verdicts of
+    or under ``released`` the outcomes of
     :func:`released.idealized_rankings_correct` (NaN: left out; the released
-    rule scores pairs, so documents of n > 2 responses are left out)."""
+    rule scores pairs, so documents of n > 2 responses are left out).
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> idealized_correct(ref.tasks["t"], [0.1]).astype(int)  # one row per beta
+        array([[1, 1, 1, 1]])
+    """
     check_convention(convention, [metric])
     if convention == "released":
         return _released_idealized(ts, betas, metric)
     out = np.zeros((len(betas), len(ts)), dtype=bool)
     for _, idx in ts.groups().items():
-        scores = metric_scores(ts, idx, metric)
+        scores = task_scores(ts, idx, metric)
         if scores is None:
             return None
         try:
@@ -214,22 +240,30 @@ def invalid_note(label: str, task: str, ts: TaskSamples, convention: str = "pape
             "ranked wrongly")
 
 
-def left_out_note(label: str, task: str, what: str, verdicts: np.ndarray | None) -> str | None:
-    """Under the released convention: how many documents ``verdicts`` leaves
+def left_out_note(label: str, task: str, what: str, outcomes: np.ndarray | None) -> str | None:
+    """Under the released convention: how many documents ``outcomes`` leaves
     out of the mean of ``what`` (NaN), per beta for a (B, N) array."""
-    if verdicts is None or verdicts.dtype.kind != "f":
+    if outcomes is None or outcomes.dtype.kind != "f":
         return None
-    left = np.isnan(verdicts).sum(axis=-1)
+    left = np.isnan(outcomes).sum(axis=-1)
     if not np.any(left):
         return None
-    count = str(int(left)) if verdicts.ndim == 1 else "/".join(str(int(k)) for k in left) + " (per beta)"
-    return f"{label}: {task}: {what}: {count} of {verdicts.shape[-1]} documents left out (released convention)"
+    count = str(int(left)) if outcomes.ndim == 1 else "/".join(str(int(k)) for k in left) + " (per beta)"
+    return f"{label}: {task}: {what}: {count} of {outcomes.shape[-1]} documents left out (released convention)"
 
 
 def alpha_source(ts: TaskSamples) -> str:
     """``votes`` when every document carries rater proportions (pairs with
     alpha, ties need none), ``none`` when no pair does, else ``partial``.
-    Documents of n > 2 responses never carry alpha."""
+    Documents of n > 2 responses never carry alpha.
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> alpha_source(ref.tasks["t"])  # no rater shares: the preferred response gets alpha = 1
+        'none'
+    """
     needs = ~ts.tied
     have = int((needs & (ts.sizes == 2) & ~np.isnan(ts.alpha)).sum())
     if have == int(needs.sum()):
@@ -248,7 +282,7 @@ def subsets(ts: TaskSamples) -> list[tuple[str, np.ndarray]]:
 
 def mean(values: np.ndarray | None, mask: np.ndarray):
     """Share of correct documents in ``mask``: a float for (N,) values, one
-    per row for (B, N); None without values or documents. Float verdicts
+    per row for (B, N); None without values or documents. Float outcomes
     (the released convention) leave out their NaN documents, as the released
     code's ``np.nanmean`` does (NaN where a row keeps none)."""
     if values is None or not mask.any():

@@ -48,7 +48,7 @@ def paired_metrics(convention: str) -> tuple[str, ...]:
 
 
 def paired_row(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, level: float = stats.LEVEL) -> dict:
-    """The paired statistics of per-document verdicts ``a``, ``b`` (booleans,
+    """The paired statistics of per-document outcomes ``a``, ``b`` (booleans,
     or floats with NaN = left out: a document left out by either is dropped)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     kept = ~np.isnan(a) & ~np.isnan(b)
@@ -105,7 +105,17 @@ def compare(
     and doc_hash; different documents are an error): per task, ties setting
     and metric (R, R~, per-byte; R and R~ under ``convention="released"``)
     both accuracies, B - A, its paired-bootstrap interval (``bootstrap``
-    replicates, ``seed``; 0 replicates: none) and McNemar's exact p-value."""
+    replicates, ``seed``; 0 replicates: none) and McNemar's exact p-value.
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> dpo = in_memory_run("dpo", {"t": ([[-0.5, -2.5], [-1.0, -1.5], [-3.0, -2.0], [-5.0, -1.0]], ranks)})
+        >>> row = compare(ref, dpo, bootstrap=0).sections[0].rows[0]
+        >>> row["metric"], row["acc_a"], row["acc_b"], row["a_only"], row["b_only"], row["p_mcnemar"]
+        ('rank_acc', 0.5, 0.5, 1, 1, 1.0)
+    """
     check_convention(convention)
     check_options(bootstrap, seed, level)
     a, b = as_runs([run_a, run_b], tasks)

@@ -35,14 +35,14 @@ LEFT_OUT = -1
 
 def _categories(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """:func:`theory.flip_categories` per document; :data:`LEFT_OUT` where
-    either verdict is NaN (the released convention's left-out documents)."""
+    either outcome is NaN (the released convention's left-out documents)."""
     if before.dtype.kind != "f":  # the paper convention: booleans, every document kept
         return theory.flip_categories(before, after)
     category = theory.flip_categories(before == 1.0, after == 1.0)
     return np.where(np.isnan(before) | np.isnan(after), LEFT_OUT, category)
 
 
-def _verdict(value: float) -> bool | None:
+def _outcome(value: float) -> bool | None:
     return None if np.isnan(value) else bool(value)
 
 
@@ -67,7 +67,7 @@ def _document_rows(task: str, ts: TaskSamples, before: np.ndarray, after: np.nda
     def row(k: int) -> dict:
         return {
             "task": task, "id": ts.ids[k], "doc_hash": ts.hashes[k], "tie": bool(tied[k]),
-            "reference_correct": _verdict(before[k]), "policy_correct": _verdict(after[k]),
+            "reference_correct": _outcome(before[k]), "policy_correct": _outcome(after[k]),
             "category": "left out" if category[k] == LEFT_OUT else theory.CATEGORIES[category[k]],
         }
     return len(ts), row
@@ -78,8 +78,8 @@ REWARD_COLUMNS = ["task", "pairs", "not_counted", "reward_acc", "ref_free_sum_ac
                   "both", "reward_only", "R_only", "neither"]
 
 
-def _share(verdicts: np.ndarray | None) -> float | None:
-    return None if verdicts is None or not len(verdicts) else float(verdicts.mean())
+def _share(outcomes: np.ndarray | None) -> float | None:
+    return None if outcomes is None or not len(outcomes) else float(outcomes.mean())
 
 
 def _reward_row(ref: TaskSamples, pol: TaskSamples, order: np.ndarray) -> dict:
@@ -130,7 +130,17 @@ def flips(
     Two more sections: per task the policy's reward accuracy and its
     agreement with ranking accuracy (:data:`REWARD_NOTE`), and per task, ties
     setting and metric the paired statistics of :func:`.compare.compare`
-    (A = reference, B = policy; ``bootstrap`` replicates, ``seed``)."""
+    (A = reference, B = policy; ``bootstrap`` replicates, ``seed``).
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> dpo = in_memory_run("dpo", {"t": ([[-0.5, -2.5], [-1.0, -1.5], [-3.0, -2.0], [-5.0, -1.0]], ranks)})
+        >>> report = flips(ref, dpo, bootstrap=0)
+        >>> [(r["category"], r["count"]) for r in report.sections[0].rows]
+        [('correct->correct', 1), ('correct->incorrect', 1), ('incorrect->correct', 1), ('incorrect->incorrect', 1)]
+    """
     check_metric(metric)
     check_convention(convention, [metric])
     check_options(bootstrap, seed)

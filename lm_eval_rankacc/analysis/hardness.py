@@ -1,6 +1,6 @@
 """Hard-to-learn datapoints (Chen et al. 2024, Thm. 4.1; the paper's Tables
 7-9): per two-response document of a reference run the log-ratio c and the
-DPO loss below which a policy ranks the pair correctly."""
+DPO loss at or below which a policy ranks the pair correctly."""
 
 from __future__ import annotations
 
@@ -110,11 +110,20 @@ def hardness(
 ) -> Report:
     """Theorem 4.1 per document of the reference run: c = log pRef(y_l|x) -
     log pRef(y_w|x) (summed log-probabilities) and the DPO loss threshold
-    -log sigmoid(beta c) below which a policy ranks the pair correctly; per
+    -log sigmoid(beta c) at or below which a policy ranks the pair correctly; per
     task the ``top`` hard-to-learn (largest c > 0), easy (most negative c,
     c <= 0) and easy-to-flip (smallest c > 0) datapoints with their text
     (the paper's Tables 7-9). Only two-response documents with a strict human
     preference and finite scores have a c; the others are counted and left out.
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> report = hardness(ref, beta=0.1, top=2)
+        >>> summary = report.sections[0].rows[0]
+        >>> summary["share_c_positive"], summary["c_median"], [r["id"] for r in report.sections[1].rows]
+        (0.5, 0.75, ['d3', 'd1'])
     """
     beta = check_betas([beta])[0]
     _check_top(top)
@@ -131,7 +140,7 @@ def hardness(
         sections += _lists(pairs, finite, top)
     notes.append(
         f"c = log pRef(y_l|x) - log pRef(y_w|x); a policy ranks a pair correctly iff its DPO loss on it "
-        f"(beta = {beta:g}) is below loss_threshold = -log sigmoid(beta c) (Thm. 4.1)"
+        f"(beta = {beta:g}) is at most loss_threshold = -log sigmoid(beta c) (Thm. 4.1)"
     )
     notes.extend(f"reference: {n}" for n in ref.notes)
     meta = {"reference": ref.label, "reference_path": str(ref.folder), "beta": beta, "top": top}

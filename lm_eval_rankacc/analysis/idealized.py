@@ -157,8 +157,8 @@ def _released_notes(ts: TaskSamples, label: str, star: dict, notes: list[str]) -
         notes.append(f"{ts.task}: the released idealized rule scores pairs only: R* and R~* leave out the "
                      f"{int((~pairs).sum())} document(s) of n > 2 responses")
     for name, metric in (("R~*", "rank_acc_norm"), ("R*", "rank_acc")):
-        verdicts = None if star[metric] is None else star[metric][:, pairs]
-        notes += filter(None, [left_out_note(label, ts.task, f"{name} (a NaN or infinite posterior)", verdicts)])
+        outcomes = None if star[metric] is None else star[metric][:, pairs]
+        notes += filter(None, [left_out_note(label, ts.task, f"{name} (a NaN or infinite posterior)", outcomes)])
     return alpha_source(ts) != "votes"
 
 
@@ -222,6 +222,15 @@ def idealized(
     ``gap_high``, ``gap_norm_low`` / ``gap_norm_high``): the documents are
     resampled jointly for the reference and every model, ``bootstrap``
     replicates from ``seed`` (0 replicates: no intervals).
+
+    Examples:
+        >>> from lm_eval_rankacc.analysis.in_memory import in_memory_run
+        >>> ranks = [[1, 2]] * 4  # four pairs, response 1 preferred
+        >>> ref = in_memory_run("ref", {"t": ([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.5], [-4.0, -1.0]], ranks)})
+        >>> dpo = in_memory_run("dpo", {"t": ([[-0.5, -2.5], [-1.0, -1.5], [-3.0, -2.0], [-5.0, -1.0]], ranks)})
+        >>> report = idealized(ref, [dpo], betas=[0.1, 1.0], bootstrap=0)
+        >>> [(r["model"], r["R"], r["R_star_median"], r["gap"]) for r in report.sections[0].rows]
+        [('ref', 0.5, 1.0, 0.5), ('dpo', 0.5, 1.0, 0.5)]
     """
     betas = _check_options(betas, alpha_eps, convention)
     check_options(bootstrap, seed)

@@ -45,7 +45,13 @@ def tables() -> dict[str, Any]:
 
 
 def published_rows(tasks: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """The published lines (copies), of ``tasks`` (a name or names) only when given, in the file's order."""
+    """The published lines (copies), of ``tasks`` (a name or names) only when given, in the file's order.
+
+    Examples:
+        >>> rows = published_rows("rankacc_hh_rlhf_test")
+        >>> rows[0]["table"], rows[0]["model"], rows[0]["values"]["rank_acc"]
+        (2, 'Gemma-7b-it', 0.467)
+    """
     wanted = None if tasks is None else {tasks} if isinstance(tasks, str) else set(tasks)
     return [copy.deepcopy(r) for r in tables()["rows"] if wanted is None or r["task"] in wanted]
 

@@ -21,7 +21,7 @@ rules, not its published numbers.
 Arrays hold N documents of n responses: ``loglik`` (N, n) summed
 log-probabilities, ``n_tokens`` (N, n) response token counts, ``ranks``
 (N, n) ints (1 = best, equal = human tie), ``alpha`` (N,) the share of raters
-preferring response 1 (NaN where the data has none). Verdicts are float
+preferring response 1 (NaN where the data has none). Outcomes are float
 arrays: 1.0 correct, 0.0 wrong, NaN left out of the mean (the released code
 drops such documents, :func:`accuracy`).
 """
@@ -57,7 +57,12 @@ TIES_PATH_TASKS = frozenset({"rankacc_alpaca_farm_val_ties"})
 def perplexities(loglik: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
     """ppl = exp(-loglik / n): the per-response perplexity ``perplexity_lib.py``
     (``compute_ppl``) computes as exp(masked loss sum / number of scored
-    tokens). Overflows to inf like numpy's exp; NaN where n is unknown."""
+    tokens). Overflows to inf like numpy's exp; NaN where n is unknown.
+
+    Examples:
+        >>> perplexities(np.array([[-2.0, -6.0]]), np.array([[2, 3]]))  # exp(1), exp(2)
+        array([[2.71828183, 7.3890561 ]])
+    """
     loglik = np.asarray(loglik, dtype=float)
     n_tokens = np.asarray(n_tokens, dtype=float)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -72,6 +77,12 @@ def scores(loglik: np.ndarray, n_tokens: np.ndarray, normalized: bool) -> np.nda
     normally); a NaN log-likelihood gives NaN. Where the token count is
     unknown (NaN) the normalized score is NaN and the unnormalized one is the
     summed log-likelihood itself (what -n log(ppl) rebuilds, up to rounding).
+
+    Examples:
+        >>> scores(np.array([[-2.0, -6.0]]), np.array([[2, 3]]), normalized=True)  # 1 / perplexity
+        array([[0.36787944, 0.13533528]])
+        >>> scores(np.array([[-2.0, -6.0]]), np.array([[2, 3]]), normalized=False)
+        array([[-2., -6.]])
     """
     ppl = perplexities(loglik, n_tokens)
     n = np.asarray(n_tokens, dtype=float)
@@ -86,7 +97,12 @@ def competition_ranks(values: np.ndarray) -> np.ndarray:
     (competition ranking, "1 1 3"): 1 + the number of larger values. This is
     ``n + 1 - r`` for ``r`` of ``scipy.stats.rankdata(values, method="max")``,
     the model rankings of ``calibration_metrics_lib.py`` (``rank``) and the
-    human rankings of ``dataset_lib.py`` (from votes and scores)."""
+    human rankings of ``dataset_lib.py`` (from votes and scores).
+
+    Examples:
+        >>> competition_ranks(np.array([[0.5, 0.9, 0.9]]))
+        array([[3, 1, 1]])
+    """
     values = np.asarray(values, dtype=float)
     return 1 + (values[..., None, :] > values[..., :, None]).sum(axis=-1)
 
@@ -94,7 +110,12 @@ def competition_ranks(values: np.ndarray) -> np.ndarray:
 def human_ranking(ranks: np.ndarray) -> np.ndarray:
     """The human ranking list the released code compares with: competition
     ranks of the documents' ranks (1 = best), e.g. dense [1, 1, 2] becomes
-    [1, 1, 3]."""
+    [1, 1, 3].
+
+    Examples:
+        >>> human_ranking(np.array([[1, 1, 3]])), human_ranking(np.array([[1, 2, 2]]))
+        (array([[1, 1, 3]]), array([[1, 2, 2]]))
+    """
     return competition_ranks(-np.asarray(ranks, dtype=float))
 
 
@@ -103,7 +124,13 @@ def pair_ranking_with_ties(pair_scores: np.ndarray, threshold: float = TIE_THRES
     ``get_ranking_from_scores_pair``) for (N, 2) scores: [1, 2] when
     s_1 - s_2 > threshold, [2, 1] when s_2 - s_1 > threshold, else the tie
     [1, 1]: a strict ranking needs a margin above 0.01, a gap of at most 0.01
-    (inclusive) is a tie."""
+    (inclusive) is a tie.
+
+    Examples:
+        >>> pair_ranking_with_ties(np.array([[-1.0, -1.005], [-1.0, -2.0]]))  # within 0.01: a tie
+        array([[1, 1],
+               [1, 2]])
+    """
     s = np.asarray(pair_scores, dtype=float)
     with np.errstate(invalid="ignore"):  # inf - inf: neither margin holds, a tie
         first = s[:, 0] - s[:, 1] > threshold
@@ -111,7 +138,7 @@ def pair_ranking_with_ties(pair_scores: np.ndarray, threshold: float = TIE_THRES
     return np.stack([np.where(second, 2, 1), np.where(first, 2, 1)], axis=1)
 
 
-def _verdict(equal: np.ndarray, kept: np.ndarray) -> np.ndarray:
+def _outcome(equal: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return np.where(kept, equal.astype(float), np.nan)
 
 
@@ -128,6 +155,10 @@ def rankings_correct(doc_scores: np.ndarray, ranks: np.ndarray, ties_path: bool 
     ordered pair are wrong; a document with a human tie among n > 2 responses
     is correct only if the model ties those responses exactly; a document
     whose responses are all tied is wrong unless every score is equal.
+
+    Examples:
+        >>> rankings_correct(np.array([[-1.0, -2.0], [-1.0, -1.0]]), np.array([[1, 2], [1, 2]]))  # equal scores: wrong
+        array([1., 0.])
     """
     doc_scores = np.asarray(doc_scores, dtype=float)
     ranks = np.asarray(ranks)
@@ -137,14 +168,19 @@ def rankings_correct(doc_scores: np.ndarray, ranks: np.ndarray, ties_path: bool 
         raise ValueError(f"the ties path ranks pairs only, got {doc_scores.shape[1]} responses")
     model = pair_ranking_with_ties(doc_scores, threshold) if ties_path else competition_ranks(doc_scores)
     equal = (model == human_ranking(ranks)).all(axis=1)
-    return _verdict(equal, ~np.isnan(doc_scores).any(axis=1))
+    return _outcome(equal, ~np.isnan(doc_scores).any(axis=1))
 
 
-def accuracy(verdicts: np.ndarray) -> float | None:
+def accuracy(outcomes: np.ndarray) -> float | None:
     """Mean over the documents kept (``np.nanmean`` in ``distance_lib.py``'s
-    ``Accuracy``); None when none is kept."""
-    verdicts = np.asarray(verdicts, dtype=float)
-    kept = verdicts[~np.isnan(verdicts)]
+    ``Accuracy``); None when none is kept.
+
+    Examples:
+        >>> accuracy(np.array([1.0, 0.0, np.nan]))  # the NaN document is left out
+        0.5
+    """
+    outcomes = np.asarray(outcomes, dtype=float)
+    kept = outcomes[~np.isnan(outcomes)]
     return float(kept.mean()) if kept.size else None
 
 
@@ -162,7 +198,12 @@ def vote_shares(alpha: np.ndarray, ranks: np.ndarray,
     (``_maybe_change_simulate_proportion``) assumes ``simulate`` = 0.75 for the
     preferred response and 0.25 for the other (0.25 each for a human tie).
     The script decides that on the dataset's first row; here it is per pair,
-    the same on every dataset the paper uses (all pairs carry votes, or none)."""
+    the same on every dataset the paper uses (all pairs carry votes, or none).
+
+    Examples:
+        >>> vote_shares(np.array([0.75, np.nan]), np.array([[1, 2], [2, 1]]))
+        (array([0.75, 0.25]), array([0.25, 0.75]))
+    """
     alpha = np.asarray(alpha, dtype=float)
     ranks = np.asarray(ranks)
     a1_sim = np.where(ranks[:, 0] < ranks[:, 1], simulate, 1.0 - simulate)
@@ -173,7 +214,12 @@ def vote_shares(alpha: np.ndarray, ranks: np.ndarray,
 
 def expected_ratio(a1: np.ndarray, a2: np.ndarray, eps: float = RATIO_EPS) -> np.ndarray:
     """a1 / a2, with a1 / eps when a2 = 0 (``rlhf_minimizer_client.py``,
-    ``_compute_likelihood_ratios_helper``); a1 = 0 gives 0."""
+    ``_compute_likelihood_ratios_helper``); a1 = 0 gives 0.
+
+    Examples:
+        >>> expected_ratio(np.array([0.75, 1.0]), np.array([0.25, 0.0]))  # a2 = 0: a1 / 0.001
+        array([   3., 1000.])
+    """
     a1 = np.asarray(a1, dtype=float)
     a2 = np.asarray(a2, dtype=float)
     return a1 / np.where(a2 > 0.0, a2, eps)
@@ -181,7 +227,12 @@ def expected_ratio(a1: np.ndarray, a2: np.ndarray, eps: float = RATIO_EPS) -> np
 
 def tempered_ratio(ratio: np.ndarray, beta: float, max_val: float = MAX_VAL) -> np.ndarray:
     """ratio ** (1 / beta); a result too large for a float becomes ``max_val``
-    (1e300), as the script's ``OverflowError`` handler does."""
+    (1e300), as the script's ``OverflowError`` handler does.
+
+    Examples:
+        >>> tempered_ratio(np.array([3.0, 1e10]), beta=0.01)  # 1e1000 is no float: 1e300
+        array([5.15377521e+047, 1.00000000e+300])
+    """
     ratio = np.asarray(ratio, dtype=float)
     with np.errstate(over="ignore"):
         out = ratio ** (1.0 / float(beta))
@@ -207,7 +258,14 @@ def model_ratio(loglik: np.ndarray, n_tokens: np.ndarray, normalized: bool) -> n
 def ratio_ranking(ratio: np.ndarray, band: float = BAND) -> np.ndarray:
     """``rlhf_minimizer_client.py`` (``_get_ranking_from_ratio``): [1, 1] when
     |ratio - 1| < band, [1, 2] when ratio >= 1 + band, else [2, 1]; shape
-    ratio.shape + (2,)."""
+    ratio.shape + (2,).
+
+    Examples:
+        >>> ratio_ranking(np.array([2.0, 1.02, 0.5]))  # within the 0.05 band of 1: a tie
+        array([[1, 2],
+               [1, 1],
+               [2, 1]])
+    """
     ratio = np.asarray(ratio, dtype=float)
     with np.errstate(invalid="ignore"):
         tie = np.abs(ratio - 1.0) < band
@@ -249,5 +307,5 @@ def idealized_rankings_correct(
     for b, beta in enumerate(betas):
         with np.errstate(over="ignore", invalid="ignore"):
             posterior = tempered_ratio(ratio, beta) * reference
-        out[b] = _verdict((ratio_ranking(posterior) == expected).all(axis=-1), np.isfinite(posterior))
+        out[b] = _outcome((ratio_ranking(posterior) == expected).all(axis=-1), np.isfinite(posterior))
     return out

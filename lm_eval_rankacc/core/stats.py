@@ -95,7 +95,12 @@ def bootstrap_means(values: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = 0
 
 def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float] | tuple[None, None]:
     """The percentile interval of bootstrap ``samples`` at ``level`` (NaN
-    replicates left out); (None, None) when none is a number."""
+    replicates left out); (None, None) when none is a number.
+
+    Examples:
+        >>> interval(np.array([0.1, 0.2, 0.3, 0.4, 0.5]))  # the central 95%
+        (0.11000000000000001, 0.49)
+    """
     samples = np.asarray(samples, dtype=float)
     samples = samples[~np.isnan(samples)]
     if not len(samples):
@@ -107,7 +112,12 @@ def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float] |
 
 def paired_difference_interval(a: np.ndarray, b: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = 0,
                                level: float = LEVEL) -> tuple[float, float] | tuple[None, None]:
-    """Paired-bootstrap interval of mean(b) - mean(a) over the same documents."""
+    """Paired-bootstrap interval of mean(b) - mean(a) over the same documents.
+
+    Examples:
+        >>> paired_difference_interval(np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0]), n_boot=1000)  # b - a
+        (-1.0, 0.0)
+    """
     means = bootstrap_means(np.vstack([np.asarray(a, dtype=float), np.asarray(b, dtype=float)]), n_boot, seed)
     return interval(means[:, 1] - means[:, 0], level)
 
@@ -116,7 +126,12 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     """McNemar's exact two-sided p-value from the discordant documents (``only_a``
     right for A only, ``only_b`` for B only): under no difference each is
     Binomial(only_a + only_b, 1/2), p = min(1, 2 P(X <= min(only_a, only_b)));
-    1 without discordant documents. Exact integer arithmetic."""
+    1 without discordant documents. Exact integer arithmetic.
+
+    Examples:
+        >>> mcnemar_exact_p(1, 6)  # 1 document only A ranks right, 6 only B: two-sided exact p
+        0.125
+    """
     n, k = only_a + only_b, min(only_a, only_b)
     if only_a < 0 or only_b < 0:
         raise ValueError(f"counts must be >= 0, got {only_a}, {only_b}")
@@ -130,7 +145,14 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
 
 
 def check_bootstrap(n_boot: int, level: float = LEVEL) -> None:
-    """``n_boot`` >= 0 (0: no intervals) and 0 < level < 1, else ValueError."""
+    """``n_boot`` >= 0 (0: no intervals) and 0 < level < 1, else ValueError.
+
+    Examples:
+        >>> check_bootstrap(-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: the number of bootstrap replicates must be an integer >= 0, got -1
+    """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         raise ValueError(f"the number of bootstrap replicates must be an integer >= 0, got {n_boot!r}")
     if not (isinstance(level, (int, float)) and 0.0 < level < 1.0 and math.isfinite(level)):

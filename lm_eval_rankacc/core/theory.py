@@ -69,6 +69,14 @@ def ranking_correct(
     Any invalid score in the document makes it wrong. A document of n > 2
     responses that are all tied has no order to check and is rejected (the
     data converters drop such documents before scoring).
+
+    Examples:
+        >>> ranking_correct([-1.0, -2.0], [1, 2])  # y_w at least as likely as y_l
+        True
+        >>> ranking_correct([-1.0, -1.004], [1, 1])  # a human tie within eps
+        True
+        >>> ranking_correct([-1.0, -3.0, -2.0], [1, 2, 2])  # n > 2: the tied pair imposes no order
+        True
     """
     if len(scores) != len(ranks) or len(ranks) < 2:
         raise ValueError(f"need one score per response and n >= 2, got {len(scores)} scores, {len(ranks)} ranks")
@@ -78,7 +86,12 @@ def ranking_correct(
 
 def pair_accuracy(scores: Sequence[float], ranks: Sequence[int]) -> float | None:
     """Fraction of the human-strictly-ordered pairs the model orders correctly
-    (ties excluded); ``None`` when the document has no strictly ordered pair."""
+    (ties excluded); ``None`` when the document has no strictly ordered pair.
+
+    Examples:
+        >>> round(pair_accuracy([-1.0, -3.0, -2.0], [1, 2, 3]), 4)  # 2 of the 3 ordered pairs
+        0.6667
+    """
     pairs = strictly_ordered_pairs(ranks)
     if not pairs:
         return None
@@ -176,6 +189,10 @@ def rankings_correct(
     (default ``scores``) for human ties. n > 2: Def. A.8, every human-strictly-
     ordered pair must be ordered correctly. Any non-finite score makes the
     document wrong.
+
+    Examples:
+        >>> rankings_correct(np.array([[-1.0, -2.0], [-2.0, -1.0]]), np.array([[1, 2], [1, 2]]))
+        array([ True, False])
     """
     return _rankings_correct(scores, ranks, None, tie_scores, eps)
 
@@ -236,7 +253,12 @@ def _orders_ok(scores: np.ndarray, ranks: np.ndarray, valid: np.ndarray) -> np.n
 def rank_levels(ranks: np.ndarray) -> np.ndarray:
     """Dense rank level of each response, (N, n) ints: 1 for the best
     responses, k for the k-th best distinct human rank; human-tied responses
-    share a level (ranks [1, 2, 2, 4] give levels [1, 2, 2, 3])."""
+    share a level (ranks [1, 2, 2, 4] give levels [1, 2, 2, 3]).
+
+    Examples:
+        >>> rank_levels(np.array([[1, 2, 2, 4]]))
+        array([[1, 2, 2, 3]])
+    """
     ranks = np.asarray(ranks)
     ordered = np.sort(ranks, axis=1)
     first_of_value = np.ones(ordered.shape, dtype=bool)
@@ -270,6 +292,10 @@ def response1_log_odds(
     [alpha_eps, 1 - alpha_eps] symmetrically, so a unanimous vote for
     response 2 gives exactly minus the log-odds of a unanimous vote for
     response 1. Human ties (equal ranks) get 0 whatever alpha says.
+
+    Examples:
+        >>> response1_log_odds(np.array([0.75, np.nan, 0.5]), np.array([[1, 2], [2, 1], [1, 1]])).round(4)
+        array([ 1.0986, -6.9068,  0.    ])
     """
     alpha = np.asarray(alpha, dtype=float)
     ranks = np.asarray(ranks)
@@ -322,6 +348,11 @@ def idealized_rankings_correct(
 
     ``scores`` are log-probabilities: summed for R*, per token for R~* (the
     reward term is added to them as it is, not divided by the length).
+
+    Examples:
+        >>> idealized_rankings_correct(np.array([[-2.0, -1.0]]), np.array([[1, 2]]), np.array([0.75]), [0.1, 10.0])
+        array([[ True],
+               [False]])
     """
     scores, ranks = _check_shapes(scores, ranks)
     betas = np.atleast_1d(np.asarray(betas, dtype=float))
@@ -349,9 +380,14 @@ def reference_log_ratio(loglik_preferred: np.ndarray, loglik_dispreferred: np.nd
 
 def dpo_loss_threshold(c: np.ndarray, beta: float) -> np.ndarray:
     """Thm. 4.1: a policy ranks the pair correctly exactly when its DPO loss on
-    it is below -log sigmoid(beta * c) = log(1 + exp(-beta * c)) (computed as
+    it is at most -log sigmoid(beta * c) = log(1 + exp(-beta * c)) (computed as
     ``logaddexp``, so it never overflows). Large c: a threshold near 0, the
-    loss must be driven almost to zero (hard to learn)."""
+    loss must be driven almost to zero (hard to learn).
+
+    Examples:
+        >>> dpo_loss_threshold(np.array([0.0, 5.0]), beta=1.0).round(4)  # c = 0: log 2; c = 5: hard
+        array([0.6931, 0.0067])
+    """
     with np.errstate(under="ignore"):  # exp(-huge) -> 0 is the right answer
         return np.logaddexp(0.0, -float(beta) * np.asarray(c, dtype=float))
 
@@ -390,6 +426,11 @@ def metric_scores(loglik: np.ndarray, units: np.ndarray | None = None) -> tuple[
     of geometric-mean probabilities for R~ (docs/metrics.md, "What eps
     means"). NaN where a unit count is
     unknown or a log-probability is not finite.
+
+    Examples:
+        >>> scores, tie_scores = metric_scores(np.array([[-4.0, -3.0]]), np.array([[4, 2]]))  # R~: per token
+        >>> scores, tie_scores.round(4)
+        (array([[-1. , -1.5]]), array([[0.3679, 0.2231]]))
     """
     loglik = np.asarray(loglik, dtype=float)
     if units is None:
@@ -406,7 +447,12 @@ CATEGORIES = ("correct->correct", "correct->incorrect", "incorrect->correct", "i
 
 def flip_categories(reference_correct: np.ndarray, policy_correct: np.ndarray) -> np.ndarray:
     """Index into :data:`CATEGORIES` per datapoint, from whether the reference
-    and the policy rank it correctly."""
+    and the policy rank it correctly.
+
+    Examples:
+        >>> [CATEGORIES[k] for k in flip_categories([True, False], [False, True])]
+        ['correct->incorrect', 'incorrect->correct']
+    """
     before = np.asarray(reference_correct, dtype=bool)
     after = np.asarray(policy_correct, dtype=bool)
     return np.where(before, np.where(after, 0, 1), np.where(after, 2, 3))
@@ -433,7 +479,12 @@ def rewards_correct(rewards: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     ``>=``), both finite. With :func:`implicit_rewards` it is TRL's
     ``rewards/accuracies``; with the policy's summed or per-token
     log-probabilities, RewardBench's reference-free variants. Any other
-    document (a human tie, n != 2) has no reward accuracy: ValueError."""
+    document (a human tie, n != 2) has no reward accuracy: ValueError.
+
+    Examples:
+        >>> rewards_correct(np.array([[0.2, -0.1], [0.0, 0.0]]), np.array([[1, 2], [1, 2]]))  # strict: equal is wrong
+        array([ True, False])
+    """
     rewards, ranks = _check_shapes(rewards, ranks)
     if ranks.shape[1] != 2 or (ranks[:, 0] == ranks[:, 1]).any():
         raise ValueError("reward accuracy needs two-response documents with a strict human preference")

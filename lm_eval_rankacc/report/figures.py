@@ -52,14 +52,11 @@ def _figure_format(path: str | Path | None, fmt: str | None) -> str:
     return fmt
 
 
-def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
-    """Histogram of Thm. 4.1's reference log-ratio c per task of a hardness
-    report, written to ``path`` (PNG or SVG, by its suffix). c > 0 (right of the dashed line):
-    the reference ranks the pair wrongly, and the larger c, the smaller the
-    DPO loss must get before the policy ranks it correctly."""
+def c_histogram_figure(report: Report, bins: int = 40) -> Any:
+    """The matplotlib figure of :func:`c_histogram`: per task one step line of
+    document counts (``Axes.stairs``) over bins shared by every task."""
     if report.kind != "hardness":
         raise ValueError(f"c_histogram needs a hardness report, got {report.kind!r}")
-    fmt = _figure_format(path, None)
     plt = _pyplot()
     import matplotlib.ticker
 
@@ -72,7 +69,8 @@ def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
     if values:
         edges = np.histogram_bin_edges(values, bins=bins)
         for task, vs in by_task.items():
-            ax.hist(vs, bins=edges, histtype="step", linewidth=1.5, label=f"{task} (n={len(vs)})")
+            counts, _ = np.histogram(vs, bins=edges)
+            ax.stairs(counts, edges, linewidth=1.5, label=f"{task} (n={len(vs)})")
         ax.legend(fontsize=8)
     ax.axvline(0.0, color="black", linestyle="--", linewidth=1)
     ax.set_xlabel("c = log pRef(y_l|x) - log pRef(y_w|x)")
@@ -80,7 +78,16 @@ def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title(f"Reference log-ratio ({one_line(report.meta.get('reference', ''))}); c > 0: ranked wrongly")
     fig.tight_layout()
-    return _write(_save(fig, fmt), path)
+    return fig
+
+
+def c_histogram(report: Report, path: str | Path, bins: int = 40) -> Path:
+    """Histogram of Thm. 4.1's reference log-ratio c per task of a hardness
+    report, written to ``path`` (PNG or SVG, by its suffix). c > 0 (right of the dashed line):
+    the reference ranks the pair wrongly, and the larger c, the smaller the
+    DPO loss must get before the policy ranks it correctly."""
+    fmt = _figure_format(path, None)
+    return _write(_save(c_histogram_figure(report, bins), fmt), path)
 
 
 def _panel(ax: Any, task: str, report: Report, colours: dict, stars: dict[str, str], several: dict[str, bool]) -> None:
@@ -117,17 +124,11 @@ def _panel(ax: Any, task: str, report: Report, colours: dict, stars: dict[str, s
     ax.set_title(task + (" (hollow: other documents)" if several[task] else ""), fontsize=9)
 
 
-def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | None = None) -> bytes:
-    """The paper's Figure 1 view of a leaderboard report: one panel per task,
-    each model's value of every metric (R and R~ by default) as a point with
-    its standard error, each model in the same colour in every panel. Points
-    on another document set than the task's set A are drawn hollow; missing
-    values are left out, never drawn as 0. The published rows of the paper
-    (``--paper``) are grey hollow diamonds, one column per metric, one legend entry. Written to ``path`` (PNG or SVG,
-    by suffix or ``fmt``) when given; the image bytes are returned."""
+def leaderboard_figure(report: Report) -> Any:
+    """The matplotlib figure of :func:`leaderboard_plot`: one panel per task
+    (titled by the task), each model's points drawn with ``Axes.errorbar``."""
     if report.kind != "leaderboard":
         raise ValueError(f"leaderboard_plot needs a leaderboard report, got {report.kind!r}")
-    fmt = _figure_format(path, fmt)
     plt = _pyplot()
     from matplotlib.lines import Line2D
 
@@ -160,7 +161,21 @@ def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | 
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0 - side / fig.get_figwidth(), 0.5),
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1.0 - side / fig.get_figwidth(), 1))
-    data = _save(fig, fmt)
+    return fig
+
+
+def leaderboard_plot(report: Report, path: str | Path | None = None, fmt: str | None = None) -> bytes:
+    """The paper's Figure 1 view of a leaderboard report: one panel per task,
+    each model's value of every metric (R and R~ by default) as a point with
+    its standard error, each model in the same colour in every panel. Points
+    on another document set than the task's set A are drawn hollow; missing
+    values are left out, never drawn as 0. The published rows of the paper
+    (``--paper``) are grey hollow diamonds, one column per metric, one legend entry. Written to ``path`` (PNG or SVG,
+    by suffix or ``fmt``) when given; the image bytes are returned."""
+    if report.kind != "leaderboard":
+        raise ValueError(f"leaderboard_plot needs a leaderboard report, got {report.kind!r}")
+    fmt = _figure_format(path, fmt)
+    data = _save(leaderboard_figure(report), fmt)
     if path is not None:
         _write(data, path)
     return data

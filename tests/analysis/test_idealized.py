@@ -319,7 +319,7 @@ def _explicit_log_pi_star(ll, ranks, beta, alpha_eps):
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(_ranked_documents())
-def test_n_gt_2_verdict_is_the_order_of_one_realisable_policy(case):
+def test_n_gt_2_outcome_is_the_order_of_one_realisable_policy(case):
     ll, ranks, betas, alpha_eps = case
     got = idealized_rankings_correct(ll, ranks, None, betas, alpha_eps=alpha_eps)
     assert got.shape == (len(betas), len(ll))

@@ -98,7 +98,7 @@ def test_ties_path_margin(pair, expected):
     assert released.pair_ranking_with_ties(_one(pair)).tolist() == [expected]
 
 
-def test_ties_path_verdicts():
+def test_ties_path_outcomes():
     scores = np.array([[0.01, 0.0], [0.01, 0.0], [0.0100001, 0.0], [0.3, 0.3]])
     ranks = np.array([[1, 1], [1, 2], [1, 2], [1, 2]])
     # a tie at a gap of exactly 0.01 is correct; a strict pair needs more than 0.01; equal scores are a tie
