@@ -22,7 +22,7 @@ _PKG = "lm_eval_rankacc"
 
 #: old module (under the package) -> the new modules its names now live in, searched in order
 MOVED: dict[str, tuple[str, ...]] = {
-    "harness": ("lmeval.dataset", "loading.documents", "core.errors"),
+    "harness": ("lmeval.dataset", "loading.documents", "loading.files", "loading.hub", "loading.rows", "core.errors"),
     "authoring": ("lmeval.dataset",),
     "errors": ("core.errors",),
     "schema": ("core.schema",),
@@ -33,7 +33,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "verdicts": ("core.verdicts",),
     "jsontext": ("core.jsontext",),
     "steps": ("core.checkpoint_names",),
-    "chat": ("lmeval.chat",),
+    "chat": ("lmeval.chat", "lmeval.tasks"),
     "metrics": ("lmeval.metrics",),
     "loglikelihood": ("lmeval.loglikelihood",),
     "loggers": ("lmeval.wandb_samples",),

@@ -7,7 +7,7 @@ Each source module defines ``HUB`` (where the real data lives, pinned) and
 field as the source spells it (``instruction``, not ``prompt``); the loader
 turns the index into the file and line the row came from. A source whose
 data location is a task option (``fields``, for YAML-only tasks) also
-defines ``task_hub(options, data_files)``, which the harness calls instead of
+defines ``task_hub(options, data_files)``, which the loader (:mod:`lm_eval_rankacc.loading.hub`) calls instead of
 reading ``HUB``. A source whose prompts are multi-turn transcripts may define
 ``chat_messages(prompt)``, the chat messages of a prompt under
 ``--apply_chat_template`` (:mod:`lm_eval_rankacc.lmeval.chat`; otherwise a prompt is
@@ -22,9 +22,11 @@ over the rows of the sampled documents only, which keep their indices.
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -98,16 +100,28 @@ def is_light(rows: Any) -> bool:
     return getattr(rows, "light", False) is True
 
 
-def get_source(name: str):
-    """The converter module for ``name`` (e.g. ``"hh_rlhf"``)."""
-    from lm_eval_rankacc.sources import alpaca_farm, demo, hh_rlhf
-    from lm_eval_rankacc.sources import fields, gptj_pairwise, shp, stack_exchange, ultrafeedback
+class Source(Protocol):
+    """What a source module defines (:func:`get_source`): ``HUB``, where the
+    real data lives (pinned), and ``convert``. Optional: ``TWO_PASS = True``
+    (big splits sampled in two passes, see above), ``task_hub(options,
+    data_files)`` (a source whose location is a task option, called instead
+    of reading ``HUB``) and ``chat_messages(prompt)`` (the chat messages of a
+    prompt under ``--apply_chat_template``)."""
 
-    sources = {"hh_rlhf": hh_rlhf, "alpaca_farm": alpaca_farm, "demo": demo}
-    sources.update(
-        gptj_pairwise=gptj_pairwise, shp=shp, stack_exchange=stack_exchange,
-        ultrafeedback=ultrafeedback, fields=fields,
-    )
-    if name not in sources:
-        raise ValueError(f"unknown source {name!r}; known: {', '.join(sorted(sources))}")
-    return sources[name]
+    HUB: HubDataset | HubFile | Any
+
+    def convert(self, rows: Iterable[Any], split: str, **options: Any) -> Conversion: ...
+
+
+#: Source name (``source:`` in a task's ``dataset_kwargs``) -> its module, imported on first use.
+SOURCES = {
+    name: f"{__name__}.{name}"
+    for name in ("alpaca_farm", "demo", "fields", "gptj_pairwise", "hh_rlhf", "shp", "stack_exchange", "ultrafeedback")
+}
+
+
+def get_source(name: str) -> Source:
+    """The converter module for ``name`` (e.g. ``"hh_rlhf"``)."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown source {name!r}; known: {', '.join(sorted(SOURCES))}")
+    return importlib.import_module(SOURCES[name])

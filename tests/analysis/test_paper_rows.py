@@ -10,7 +10,6 @@ off the pages (the page is named with each).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

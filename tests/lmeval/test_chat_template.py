@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from pathlib import Path
 
 import pytest
 from tests.helpers.tiny_model import load_float32

@@ -27,7 +27,6 @@ import json
 import math
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -30,6 +30,7 @@ import pytest
 
 from tests.helpers import preference_rows as R
 from lm_eval_rankacc.loading import documents as loader
+from lm_eval_rankacc.loading.hub import MIRROR_ENV
 from lm_eval_rankacc.loading.documents import TaskDataError, documents, sample_indices
 from lm_eval_rankacc.sources import get_source
 
@@ -184,7 +185,7 @@ def test_a_hub_split_is_read_in_batches(monkeypatch, tmp_path):
     rows = uf_rows(3000, seed=4)
     ds = datasets.Dataset.from_list(rows)
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: ds)
-    monkeypatch.delenv(loader.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
     expected, _ = full_sample("ultrafeedback", list(ds), "train", 40, 0)
     size = sum(len(json.dumps(r)) for r in rows)
     docs = []

@@ -19,6 +19,7 @@ import yaml
 from tests.helpers import preference_rows as R
 from lm_eval_rankacc import tasks_dir
 from lm_eval_rankacc.loading import documents as loader
+from lm_eval_rankacc.loading.hub import MIRROR_ENV
 from lm_eval_rankacc.lmeval.dataset import load_docs, load_fields_docs
 from lm_eval_rankacc.loading.documents import TaskDataError, sample_indices
 from lm_eval_rankacc.lmeval.loglikelihood import Loglikelihood
@@ -286,7 +287,7 @@ def test_read_hub_reads_only_the_pinned_file(monkeypatch):
 
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: calls.append((a, kw)) or R.STACK_EXCHANGE)
-    monkeypatch.delenv(loader.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
     docs = load_docs(source="stack_exchange", task="t", split="train")["test"]
     assert len(docs) == 2
     ((args, kw),) = calls
@@ -296,7 +297,7 @@ def test_read_hub_reads_only_the_pinned_file(monkeypatch):
 
 
 def test_mirror_serves_the_new_tasks(tmp_path, monkeypatch):
-    monkeypatch.setenv(loader.MIRROR_ENV, str(R.write_mirror(tmp_path)))
+    monkeypatch.setenv(MIRROR_ENV, str(R.write_mirror(tmp_path)))
     for name, count in R.MIRROR_DOCS.items():
         source, split, form, _ = NEW_TASKS[name]
         options = {"form": form} if form else {}
@@ -402,7 +403,7 @@ def test_user_yaml_and_new_tasks_run_in_lm_eval(tmp_path, monkeypatch):
         f"include: {base}\ntask: my_scored\ndataset_kwargs:\n  data_files: {scored}\n"
         "  prompt_field: q\n  responses_field: answers\n  score_field: scores\n"
     )
-    monkeypatch.setenv(loader.MIRROR_ENV, str(R.write_mirror(tmp_path / "mirror")))
+    monkeypatch.setenv(MIRROR_ENV, str(R.write_mirror(tmp_path / "mirror")))
     builtin = ["rankacc_shp_multi_test", "rankacc_ultrafeedback_train", "rankacc_gptj_pairwise_train"]
     dummy = DummyLM()  # lm-eval's --model dummy: random log-likelihoods
     dummy.tokenizer = None  # its tokenizer, fetched from the hub only for result metadata, is not needed

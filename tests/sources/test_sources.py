@@ -14,7 +14,8 @@ import pytest
 
 from tests.helpers import preference_rows as R
 from lm_eval_rankacc.lmeval.dataset import load_docs
-from lm_eval_rankacc.loading.documents import MIRROR_ENV, TaskDataError, documents, sample_indices
+from lm_eval_rankacc.loading.documents import TaskDataError, documents, sample_indices
+from lm_eval_rankacc.loading.hub import MIRROR_ENV
 from lm_eval_rankacc.core.schema import RowError, dense_ranks
 from lm_eval_rankacc.sources import alpaca_farm, hh_rlhf
 from tests.helpers import paths

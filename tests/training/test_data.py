@@ -13,6 +13,7 @@ import torch
 
 from lm_eval_rankacc.lmeval import dataset
 from lm_eval_rankacc.loading import documents as loader
+from lm_eval_rankacc.loading.hub import MIRROR_ENV
 from lm_eval_rankacc.training import data as tdata
 from lm_eval_rankacc.training import scoring
 
@@ -55,7 +56,7 @@ def test_validation_held_out_from_a_single_split_task():
 
 
 def test_validation_is_half_of_the_test_split(hub_mirror, monkeypatch):
-    monkeypatch.setenv(loader.MIRROR_ENV, str(hub_mirror))
+    monkeypatch.setenv(MIRROR_ENV, str(hub_mirror))
     assert tdata.sibling_test_task("rankacc_hh_rlhf_train") == "rankacc_hh_rlhf_test"
     assert tdata.sibling_test_task("rankacc_shp_multi_train") == "rankacc_shp_multi_test"
     assert tdata.sibling_test_task("rankacc_hh_rlhf_test") is None

@@ -188,9 +188,7 @@ dist.destroy_process_group()
 
 
 def _torchrun(offline_env, args: list[str], cwd: Path) -> None:
-    import shutil
     import subprocess
-    import sys
 
     torchrun = command("torchrun")
     env = {**offline_env, "PYTHONPATH": str(REPO)}
