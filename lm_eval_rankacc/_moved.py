@@ -39,8 +39,9 @@ MOVED: dict[str, tuple[str, ...]] = {
     "loggers": ("lmeval.wandb_samples",),
     "models": ("lmeval.models",),
     "models.prefix": ("lmeval.models.prefix",),
-    "results": ("outputs.results",),
-    "runs": ("outputs.runs",),
+    "results": ("outputs.results", "outputs.names"),
+    "runs": ("outputs.runs", "outputs.samples", "outputs.columns", "outputs.matching", "outputs.parallel",
+             "outputs.validation", "outputs.lines", "outputs.names"),
     "smollm2": ("loading.demo_model",),
 }
 

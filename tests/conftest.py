@@ -177,22 +177,22 @@ def offline_env() -> dict[str, str]:
 
 @pytest.fixture()
 def parallel_reads(monkeypatch):
-    """A function that switches on runs.map_in_processes' parallel path for
+    """A function that switches on parallel.map_in_processes' parallel path for
     any size on 2 cores and returns the list of the worker counts of every
     process pool it starts (so a test sees that it forked)."""
-    from lm_eval_rankacc.outputs import runs
+    from lm_eval_rankacc.outputs import parallel
 
     def switch_on() -> list:
         forked: list = []
-        real_pool = runs.ProcessPoolExecutor
+        real_pool = parallel.ProcessPoolExecutor
 
         def spy(*args, **kwargs):
             forked.append(kwargs.get("max_workers"))
             return real_pool(*args, **kwargs)
 
-        monkeypatch.setattr(runs, "PARALLEL_BYTES", 0)
-        monkeypatch.setattr(runs, "ProcessPoolExecutor", spy)
-        monkeypatch.setattr(runs.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(parallel, "PARALLEL_BYTES", 0)
+        monkeypatch.setattr(parallel, "ProcessPoolExecutor", spy)
+        monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
         return forked
 
     return switch_on

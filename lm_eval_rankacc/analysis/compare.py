@@ -25,7 +25,9 @@ from lm_eval_rankacc.analysis.base import (
     unique_labels,
 )
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.runs import Run, TaskSamples, as_runs, match_documents
+from lm_eval_rankacc.outputs.columns import TaskSamples
+from lm_eval_rankacc.outputs.matching import match_documents
+from lm_eval_rankacc.outputs.runs import Run, as_runs
 
 #: The columns of the paired rows: A is the first run (the reference in flips), B the second; diff = B - A.
 PAIRED_COLUMNS = ["task", "ties", "metric", "n", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "a_only", "b_only",

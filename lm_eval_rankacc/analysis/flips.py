@@ -26,7 +26,9 @@ from lm_eval_rankacc.analysis.base import (
     unique_labels,
 )
 from lm_eval_rankacc.analysis.compare import PAIRED_COLUMNS, check_options, paired_meta, paired_note, paired_rows
-from lm_eval_rankacc.outputs.runs import Run, TaskSamples, as_runs, match_documents
+from lm_eval_rankacc.outputs.columns import TaskSamples
+from lm_eval_rankacc.outputs.matching import match_documents
+from lm_eval_rankacc.outputs.runs import Run, as_runs
 
 
 #: The category code of a document left out by the released convention (a NaN score in either run).

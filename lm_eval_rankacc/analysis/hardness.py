@@ -13,7 +13,8 @@ import numpy as np
 from lm_eval_rankacc.core import theory
 from lm_eval_rankacc.analysis.base import LazyRows, Report, Section, check_betas
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.runs import Run, TaskSamples, as_run
+from lm_eval_rankacc.outputs.columns import TaskSamples
+from lm_eval_rankacc.outputs.runs import Run, as_run
 
 LISTS = ("hard to learn", "easy", "easy to flip")
 _SUMMARY = ["task", "pairs", "left_out", "share_c_positive", "c_min", "c_median", "c_max", "threshold_at_median_c"]

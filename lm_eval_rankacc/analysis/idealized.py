@@ -31,7 +31,9 @@ from lm_eval_rankacc.analysis.base import (
 )
 from lm_eval_rankacc.analysis.compare import check_options
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.runs import Run, TaskSamples, as_runs, match_documents
+from lm_eval_rankacc.outputs.columns import TaskSamples
+from lm_eval_rankacc.outputs.matching import match_documents
+from lm_eval_rankacc.outputs.runs import Run, as_runs
 
 #: (row key of the idealized accuracy, metric, row key of the observed value, row key of the gap)
 _STARS = (("R_norm_star", "rank_acc_norm", "R_norm", "gap_norm"), ("R_star", "rank_acc", "R", "gap"))

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lm_eval_rankacc.outputs.runs import Run, TaskSamples
+from lm_eval_rankacc.outputs.columns import TaskSamples
+from lm_eval_rankacc.outputs.runs import Run
 
 
 def in_memory_run(

@@ -1,14 +1,9 @@
-"""lm-eval's output files: their names, and its results JSON.
+"""lm-eval's results JSON: the rankacc tasks' aggregates and standard
+errors, what decides each task's documents, and the model identity lm-eval
+recorded; finding the results files of a run argument.
 
-lm-eval writes, per model, ``<output_path>/<model_name_sanitized>/`` holding
-``results_<timestamp>.json`` (with ``--output_path FILE.json``:
-``FILE_<timestamp>.json``) and, with ``--log_samples``, one
-``samples_<task>_<timestamp>.jsonl`` per task, all of one run sharing the
-timestamp. This module is the one place that knows those names
-(:data:`SAMPLES_RE`, :data:`RESULTS_RE`) and reads the results JSON: the
-rankacc tasks' aggregates and standard errors, what decides each task's
-documents, and the model identity lm-eval recorded. Reading the samples
-themselves is :mod:`lm_eval_rankacc.outputs.runs`. Every problem is a
+The file names are :mod:`lm_eval_rankacc.outputs.names`; reading the samples
+files is :mod:`lm_eval_rankacc.outputs.samples`. Every problem is a
 :class:`~lm_eval_rankacc.core.errors.RunError` with a one-line message.
 """
 
@@ -17,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,71 +20,19 @@ from typing import Any
 
 from lm_eval_rankacc import PROVENANCE_KEY
 from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.names import results_files, results_stamp, samples_file_for, samples_files, samples_name
+from lm_eval_rankacc.outputs.names import (  # noqa: F401  # TEMP(issue-19 integration): importers outside outputs/
+    newest_samples,
+    results_data_for,
+    short_name,
+    stamp_date,
+)
 
-#: ``samples_<task>_<timestamp>.jsonl``
-SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<ts>[^_]+)\.jsonl$")
-#: ``<stem>_<timestamp>.json`` (``results_<timestamp>.json`` unless ``--output_path FILE.json``)
-RESULTS_RE = re.compile(r"^(?P<stem>.+)_(?P<ts>\d{4}-\d\d-\d\dT[^_]+)\.json$")
 #: Keys of a task's configuration that decide which documents it scores.
 CONFIG_KEYS = ("dataset_path", "dataset_name", "dataset_kwargs", "test_split", "num_fewshot")
 #: Keys of a rankacc task's ``metadata`` that decide which documents it scores.
 METADATA_KEYS = ("sample_size", "seed", "data_files")
 SCAN_DEPTH = 3  # RUN, RUN/*, RUN/*/*: an output folder of output folders of models
-
-
-# ----------------------------------------------------------------- file names
-def samples_name(name: str) -> tuple[str, str] | None:
-    """(task, timestamp) of a samples file name; None for another name."""
-    m = SAMPLES_RE.match(name)
-    return (m.group("task"), m.group("ts")) if m else None
-
-
-def results_stamp(name: str) -> str | None:
-    """The timestamp of a results file name; None for another name."""
-    m = RESULTS_RE.match(name)
-    return m.group("ts") if m else None
-
-
-def samples_files(folder: Path) -> list[Path]:
-    """The samples files in ``folder``, by name."""
-    return sorted(p for p in folder.glob("samples_*.jsonl") if p.is_file() and samples_name(p.name))
-
-
-def results_files(folder: Path) -> list[Path]:
-    """The results files in ``folder`` (by name only; see :func:`find_results`)."""
-    return sorted(p for p in folder.glob("*.json") if p.is_file() and results_stamp(p.name))
-
-
-def samples_file_for(results: Path, task: str, stamp: str) -> Path | None:
-    """The samples file of ``task`` written with a results file, when it is beside it."""
-    path = results.parent / f"samples_{task}_{stamp}.jsonl"
-    return path if stamp and path.is_file() else None
-
-
-def results_data_for(samples: Path) -> dict[str, Any] | None:
-    """The results JSON written with a samples file (same timestamp, same folder)."""
-    parts = samples_name(samples.name)
-    if parts is None:
-        return None
-    for candidate in results_files(samples.parent):
-        if results_stamp(candidate.name) == parts[1]:
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise RunError(f"{candidate}: not a readable lm-eval results file ({err})") from None
-            return data if isinstance(data, dict) else None
-    return None
-
-
-def stamp_date(stamp: str) -> str:
-    """``2026-01-02T03-04-05.000006`` -> ``2026-01-02 03:04:05``."""
-    m = re.match(r"(\d{4}-\d\d-\d\d)T(\d\d)-(\d\d)-(\d\d)", stamp)
-    return f"{m.group(1)} {m.group(2)}:{m.group(3)}:{m.group(4)}" if m else stamp
-
-
-def short_name(name: str) -> str:
-    """The last part of a model path or hub name (``org/model`` -> ``model``)."""
-    return name.rstrip("/").split("/")[-1] or name
 
 
 # ----------------------------------------------------------------- results JSON
@@ -366,41 +308,9 @@ def find_results(path: str | Path, notes: list[str] | None = None) -> list[Path]
     return found
 
 
-# ----------------------------------------------------------------- samples of any task
+# ----------------------------------------------------------------- model arguments
 def model_args(data: dict[str, Any]) -> dict[str, Any]:
     """The ``model_args`` a results JSON recorded (``config.model_args``; older
     lm-eval's ``"pretrained=x,dtype=y"`` string read as a dict)."""
     return _model_args(_dict(data.get("config")))
 
-
-def newest_samples(path: str | Path, notes: list[str] | None = None) -> dict[str, Path]:
-    """task -> samples file of a run argument, for tasks of any kind: the
-    samples file itself, those written with a results file (same timestamp,
-    beside it), or in a folder (or its one model sub-folder) the newest
-    samples file of each task, the older ones named in ``notes``."""
-    path = Path(path).expanduser()
-    notes = [] if notes is None else notes
-    if not path.exists():
-        raise RunError(f"{path}: no such file or folder")
-    if path.is_file():
-        parts = samples_name(path.name) or (None, None)
-        stamp = results_stamp(path.name)
-        if parts[0] is not None:
-            return {parts[0]: path}
-        if stamp is None:
-            raise RunError(f"{path}: not an lm-eval output file (samples_<task>_<ts>.jsonl or results_<ts>.json)")
-        found = {samples_name(p.name)[0]: p for p in samples_files(path.parent) if samples_name(p.name)[1] == stamp}
-        if not found:
-            raise RunError(f"{path}: no samples files from this run beside it: rerun lm_eval with --log_samples")
-        return found
-    folders = [path] if samples_files(path) else sorted(d for d in path.iterdir() if d.is_dir() and samples_files(d))
-    if len(folders) != 1:
-        what = f"the outputs of {len(folders)} models" if folders else "no samples_*.jsonl (nor a sub-folder with them)"
-        raise RunError(f"{path}: holds {what}; pass one model folder, run with --log_samples")
-    newest: dict[str, Path] = {}
-    for p in samples_files(folders[0]):  # sorted by name: the same task's timestamps in order
-        task = samples_name(p.name)[0]
-        if task in newest:
-            notes.append(f"{task}: older samples file {newest[task].name} ignored")
-        newest[task] = p
-    return newest

@@ -447,7 +447,7 @@ def test_mixed_sizes_through_files(tmp_path):
 def test_hardness_reads_texts_of_the_listed_documents_only(tmp_path, monkeypatch):
     """The texts of a run are read back from its file for the documents a list
     shows (and for each per-document row asked for), never for all of them."""
-    from lm_eval_rankacc.outputs.runs import TaskSamples
+    from lm_eval_rankacc.outputs.columns import TaskSamples
 
     rng = np.random.default_rng(7)
     entries = [doc(f"p{k}", list(rng.normal(-10, 3, 2)), [1, 2], prompt=f"P{k}", responses=[f"w{k}", f"l{k}"])

@@ -277,7 +277,7 @@ def test_unreadable_results_are_an_error_unless_skipped_and_listed(tmp_path, cap
 
 
 def test_results_read_in_parallel_processes_give_the_same_leaderboard(tmp_path, capsys, parallel_reads):
-    """Results files whose samples hold runs.PARALLEL_BYTES are read one per
+    """Results files whose samples hold outputs.parallel.PARALLEL_BYTES are read one per
     process: the same table and notes, a bad run's error and its
     --skip-bad-runs note (written in the child) too."""
     out = tmp_path / "out"

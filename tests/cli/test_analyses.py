@@ -410,7 +410,7 @@ def test_end_to_end_two_tiny_models(tiny_model_dir, tmp_path, offline_env, capsy
 
 @pytest.mark.parametrize("command", [["flips"], ["compare"], ["idealized", "--policy"]])
 def test_runs_read_in_parallel_processes_give_the_same_report(runs, capsys, parallel_reads, command):
-    """Two runs over runs.PARALLEL_BYTES are read one per process; the report
+    """Two runs over outputs.parallel.PARALLEL_BYTES are read one per process; the report
     is the same as when both are read here, and a broken run's error too."""
     ref, pol = runs
     argv = [command[0], ref, *command[1:], pol, "--format", "json"]

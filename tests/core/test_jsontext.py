@@ -10,7 +10,7 @@ import pytest
 
 from lm_eval_rankacc.core import jsontext
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.runs import read_samples
+from lm_eval_rankacc.outputs.samples import read_samples
 from tests.helpers.rankacc_samples import doc, write_samples
 
 TEXTS = ['{"a": [1, 2.5, "x\\u00e9"], "b": null}', '{"big": 123456789012345678901234567890}',

@@ -29,7 +29,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import preference_rows as R
-from lm_eval_rankacc.loading import documents as loader
 from lm_eval_rankacc.loading.hub import MIRROR_ENV
 from lm_eval_rankacc.loading.documents import TaskDataError, documents, sample_indices
 from lm_eval_rankacc.sources import get_source

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from tests.helpers.rankacc_samples import TS, doc, write_run, write_samples
 
-from lm_eval_rankacc.outputs.runs import RunError, load_run, match_documents, read_samples
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.matching import match_documents
+from lm_eval_rankacc.outputs.runs import load_run
+from lm_eval_rankacc.outputs.samples import read_samples
 
 TS_OLD = "2025-12-31T23-59-59.000001"
 DOCS = [doc(f"d{k}", [-1.0 - k, -2.0], [1, 2]) for k in range(4)]

@@ -1,6 +1,6 @@
-"""The msgspec path of ``runs.read_samples`` (fields the analyses read,
+"""The msgspec path of ``samples.read_samples`` (fields the analyses read,
 decoded and checked without building the rest of the line) against the
-reference path (every line parsed whole and checked by ``_valid_sample``):
+reference path (every line parsed whole and checked by ``valid_sample``):
 the same documents, arrays, offsets and texts, and the same error, worded
 the same, for every fault."""
 
@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from tests.helpers.rankacc_samples import TS, doc, sample_line, write_samples
 
-from lm_eval_rankacc.outputs import runs
-from lm_eval_rankacc.outputs.runs import RunError, read_samples
+from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs import lines as line_reader
+from lm_eval_rankacc.outputs import validation
+from lm_eval_rankacc.outputs.columns import TaskSamples
+from lm_eval_rankacc.outputs.samples import read_samples
 
 pytest.importorskip("msgspec")
 
@@ -22,7 +25,7 @@ def _read(path, fast: bool, monkeypatch):
     """read_samples with the msgspec path on or off: its TaskSamples, or the RunError text."""
     with monkeypatch.context() as m:
         if not fast:
-            m.setattr(runs, "_FAST_DECODE", None)
+            m.setattr(validation, "_FAST_DECODE", None)
         try:
             return read_samples(path)
         except RunError as err:
@@ -31,7 +34,7 @@ def _read(path, fast: bool, monkeypatch):
 
 def _same(a, b) -> None:
     """Two reads hold the same documents, numbers, offsets and texts."""
-    assert isinstance(a, runs.TaskSamples) and isinstance(b, runs.TaskSamples), (a, b)
+    assert isinstance(a, TaskSamples) and isinstance(b, TaskSamples), (a, b)
     assert (a.ids, a.hashes, a.dropped) == (b.ids, b.hashes, b.dropped)
     np.testing.assert_array_equal(a.offsets, b.offsets)
     np.testing.assert_array_equal(a.alpha, b.alpha)  # NaN where None, on both
@@ -71,13 +74,13 @@ def _lines(tmp_path) -> list[str]:
 @pytest.mark.parametrize("block", [1 << 24, 700, 64])
 def test_fast_reader_equals_reference_reader(tmp_path, monkeypatch, block):
     """Valid lines of every kind, CRLF and blank lines, a last line without a
-    newline; blocks smaller than a line too (``_READ_BYTES``)."""
+    newline; blocks smaller than a line too (``outputs.lines._READ_BYTES``)."""
     lines = _lines(tmp_path)
     path = tmp_path / f"samples_rankacc_a_{TS}.jsonl"
     text = "\ufeff" + lines[0] + "\r\n" + lines[1] + "\r\n\n  \n" + "\n".join(lines[2:]) + "\n" + json.dumps(
         sample_line(9, doc("last", [-1.0, -2.0], [1, 2])))
     path.write_bytes(text.encode("utf-8"))
-    monkeypatch.setattr(runs, "_READ_BYTES", block)
+    monkeypatch.setattr(line_reader, "_READ_BYTES", block)
     fast, slow = _read(path, True, monkeypatch), _read(path, False, monkeypatch)
     _same(fast, slow)
     assert fast.ids == ["a", "b\u00e9", "c", "17", "last"] and fast.dropped == ["d"]
@@ -160,3 +163,14 @@ def test_reading_leaves_the_garbage_collector_as_it_found_it(tmp_path):
             assert gc.isenabled() == enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_the_fast_path_reads_the_valid_lines(tmp_path, monkeypatch):
+    """What ``_read(..., fast=False)`` switches off is what reads every valid line after the first
+    (so the comparisons above compare two paths, not one with itself)."""
+    calls: list = []
+    decode = validation._FAST_DECODE
+    monkeypatch.setattr(validation, "_FAST_DECODE", lambda line: calls.append(1) or decode(line))
+    docs = [doc(f"d{k}", [-1.0 - k, -2.0], [1, 2]) for k in range(4)]
+    assert len(read_samples(write_samples(tmp_path / f"samples_rankacc_a_{TS}.jsonl", docs))) == 4
+    assert len(calls) == 3  # line 1 tells the file's kind: read by the reference path

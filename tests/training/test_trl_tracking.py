@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 from lm_eval_rankacc.core.errors import TrainingDataError  # noqa: E402
-from lm_eval_rankacc.outputs.runs import TaskSamples  # noqa: E402
+from lm_eval_rankacc.outputs.columns import TaskSamples  # noqa: E402
 from lm_eval_rankacc.core.theory import CATEGORIES  # noqa: E402
 from lm_eval_rankacc.training import RankingTracker  # noqa: E402
 from lm_eval_rankacc.training.figures import FIGURE2, FIGURE3  # noqa: E402

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.results import ResultsFile, TaskResult, short_name
+from lm_eval_rankacc.outputs.names import short_name
+from lm_eval_rankacc.outputs.results import ResultsFile, TaskResult
 
 
 @dataclass

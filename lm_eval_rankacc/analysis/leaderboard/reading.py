@@ -16,7 +16,9 @@ from lm_eval_rankacc.analysis.leaderboard.columns import METRIC_LABELS
 from lm_eval_rankacc.analysis.leaderboard.document_sets import docs_digest
 from lm_eval_rankacc.core.errors import RunError
 from lm_eval_rankacc.outputs.results import ResultsFile, TaskResult, find_results, read_results
-from lm_eval_rankacc.outputs.runs import TaskSamples, map_in_processes, read_samples, samples_bytes
+from lm_eval_rankacc.outputs.columns import TaskSamples
+from lm_eval_rankacc.outputs.parallel import map_in_processes, samples_bytes
+from lm_eval_rankacc.outputs.samples import read_samples
 
 
 def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
@@ -97,7 +99,7 @@ def _read_one(job: tuple) -> tuple[ResultsFile | None, list[str]]:
 def read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: list[str],
                skip_bad: bool = False, convention: str = "paper") -> list[ResultsFile]:
     """Every results file with a rankacc task of the ``runs``, each read once
-    (in parallel processes where :func:`.runs.map_in_processes` says so);
+    (in parallel processes where :func:`lm_eval_rankacc.outputs.parallel.map_in_processes` says so);
     every other file found is named in an error or in ``notes``."""
     found: list[tuple[str | Path, Path, list[str]]] = []  # (run, results file, notes of finding it)
     seen: set[Path] = set()

@@ -13,7 +13,8 @@ from lm_eval_rankacc.analysis.idealized import idealized
 from lm_eval_rankacc.analysis.leaderboard.columns import IDEALIZED
 from lm_eval_rankacc.analysis.leaderboard.document_sets import differences, docs_digest, same_documents
 from lm_eval_rankacc.analysis.leaderboard.reading import read_or_skip
-from lm_eval_rankacc.outputs.results import TaskResult, find_results, short_name
+from lm_eval_rankacc.outputs.names import short_name
+from lm_eval_rankacc.outputs.results import TaskResult, find_results
 from lm_eval_rankacc.outputs.runs import Run, load_run
 
 

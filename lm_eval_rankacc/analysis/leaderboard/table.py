@@ -17,7 +17,8 @@ from lm_eval_rankacc.analysis.leaderboard.reading import read_runs
 from lm_eval_rankacc.analysis.leaderboard.reference import Reference, gap_cells, read_reference
 from lm_eval_rankacc.analysis.paper import PaperRows, leaderboard_rows
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.results import ResultsFile, stamp_date
+from lm_eval_rankacc.outputs.names import stamp_date
+from lm_eval_rankacc.outputs.results import ResultsFile
 from lm_eval_rankacc.outputs.runs import split_patterns
 
 

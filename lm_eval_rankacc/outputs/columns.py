@@ -1,0 +1,252 @@
+"""The compact column store of one task's samples: :class:`TaskSamples`,
+its numbers held as :class:`_Ragged` arrays, its documents' texts read back
+from their lines when asked (:class:`_Docs`), and :class:`Columns`, which
+packs the checked lines of a samples file into it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lm_eval_rankacc.core.jsontext import loads
+from lm_eval_rankacc.outputs.lines import line_at
+
+__all__ = ["Columns", "TaskSamples"]
+
+
+class _Ragged(Sequence):
+    """One list of numbers per document, held as one flat array and each
+    document's start: ``flat[starts[k]:starts[k + 1]]``. Elements come back
+    as Python numbers; with ``nullable``, NaN comes back as None (unknown)."""
+
+    def __init__(self, flat: np.ndarray, starts: np.ndarray, nullable: bool = False):
+        self.flat, self.starts, self.nullable = flat, starts, nullable
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def __getitem__(self, k: int) -> list:  # type: ignore[override]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        values = self.flat[self.starts[k]:self.starts[k + 1]].tolist()
+        if self.nullable:
+            return [None if v != v else int(v) for v in values]
+        return values
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, (_Ragged, list, tuple)) else other)
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def block(self, index: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+        """(len(index), n) array of documents that all hold ``n`` values."""
+        at = self.starts[np.asarray(index, dtype=np.int64)]
+        return self.flat[at[:, None] + np.arange(n)]
+
+    @classmethod
+    def of(cls, lists: Iterable[Sequence], nullable: bool = False) -> _Ragged:
+        sizes, flat = [], []
+        for values in lists:
+            sizes.append(len(values))
+            flat += [math.nan if v is None else v for v in values]
+        dtype = float if nullable or any(type(v) is float for v in flat) else np.int64
+        return cls(np.array(flat, dtype=dtype), np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]), nullable)
+
+
+class _Doc(Mapping):
+    """A document of a samples file: ``id``, ``ranks`` and ``alpha`` held in
+    memory; any other field (prompt, responses, votes) read back from its line
+    of the file when asked for."""
+
+    def __init__(self, ts: TaskSamples, k: int):
+        self._ts, self._k = ts, k
+        self._full: dict | None = None
+
+    def _fields(self) -> dict:
+        if self._full is None:
+            self._full = self._ts._reread(self._k)
+        return self._full
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "ranks":
+            return self._ts.ranks[self._k]
+        if key == "alpha" and self._full is None:
+            alpha = float(self._ts.alpha[self._k])
+            return None if alpha != alpha else alpha
+        return self._fields()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())
+
+
+class _Docs(Sequence):
+    """The documents of a :class:`TaskSamples` read from a file, as :class:`_Doc`."""
+
+    def __init__(self, ts: TaskSamples):
+        self._ts = ts
+
+    def __len__(self) -> int:
+        return len(self._ts.ids)
+
+    def __getitem__(self, k: int) -> _Doc:  # type: ignore[override]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return _Doc(self._ts, k)
+
+
+@dataclass
+class TaskSamples:
+    """The logged documents of one rankacc task in one run, in file order.
+
+    Read from a file, the numbers are held compactly (:class:`_Ragged`) and
+    ``docs`` reads a document's texts back from its line (``offsets``) only
+    when asked; built by hand, plain lists work the same."""
+
+    task: str
+    path: Path
+    ids: list[str]
+    hashes: list[str]
+    docs: Sequence[Mapping[str, Any]]
+    loglik: Sequence[list[float]]
+    n_tokens: Sequence[list[int | None]]
+    n_bytes: Sequence[list[int]]
+    dropped: list[str] = field(default_factory=list)  # ids lm-eval did not score (too long for the window)
+    ranks: _Ragged | None = None  # default: from docs (where they hold ranks)
+    alpha: np.ndarray | None = None  # per document, NaN when None; default: from docs
+    offsets: np.ndarray | None = None  # byte offset of each document's line (docs read back from the file)
+
+    def __post_init__(self) -> None:
+        if self.ranks is None and all("ranks" in d for d in self.docs):  # built by hand: maybe without ranks
+            self.ranks = _Ragged.of(d["ranks"] for d in self.docs)
+        if self.alpha is None:
+            self.alpha = np.array([math.nan if d.get("alpha") is None else float(d["alpha"]) for d in self.docs],
+                                  dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _reread(self, k: int) -> dict[str, Any]:
+        """The document of the ``k``-th kept line, parsed again from the file."""
+        return loads(line_at(self.path, int(self.offsets[k])))["doc"]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Number of responses of each document."""
+        return self.ranks.sizes().astype(int)
+
+    @property
+    def tied(self) -> np.ndarray:
+        """Boolean per document: a two-response human tie (Def. C.1)."""
+        pair = self.sizes == 2
+        out = np.zeros(len(pair), dtype=bool)
+        at = self.ranks.starts[:-1][pair]
+        out[pair] = self.ranks.flat[at] == self.ranks.flat[at + 1]
+        return out
+
+    @property
+    def has_ties(self) -> bool:
+        return bool(self.tied.any())
+
+    @property
+    def has_token_counts(self) -> bool:
+        if isinstance(self.n_tokens, _Ragged):
+            return not bool(np.isnan(self.n_tokens.flat).any())
+        return all(n is not None for counts in self.n_tokens for n in counts)
+
+    def groups(self) -> dict[int, np.ndarray]:
+        """Indices of the documents, grouped by number of responses."""
+        sizes = self.sizes
+        return {int(n): np.flatnonzero(sizes == n) for n in np.unique(sizes)}
+
+    def array(self, name: str, index: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(len(index), n) float array of ``loglik``, ``n_tokens`` (NaN when
+        unknown) or ``n_bytes`` for documents of one size; or ``ranks``
+        (int), or ``alpha`` ((len(index),) float, NaN when None)."""
+        index = np.asarray(index, dtype=np.int64)
+        if name == "alpha":
+            return self.alpha[index].astype(float)
+        source = {"ranks": self.ranks, "loglik": self.loglik, "n_tokens": self.n_tokens, "n_bytes": self.n_bytes}[name]
+        dtype = int if name == "ranks" else float
+        sizes = self.sizes[index]
+        if isinstance(source, _Ragged) and len(index) and (sizes == sizes[0]).all():
+            return source.block(index, int(sizes[0])).astype(dtype)
+        return np.array(
+            [[math.nan if v is None else v for v in source[i]] for i in index], dtype=dtype
+        ).reshape(len(index), -1)
+
+
+class Columns:
+    """The checked fields of the documents of a samples file, packed into
+    compact arrays every :data:`_PACK_DOCS` documents (:class:`_Ragged` at
+    the end), so no Python list of all their numbers is kept."""
+
+    _PACK_DOCS = 1 << 14
+    _NAMES = ("ranks", "loglik", "n_tokens", "n_bytes")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.hashes: list[str] = []
+        self.dropped: list[str] = []
+        self.chunks: dict[str, list[np.ndarray]] = {}
+        self.pending: list[tuple] = []  # (id, offset, fields) of documents not packed yet
+
+    def add(self, doc_id: str, at: int, fields: tuple) -> None:
+        """One document: (id, doc_hash, alpha, ranks, loglik or None (dropped), n_tokens (None as NaN), n_bytes)."""
+        if fields[4] is None:
+            self.dropped.append(doc_id)
+            return
+        self.pending.append((doc_id, at, fields))
+        if len(self.pending) >= self._PACK_DOCS:
+            self._pack()
+
+    def _put(self, name: str, values: np.ndarray) -> None:
+        self.chunks.setdefault(name, []).append(values)
+
+    def _pack(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        self.ids += [p[0] for p in pending]
+        self.hashes += [p[2][1] for p in pending]
+        self._put("offsets", np.array([p[1] for p in pending], dtype=np.int64))
+        self._put("alpha", np.array([p[2][2] for p in pending], dtype=np.float64))  # None -> NaN
+        for j, name in enumerate(self._NAMES, start=3):
+            lists = [p[2][j] for p in pending]
+            dtype = np.float64 if name in ("loglik", "n_tokens") else np.int64
+            sizes = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+            if (sizes == sizes[0]).all():  # one size: numpy converts the nested lists at once
+                flat = np.array(lists, dtype=dtype).reshape(-1)
+            else:
+                flat = np.fromiter(chain.from_iterable(lists), dtype=dtype, count=int(sizes.sum()))
+            self._put(f"{name}.sizes", sizes)
+            self._put(name, flat)
+
+    def _joined(self, name: str, dtype: type) -> np.ndarray:
+        return np.concatenate(self.chunks[name]) if name in self.chunks else np.zeros(0, dtype=dtype)
+
+    def task_samples(self, task: str, path: Path) -> TaskSamples:
+        """The documents added, as the :class:`TaskSamples` of ``task``, their texts read back from ``path``."""
+        self._pack()
+        ragged = {name: _Ragged(self._joined(name, np.float64 if name in ("loglik", "n_tokens") else np.int64),
+                                np.concatenate([[0], np.cumsum(self._joined(f"{name}.sizes", np.int64))]),
+                                nullable=name == "n_tokens")
+                  for name in self._NAMES}
+        ts = TaskSamples(task, path, self.ids, self.hashes, [], ragged["loglik"], ragged["n_tokens"],
+                         ragged["n_bytes"], self.dropped, ragged["ranks"], self._joined("alpha", np.float64),
+                         self._joined("offsets", np.int64))
+        ts.docs = _Docs(ts)
+        return ts
