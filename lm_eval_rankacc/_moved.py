@@ -43,6 +43,15 @@ MOVED: dict[str, tuple[str, ...]] = {
     "runs": ("outputs.runs", "outputs.samples", "outputs.columns", "outputs.matching", "outputs.parallel",
              "outputs.validation", "outputs.lines", "outputs.names"),
     "smollm2": ("loading.demo_model",),
+    "training.data": ("training.splits", "training.examples", "training.tokens", "training.reference",
+                      "loading.tasks", "training._deprecated", "core.errors"),
+    "training.tracking": ("training.tracking_log",),
+    "training.tracker": ("training.ranking_tracker",),
+    "training.callbacks": ("training.tracking_callback", "training.stop_on_signal", "training.run_folder.marks"),
+    "training.files": ("training.run_folder.files", "core.checkpoint_names"),
+    "training.rundir": ("training.run_folder.start",),
+    "training.outputs": ("training.run_folder.result",),
+    "training.checkpoints": ("training.run_folder.checkpoints",),
 }
 
 #: (old module, old name) -> "new.module:new_name", for names that changed as they moved

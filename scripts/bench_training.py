@@ -68,7 +68,7 @@ def select_pairs(data: Path, tokenizer_path: str, n: int, max_length: int) -> li
     from transformers import AutoTokenizer
 
     from lm_eval_rankacc.sources import hh_rlhf
-    from lm_eval_rankacc.training.data import encode_pairs
+    from lm_eval_rankacc.training.tokens import encode_pairs
 
     with gzip.open(data, "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]

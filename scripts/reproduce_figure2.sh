@@ -46,7 +46,7 @@ EVAL_ARGS=${EVAL_ARGS:-}
 DEVICE=${DEVICE:-$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
 EVAL_TASKS=${EVAL_TASKS:-$(python -c "
 import sys
-from lm_eval_rankacc.training.data import sibling_test_task
+from lm_eval_rankacc.loading.tasks import sibling_test_task
 print(sibling_test_task(sys.argv[1]) or sys.argv[1])" "$TASK")}
 mkdir -p "$OUT"
 

@@ -257,7 +257,7 @@ def test_importing_the_package_patches_nothing_in_lm_eval():
         "import os; os.environ['LM_EVAL_RANKACC_AUTOLOAD'] = '0'\n"
         "from lm_eval.api.model import TemplateLM\n"
         "before = TemplateLM.loglikelihood\n"
-        "import lm_eval_rankacc.loading.documents, lm_eval_rankacc.lmeval.metrics, lm_eval_rankacc.training.data\n"
+        "import lm_eval_rankacc.loading.documents, lm_eval_rankacc.lmeval.metrics, lm_eval_rankacc.training.splits\n"
         "unchanged = TemplateLM.loglikelihood is before\n"
         "from lm_eval_rankacc.lmeval.loglikelihood import install_token_counts\n"
         "print(unchanged, install_token_counts(), TemplateLM.loglikelihood is before)"

@@ -6,6 +6,7 @@ import fnmatch
 import json
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,7 @@ from lm_eval_rankacc.judging.judges import ChatJudge, LocalJudge, ask_with_retri
 from lm_eval_rankacc.outputs.results import newest_samples
 from lm_eval_rankacc.core.stats import LEVEL, N_BOOTSTRAP, check_bootstrap
 from lm_eval_rankacc.core.verdicts import ORDERS, parse_verdict, preferred, win_rate
-
-JUDGEMENTS_FILE = "judgements.jsonl"
-SUMMARY_FILE = "winrate.json"
+from lm_eval_rankacc.core.winrate_file import JUDGEMENTS_FILE, LEVEL_KEY, SUMMARY_FILE, summary_record
 
 
 def _choose_task(policy: dict[str, Path], baseline: dict[str, Path], task: str | None) -> str:
@@ -116,19 +115,23 @@ def judge_all(judge, calls: list[dict[str, Any]], retries: int = 3, workers: int
     return out
 
 
-def _summary(judged: list[dict[str, Any]], n_boot: int, seed: int, level: float) -> dict[str, Any]:
+def _judged_win_rate(judged: list[dict[str, Any]], n_boot: int, seed: int, level: float):  # noqa: ANN202
+    """The :class:`~lm_eval_rankacc.core.verdicts.WinRate` of the judged calls, by prompt."""
     by_doc: dict[Any, dict[str, str | None]] = {}
     for j in judged:
         by_doc.setdefault(j["doc_id"], {})[j["order"]] = j["preferred"]
-    wr = win_rate([(v.get(ORDERS[0]), v.get(ORDERS[1])) for v in by_doc.values()], n_boot, seed, level)
-    return {
-        "win_rate": wr.win_rate, "ci_low": wr.ci_low, "ci_high": wr.ci_high, "confidence": level,
-        "bootstrap": n_boot, "seed": seed, "n_prompts": wr.n_prompts, "n_scored": wr.scored,
-        "wins": wr.wins, "ties": wr.ties, "losses": wr.losses, "unparsed": wr.unparsed,
-        "unparsed_verdicts": sum(j["verdict"] == "unparsed" for j in judged),
-        "position_consistency": wr.position_consistency, "position_inconsistent": wr.scored - wr.consistent,
-        "judge_calls": len(judged), "attempts": sum(j["attempts"] for j in judged),
-    }
+    return win_rate([(v.get(ORDERS[0]), v.get(ORDERS[1])) for v in by_doc.values()], n_boot, seed, level)
+
+
+def _level(level: float, confidence: float | None) -> float:
+    """``level``, or the deprecated ``confidence`` (its name in release 0.1), with a DeprecationWarning."""
+    if confidence is None:
+        return level
+    warnings.warn("winrate(confidence=...) is deprecated and will be removed in the next release: use level=...",
+                  DeprecationWarning, stacklevel=3)
+    if level != LEVEL and level != confidence:
+        raise UsageError(f"give the interval's level once: level={level!r} and confidence={confidence!r}")
+    return confidence
 
 
 def _write(output: Path, judged: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -145,14 +148,18 @@ def _write(output: Path, judged: list[dict[str, Any]], summary: dict[str, Any]) 
 def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, output: str | Path | None = None,
             task: str | None = None, filter_name: str | None = None, step: int | None = None,
             retries: int = 3, workers: int = 4, bootstrap: int = N_BOOTSTRAP, seed: int = 0,
-            confidence: float = LEVEL, retry_wait: float = 1.0, **judge_options: Any) -> dict[str, Any]:
+            level: float = LEVEL, retry_wait: float = 1.0, confidence: float | None = None,
+            **judge_options: Any) -> dict[str, Any]:
     """Win rate of ``policy_run``'s generations over ``baseline_run``'s, judged
     pairwise in both orders (:mod:`lm_eval_rankacc.core.verdicts`). ``judge`` is a
-    judge object, or built from ``judge_options`` (:func:`make_judge`).
-    Writes ``judgements.jsonl`` and ``winrate.json`` into ``output`` when
-    given; returns the summary (``winrate.json``'s content)."""
+    judge object, or built from ``judge_options`` (:func:`make_judge`);
+    ``level`` is the bootstrap interval's (``confidence``, its 0.1 name, is
+    deprecated). Writes ``judgements.jsonl`` and ``winrate.json`` into
+    ``output`` when given; returns the summary (``winrate.json``'s content,
+    :func:`lm_eval_rankacc.core.winrate_file.summary_record`)."""
+    level = _level(level, confidence)
     try:
-        check_bootstrap(bootstrap, confidence)
+        check_bootstrap(bootstrap, level)
     except ValueError as err:
         raise UsageError(str(err)) from None
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -170,14 +177,11 @@ def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, out
     judged = judge_all(judge, _calls(both, pol, base), retries, workers, retry_wait)
     if all(j["error"] for j in judged):  # e.g. a wrong URL or port: not a judge's verdicts at all
         raise UsageError(f"the judge never answered ({len(judged)} calls; last error: {judged[-1]['error']})")
-    summary = {
-        **_summary(judged, bootstrap, seed, confidence),
-        "only_in_policy": len(only_p), "only_in_baseline": len(only_b),
-        "only_in_policy_ids": only_p, "only_in_baseline_ids": only_b,
-        "judge": judge.name, "policy": str(policy_run), "baseline": str(baseline_run),
-        "policy_model": pol.model, "baseline_model": base.model, "task": name,
-        "step": step if step is not None else pol.step, "retries": retries, "notes": notes,
-    }
+    summary = summary_record(
+        _judged_win_rate(judged, bootstrap, seed, level), level=level, bootstrap=bootstrap, seed=seed,
+        judgements=judged, only_in_policy=only_p, only_in_baseline=only_b, judge=judge.name,
+        policy=str(policy_run), baseline=str(baseline_run), policy_model=pol.model, baseline_model=base.model,
+        task=name, step=step if step is not None else pol.step, retries=retries, notes=notes)
     if output is not None:
         _write(Path(output), judged, summary)
     return summary
@@ -189,7 +193,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}"
 
     ci = "" if summary["ci_low"] is None else f" [{pct(summary['ci_low'])}, {pct(summary['ci_high'])}]"
-    level = f"{100 * summary['confidence']:g}%"
+    level = f"{100 * summary[LEVEL_KEY]:g}%"
     head = ["task", "step", "prompts", "wins", "ties", "losses", "unparsed", f"win rate % [{level} CI]",
             "position consistency %"]
     row = [summary["task"], "" if summary["step"] is None else str(summary["step"]), str(summary["n_prompts"]),

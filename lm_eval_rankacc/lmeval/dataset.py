@@ -94,6 +94,10 @@ def load_fields_docs(**kwargs: Any):
     """``custom_dataset`` of ``tasks/_fields_template_yaml``, the base a user
     includes to add a preference dataset with one YAML file and no Python:
     :func:`load_docs` with the source defaulting to ``fields`` (the field
-    mapping in ``dataset_kwargs``, :mod:`lm_eval_rankacc.sources.fields`)."""
-    kwargs.setdefault("source", "fields")
+    mapping in ``dataset_kwargs``, :mod:`lm_eval_rankacc.sources.fields`),
+    the default of YAML-only tasks that training reads too
+    (:data:`lm_eval_rankacc.loading.tasks.FIELDS_SOURCE`)."""
+    from lm_eval_rankacc.loading.tasks import FIELDS_SOURCE
+
+    kwargs.setdefault("source", FIELDS_SOURCE)
     return load_docs(**kwargs)

@@ -30,6 +30,7 @@ from lm_eval_rankacc.core.jsontext import no_cyclic_gc
 from lm_eval_rankacc.core.schema import RowConflict
 from lm_eval_rankacc.loading.hub import read_rows, task_hub
 from lm_eval_rankacc.loading.rows import Rows
+from lm_eval_rankacc.loading.tasks import DEFAULT_SPLIT
 from lm_eval_rankacc.sources import Conversion, Source, get_source
 
 log = logging.getLogger("lm-eval")
@@ -157,7 +158,7 @@ def documents(
     *,
     source: str,
     task: str | None = None,
-    split: str = "test",
+    split: str = DEFAULT_SPLIT,
     sample_size: Any = DEFAULT_SAMPLE_SIZE,
     seed: Any = DEFAULT_SEED,
     data_files: Any = None,

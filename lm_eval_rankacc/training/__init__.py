@@ -13,24 +13,27 @@ Modules, one job each:
 
 - :mod:`.config`: the options, ``DPOConfig`` / ``SFTConfig`` (subclasses of
   ``TrainingArguments``) with the project's defaults and checks;
-- :mod:`.data`: documents -> pairs -> tokens, through the eval tasks' loader;
+- :mod:`.splits`: the training and validation documents (through the eval
+  tasks' loader, :mod:`lm_eval_rankacc.loading`); :mod:`.examples`: a
+  document's pairs (DPO) and preferred responses (SFT); :mod:`.tokens`:
+  tokenization as lm-eval's, and truncation;
 - :mod:`.losses`: the preference losses (pure torch);
 - :mod:`.scoring`: batches of pairs and their response log-probabilities;
 - :mod:`.models`: loading the tokenizer and the models;
 - :mod:`.pairs`: the pair sets of a DPO run; :mod:`.reference`: the reference
   pass and its cache;
 - :mod:`.trainer`: the ``Trainer`` subclass (loss, evaluation);
-- :mod:`.callbacks`: tracking, stop on a signal, mark the run's checkpoints
-  and the best one;
-- :mod:`.tracking`: the per-datapoint log (pure); :mod:`.figures`: its figures;
+- :mod:`.tracking_callback`: the per-datapoint tracking at each evaluation;
+  :mod:`.stop_on_signal`: save and stop on SIGTERM;
+- :mod:`.tracking_log`: the per-datapoint log (pure); :mod:`.figures`: its
+  figures 2 and 3, and the figures of several runs; :mod:`.figure4`: Sec.
+  5's figure and the win rates it reads; :mod:`.plotting`: matplotlib;
 - :mod:`.distance`: the distance travelled by the weights from the reference's;
-- :mod:`.tracker`: :class:`~.tracker.RankingTracker`, the same tracking as a
-  callback for any ``transformers.Trainer`` (TRL's ``DPOTrainer`` included);
-- :mod:`.files`: atomic writes; :mod:`.outputs`: ``training_config.json`` and
-  :class:`~.outputs.RunResult`;
-- :mod:`.rundir`: when a run may start in its ``--output_dir``, and
-  ``--fresh_start``; :mod:`.checkpoints`: complete checkpoints, and which one a
-  resumed run starts from (pure);
+- :mod:`.ranking_tracker`: :class:`~.ranking_tracker.RankingTracker`, the same
+  tracking as a callback for any ``transformers.Trainer`` (TRL's
+  ``DPOTrainer`` included);
+- :mod:`.run_folder`: the output folder (its files, when a run may start
+  there, checkpoints, marks, ``training_config.json`` and ``RunResult``);
 - :mod:`.dpo` (``train_dpo``) and :mod:`.sft` (``train_sft``).
 
 Kept import-light: torch and transformers are imported by the modules that
@@ -48,8 +51,8 @@ _HOMES = {
     "DPOConfig": "config",
     "SFTConfig": "config",
     "plot_training": "figures",
-    "RunResult": "outputs",
-    "RankingTracker": "tracker",
+    "RunResult": "run_folder.result",
+    "RankingTracker": "ranking_tracker",
 }
 
 

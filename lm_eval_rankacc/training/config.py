@@ -28,7 +28,7 @@ stay small).
 Every option is checked once, in ``__post_init__``: a bad value raises a
 :class:`~lm_eval_rankacc.core.errors.TrainingDataError` (a ``ValueError``) naming
 the option, before any model is loaded. The rules themselves live where the
-data is read (:mod:`.data`) and in :mod:`.losses`.
+data is read (:mod:`.splits`, :mod:`.tokens`) and in :mod:`.losses`.
 """
 
 from dataclasses import dataclass, field, fields
@@ -40,9 +40,10 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy, Scheduler
 from transformers.training_args import OptimizerNames
 
 from lm_eval_rankacc.core.errors import TrainingDataError
-from lm_eval_rankacc.training import data
-from lm_eval_rankacc.training.checkpoints import LATEST
 from lm_eval_rankacc.training.losses import LOSSES, check_options
+from lm_eval_rankacc.training.run_folder.checkpoints import LATEST
+from lm_eval_rankacc.training.splits import check_data_given, check_eval_fraction
+from lm_eval_rankacc.training.tokens import check_lengths
 
 #: ``save_steps`` when neither it nor ``eval_steps`` is set (the Trainer's own default).
 TRAINER_SAVE_STEPS = TrainingArguments.__dataclass_fields__["save_steps"].default
@@ -123,9 +124,9 @@ class TrainingConfig(TrainingArguments):
         """Reject inconsistent options with one clear message."""
         if not self.output_dir:
             raise TrainingDataError("--output_dir is required")
-        data.check_data_given(self.task, self.data_files)
-        data.check_lengths(self.max_length, self.max_prompt_length)
-        data.check_eval_fraction(self.eval_fraction)
+        check_data_given(self.task, self.data_files)
+        check_lengths(self.max_length, self.max_prompt_length)
+        check_eval_fraction(self.eval_fraction)
         if self.fresh_start and self.resumes_in_place():
             raise TrainingDataError("--fresh_start starts a new run: it cannot resume the run of --output_dir "
                                     f"(--resume_from_checkpoint {self.resume_from_checkpoint})")
@@ -133,7 +134,7 @@ class TrainingConfig(TrainingArguments):
     def resume_checkpoint(self) -> str | bool | None:
         """``--resume_from_checkpoint``: a folder, or True for "true" / "last" /
         "latest" (the newest complete checkpoint of ``output_dir``:
-        :func:`.checkpoints.resume_point`)."""
+        :func:`.run_folder.checkpoints.resume_point`)."""
         value = self.resume_from_checkpoint
         if isinstance(value, str) and value.lower() in LATEST:
             return True
@@ -148,7 +149,7 @@ class TrainingConfig(TrainingArguments):
     def full_checkpoint_state(self) -> bool:
         """Whether a complete checkpoint holds the optimizer and scheduler state
         in the Trainer's plain layout (not with ``--save_only_model``,
-        DeepSpeed or FSDP; :mod:`.checkpoints`)."""
+        DeepSpeed or FSDP; :mod:`.run_folder.checkpoints`)."""
         return not (self.save_only_model or self.deepspeed or self.fsdp)
 
     def own_options(self) -> dict[str, Any]:
@@ -215,7 +216,9 @@ class DPOConfig(TrainingConfig):
     track_distance: bool = field(default=True, metadata={
         "help": "record ||theta - theta_ref||_2 at every evaluation (streamed from the reference's safetensors "
                 "files, else a CPU copy of the trainable parameters; docs/training.md)"})
-    plots: bool = field(default=True, metadata={"help": "draw the figures at the end of training"})
+    plots: bool = field(default=True, metadata={
+        "help": "draw figures 2, 3 and 4 at the end of training; --no_plots skips drawing them "
+                "(`rankacc plot-training OUTPUT_DIR` draws them later)"})
 
     def __post_init__(self) -> None:
         if self.metric_for_best_model in (None, "loss", "eval_loss"):  # the Trainer's names of the validation loss

@@ -1,13 +1,13 @@
 """``train_dpo``: DPO, DPO^gamma or IPO with per-datapoint ranking tracking.
 
 In order: the output folder and the checkpoint to resume from are checked
-(:mod:`.rundir`, :mod:`.checkpoints`); documents -> pairs -> tokens
+(:mod:`.run_folder.start`, :mod:`.run_folder.checkpoints`); documents -> pairs -> tokens
 (:mod:`.pairs`); the scoring layout is chosen (packed where the model honours
 a 4-D mask, checked on a few pairs);
 the reference model scores every pair once (:mod:`.reference`; batched, no
 grad) and is freed, or, when it is also the starting policy (the usual case),
 simply trained on; the :class:`.trainer.PreferenceTrainer` trains, evaluates
-the tracked sets at every evaluation step (:class:`.callbacks.TrackingCallback`),
+the tracked sets at every evaluation step (:class:`.tracking_callback.TrackingCallback`),
 saves checkpoints and marks the best one; the distance travelled by the
 weights from the reference's is recorded at every evaluation step
 (:mod:`.distance`: streamed from the reference's safetensors files, else a
@@ -33,15 +33,18 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from lm_eval_rankacc.core.checkpoint_names import CHECKPOINT_PREFIX
 from lm_eval_rankacc.training import scoring
-from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, MarkRunCheckpoints, StopOnSignal, TrackingCallback
 from lm_eval_rankacc.training.config import DPOConfig
 from lm_eval_rankacc.training.figures import draw_figures
 from lm_eval_rankacc.training.models import check_transformers, load_model, load_tokenizer, pad_id, same_model
-from lm_eval_rankacc.training.outputs import RunResult, finish_run, timed, write_run_config
 from lm_eval_rankacc.training.pairs import PreferenceData, build_pair_sets
 from lm_eval_rankacc.training.reference import fill_reference
-from lm_eval_rankacc.training.rundir import start_run
+from lm_eval_rankacc.training.run_folder.marks import MarkBestCheckpoint, MarkRunCheckpoints
+from lm_eval_rankacc.training.run_folder.result import RunResult, finish_run, timed, write_run_config
+from lm_eval_rankacc.training.run_folder.start import start_run
+from lm_eval_rankacc.training.stop_on_signal import StopOnSignal
+from lm_eval_rankacc.training.tracking_callback import TrackingCallback
 from lm_eval_rankacc.training.trainer import PreferenceTrainer
 
 log = logging.getLogger("lm_eval_rankacc.training")
@@ -155,5 +158,5 @@ def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
     result = finish_run(trainer, stopper, train_output, timings)
     if result.stopped_by_signal:
         log.warning("stopped by a signal at step %d; continue with --resume_from_checkpoint %s",
-                    result.global_step, out / f"checkpoint-{result.global_step}")
+                    result.global_step, out / f"{CHECKPOINT_PREFIX}{result.global_step}")
     return result

@@ -85,8 +85,8 @@ def dpo(
     ref_rejected: torch.Tensor,
     beta: float,
 ) -> torch.Tensor:
-    """Def. 2.2: -log sigmoid(reward margin); DPO^gamma with gamma = 1."""
-    return F.softplus(-reward_margin(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta))
+    """Def. 2.2: -log sigmoid(reward margin), which is DPO^gamma with gamma = 1."""
+    return dpo_gamma(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, gamma=1)
 
 
 def ipo(

@@ -1,9 +1,9 @@
-"""The pair sets of a DPO run: documents -> pairs -> tokens (:mod:`.data`) ->
-:class:`.scoring.PairDataset` s.
+"""The pair sets of a DPO run: documents (:mod:`.splits`) -> pairs
+(:mod:`.examples`) -> tokens (:mod:`.tokens`) -> :class:`.scoring.PairDataset` s.
 
 - ``train``: every training pair; ``validation``: every validation pair;
 - ``tracking``: a fixed sample of ``tracking_size`` training pairs (seed
-  ``tracking_seed``), scored at every evaluation (:mod:`.tracking`);
+  ``tracking_seed``), scored at every evaluation (:mod:`.tracking_log`);
 - ``rest`` (``reference``): the other training pairs, which need only the
   reference pass.
 
@@ -20,8 +20,10 @@ import numpy as np
 
 from lm_eval_rankacc.loading.documents import sample_indices
 from lm_eval_rankacc.core.errors import TrainingDataError
-from lm_eval_rankacc.training import data
+from lm_eval_rankacc.training.examples import Pair, documents_to_pairs, log_skipped
 from lm_eval_rankacc.training.scoring import PairDataset
+from lm_eval_rankacc.training.splits import load_splits
+from lm_eval_rankacc.training.tokens import Encoded, encode
 
 if TYPE_CHECKING:
     from lm_eval_rankacc.training.config import DPOConfig
@@ -39,7 +41,7 @@ class PreferenceData:
     tracking: PairDataset | None
     rest: PairDataset
     info: dict[str, Any]
-    encoded: list[data.Encoded]
+    encoded: list[Encoded]
 
     def named_sets(self) -> dict[str, PairDataset]:
         """Every set by its name (how the trainer finds a pair from its code)."""
@@ -55,12 +57,12 @@ class PreferenceData:
         return {"tracking": self.tracking, "validation": self.validation}
 
 
-def tokenized_pairs(name: str, task: str, pairs: list[data.Pair], tokenizer, max_length: int,  # noqa: ANN001
-                    max_prompt_length: int) -> tuple[PairDataset, data.Encoded]:
-    """The :class:`PairDataset` ``name`` of ``pairs``, tokenized and truncated (:func:`.data.encode`)."""
+def tokenized_pairs(name: str, task: str, pairs: list[Pair], tokenizer, max_length: int,  # noqa: ANN001
+                    max_prompt_length: int) -> tuple[PairDataset, Encoded]:
+    """The :class:`PairDataset` ``name`` of ``pairs``, tokenized and truncated (:func:`.tokens.encode`)."""
     if not pairs:
         raise TrainingDataError(f"{task}: no {name} pairs (every pair is a human tie?)")
-    enc = data.encode(tokenizer, [p.pair_id for p in pairs], [p.prompt for p in pairs],
+    enc = encode(tokenizer, [p.pair_id for p in pairs], [p.prompt for p in pairs],
                       [[p.chosen, p.rejected] for p in pairs], max_length, max_prompt_length)
     if enc.truncated:
         log.warning("%s (%s): %d of %d pairs truncated to %d tokens (prompt from the left)",
@@ -71,10 +73,10 @@ def tokenized_pairs(name: str, task: str, pairs: list[data.Pair], tokenizer, max
 
 
 def _pair_set(name: str, task: str, docs: list[dict[str, Any]], config: DPOConfig, tokenizer,  # noqa: ANN001
-              info: dict[str, Any]) -> tuple[PairDataset, data.Encoded]:
+              info: dict[str, Any]) -> tuple[PairDataset, Encoded]:
     """The tokenized pairs of one split's documents; their counts go to ``info[name]``."""
-    pairs, skipped = data.documents_to_pairs(docs)
-    data.log_skipped(f"{task} ({name})", skipped)
+    pairs, skipped = documents_to_pairs(docs)
+    log_skipped(f"{task} ({name})", skipped)
     pair_set, enc = tokenized_pairs(name, task, pairs, tokenizer, config.max_length, config.max_prompt_length)
     info[name] = {"documents": len(docs), "pairs": len(pairs), "skipped": dict(skipped),
                   "truncated": enc.truncated, "tokens": pair_set.tokens()}
@@ -83,7 +85,7 @@ def _pair_set(name: str, task: str, docs: list[dict[str, Any]], config: DPOConfi
 
 def build_pair_sets(config: DPOConfig, tokenizer) -> PreferenceData:  # noqa: ANN001
     """The pair sets of ``config``'s training and validation documents."""
-    splits = data.load_splits(config.task, config.data_files, config.split, config.train_sample_size,
+    splits = load_splits(config.task, config.data_files, config.split, config.train_sample_size,
                               config.eval_task, config.eval_data_files, config.eval_split, config.eval_fraction,
                               config.split_seed)
     for note in splits.notes:

@@ -4,14 +4,17 @@
 A ``TrainerCallback`` that, at every evaluation (``on_evaluate``), scores a
 fixed set of tracked pairs with the current model and writes the rows of
 ``rankacc dpo``'s ``tracking.jsonl`` / ``tracking_summary.jsonl``
-(:class:`.callbacks.TrackingCallback`, :mod:`.tracking`; set ``train``), and
-after training both figures (:func:`.figures.plot_training`).
+(:class:`.tracking_callback.TrackingCallback`, :mod:`.tracking_log`; set
+``train``), and after training the figures (:func:`.figures.plot_training`).
 
 - Tracked pairs: a rankacc task's documents (or data files), the pairs of
-  :func:`.data.documents_to_pairs`, a fixed sample of ``sample_size`` of them
+  :func:`.examples.documents_to_pairs`, a fixed sample of ``sample_size`` of them
   (``seed``; :func:`lm_eval_rankacc.loading.documents.sample_indices`, as ``rankacc
   dpo``'s ``--tracking_size``), tokenized as lm-eval's ``hf`` backend does
-  (:mod:`.data`) with the trainer's tokenizer (or ``tokenizer=``).
+  (:mod:`.tokens`) with the trainer's tokenizer (or ``tokenizer=``).
+- Defaults: those of ``rankacc dpo`` (:class:`.config.DPOConfig`'s fields,
+  read from there: ``sample_size`` is ``--tracking_size``, ``seed``
+  ``--tracking_seed``, ``batch_size`` ``--per_device_eval_batch_size``).
 - Reference (``reference=``): ``"initial"`` (default), the model as training
   begins, scored in ``on_train_begin`` before any update; a model folder or
   hub name, loaded in the training model's dtype on its device, scored once
@@ -40,35 +43,46 @@ after training both figures (:func:`.figures.plot_training`).
 from __future__ import annotations
 
 import logging
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from transformers import AutoModelForCausalLM
 
-from lm_eval_rankacc.loading.documents import sample_indices
 from lm_eval_rankacc.core.errors import TrainingDataError, UsageError
-from lm_eval_rankacc.training import data, losses, scoring
-from lm_eval_rankacc.training.callbacks import TrackingCallback
+from lm_eval_rankacc.loading.documents import documents, sample_indices
+from lm_eval_rankacc.training import losses, scoring
+from lm_eval_rankacc.training.config import DPOConfig
+from lm_eval_rankacc.training.examples import Pair, documents_to_pairs, log_skipped
 from lm_eval_rankacc.training.figures import draw_figures
-from lm_eval_rankacc.training.files import CONFIG_FILE, read_config, write_json
 from lm_eval_rankacc.training.models import pad_id
 from lm_eval_rankacc.training.pairs import tokenized_pairs
-from lm_eval_rankacc.training.tracking import SETS, TrackingLog
+from lm_eval_rankacc.training.run_folder.files import CONFIG_FILE, read_config, write_json
+from lm_eval_rankacc.training.splits import loader_options, training_data_errors
+from lm_eval_rankacc.training.tokens import check_lengths
+from lm_eval_rankacc.training.tracking_callback import TrackingCallback
+from lm_eval_rankacc.training.tracking_log import SETS, TrackingLog
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
 INITIAL = "initial"
 COMMAND = "track"
+#: ``rankacc dpo``'s option defaults (:class:`.config.DPOConfig`), which the tracker's are.
+DPO_DEFAULTS = {f.name: f.default for f in fields(DPOConfig) if f.default is not MISSING}
 
 
-def tracked_pairs(task: str | None, data_files: Any = None, split: str | None = None, sample_size: int = 1000,
-                  seed: int = 0) -> tuple[str, list[data.Pair]]:
+def tracked_pairs(task: str | None, data_files: Any = None, split: str | None = None,
+                  sample_size: int = DPO_DEFAULTS["tracking_size"],
+                  seed: int = DPO_DEFAULTS["tracking_seed"]) -> tuple[str, list[Pair]]:
     """(task name, the tracked pairs): ``sample_size`` of the pairs of the
     task's documents (0: all), ``seed`` fixing which."""
-    task_name, docs = data.load_documents(task, data_files, split)
-    pairs, skipped = data.documents_to_pairs(docs)
-    data.log_skipped(f"{task_name} (tracked)", skipped)
+    options = loader_options(task, data_files, split)
+    task_name = options["task"]
+    with training_data_errors():
+        docs = documents(sample_size=0, **options)
+    pairs, skipped = documents_to_pairs(docs)
+    log_skipped(f"{task_name} (tracked)", skipped)
     keep = sample_indices(len(pairs), sample_size, seed)
     return task_name, [pairs[i] for i in keep]
 
@@ -89,7 +103,7 @@ def _task_samples(run: Any, task: str) -> Any:
                             f"(it has {', '.join(sorted(tasks)) or 'none'})")
 
 
-def reference_from_run(run: Any, task: str, pairs: list[data.Pair]) -> np.ndarray:
+def reference_from_run(run: Any, task: str, pairs: list[Pair]) -> np.ndarray:
     """(N, 2) reference log-probabilities of ``pairs`` read from an lm-eval
     ``--log_samples`` run; every pair's document must be in it, unchanged."""
     samples = _task_samples(run, task)
@@ -123,14 +137,17 @@ class RankingTracker(TrackingCallback):
     """Per-datapoint ranking tracking for any ``transformers.Trainer`` (see the module docstring)."""
 
     def __init__(self, output_dir: str | Path | None = None, *, task: str | None = None, data_files: Any = None,
-                 split: str | None = None, sample_size: int = 1000, seed: int = 0, reference: Any = INITIAL,
-                 tokenizer: Any = None, beta: float | None = None, loss: str = "dpo", gamma: float = 1.0,
-                 tau: float = 0.1, max_length: int = 512, max_prompt_length: int = 256, batch_size: int = 8,
-                 packing: bool = True, plots: bool = True, set_name: str = "train"):
+                 split: str | None = None, sample_size: int = DPO_DEFAULTS["tracking_size"],
+                 seed: int = DPO_DEFAULTS["tracking_seed"], reference: Any = INITIAL, tokenizer: Any = None,
+                 beta: float | None = None, loss: str = DPO_DEFAULTS["loss"], gamma: float = DPO_DEFAULTS["gamma"],
+                 tau: float = DPO_DEFAULTS["tau"], max_length: int = DPO_DEFAULTS["max_length"],
+                 max_prompt_length: int = DPO_DEFAULTS["max_prompt_length"],
+                 batch_size: int = DPO_DEFAULTS["per_device_eval_batch_size"], packing: bool = DPO_DEFAULTS["packing"],
+                 plots: bool = DPO_DEFAULTS["plots"], set_name: str = "train"):
         if set_name not in SETS:
             raise UsageError(f"set_name must be one of {', '.join(SETS)}, got {set_name!r}")
-        data.check_lengths(max_length, max_prompt_length)
-        super().__init__(output_dir or ".", loss=loss, beta=0.1 if beta is None else beta, gamma=gamma, tau=tau)
+        check_lengths(max_length, max_prompt_length)
+        super().__init__(output_dir or ".", loss=loss, beta=DPO_DEFAULTS["beta"] if beta is None else beta, gamma=gamma, tau=tau)
         self.output_dir, self.beta_given = output_dir, beta
         self.task, self.pairs = tracked_pairs(task, data_files, split, sample_size, seed)
         self.reference, self.tokenizer = reference, tokenizer
@@ -145,7 +162,7 @@ class RankingTracker(TrackingCallback):
     # ------------------------------------------------------------------ set up
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):  # noqa: ANN001
         self.log = TrackingLog(self.output_dir or args.output_dir)
-        beta = self.beta_given if self.beta_given is not None else float(getattr(args, "beta", 0.1))
+        beta = self.beta_given if self.beta_given is not None else float(getattr(args, "beta", DPO_DEFAULTS["beta"]))
         self.objective["beta"] = beta
         losses.check_options(self.objective["loss"], beta, self.objective["tau"], self.objective["gamma"])
         self._last_step = -1

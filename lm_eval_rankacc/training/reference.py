@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lm_eval_rankacc.core.errors import TrainingDataError
-from lm_eval_rankacc.training import data
-from lm_eval_rankacc.training.files import write_atomic
+from lm_eval_rankacc.training.run_folder.files import write_atomic
+from lm_eval_rankacc.training.tokens import Encoded
 
 if TYPE_CHECKING:
     from lm_eval_rankacc.training.config import DPOConfig
@@ -46,11 +46,31 @@ def model_signature(path: str) -> list[Any]:
     return [str(folder.resolve())] + [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
 
 
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of token ids (:class:`.tokens.Encoded`) and options: the cache's key."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Encoded):
+            for i, p, rs in zip(part.ids, part.prompt, part.responses):
+                h.update(str(i).encode())
+                h.update(np.asarray(p, dtype=np.int64).tobytes())
+                for r in rs:
+                    h.update(b"|")
+                    h.update(np.asarray(r, dtype=np.int64).tobytes())
+                h.update(b"#")
+        else:
+            h.update(repr(part).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
 def cache_key(config: DPOConfig, ref_path: str, packed: bool, pdata: PreferenceData) -> str:
     """What the reference scores depend on: the model, how it is run, and the pairs' tokens."""
-    return data.fingerprint(model_signature(ref_path), config.model_dtype, config.attn_implementation, packed,
-                            config.per_device_eval_batch_size, bool(config.bf16), bool(config.fp16),
-                            config.tracking_size, config.tracking_seed, *pdata.encoded)
+    return fingerprint(model_signature(ref_path), config.model_dtype, config.attn_implementation, packed,
+                       config.per_device_eval_batch_size, bool(config.bf16), bool(config.fp16),
+                       config.tracking_size, config.tracking_seed, *pdata.encoded)
 
 
 def _read_cache(path: Path) -> tuple[str, np.ndarray, np.ndarray]:

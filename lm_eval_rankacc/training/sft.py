@@ -2,9 +2,9 @@
 paper's first stage, which makes the reference model), on the plain
 ``transformers.Trainer``.
 
-Each document's best-ranked responses (:func:`.data.preferred_responses`)
+Each document's best-ranked responses (:func:`.examples.preferred_responses`)
 are examples; the loss is the responses' next-token loss, the prompt tokens
-masked. Files in ``output_dir`` (checked first, as for DPO: :mod:`.rundir`):
+masked. Files in ``output_dir`` (checked first, as for DPO: :mod:`.run_folder.start`):
 ``training_config.json``, the Trainer's ``checkpoint-<step>/`` folders,
 ``best_checkpoint.json`` and the link ``best_checkpoint`` (the lowest
 validation loss).
@@ -19,12 +19,15 @@ import torch
 from transformers import Trainer
 
 from lm_eval_rankacc.core.errors import TrainingDataError
-from lm_eval_rankacc.training import data
-from lm_eval_rankacc.training.callbacks import MarkBestCheckpoint, MarkRunCheckpoints, StopOnSignal
 from lm_eval_rankacc.training.config import SFTConfig
+from lm_eval_rankacc.training.examples import log_skipped, preferred_responses
 from lm_eval_rankacc.training.models import check_transformers, load_model, load_tokenizer, pad_id
-from lm_eval_rankacc.training.outputs import RunResult, finish_run, timed, write_run_config
-from lm_eval_rankacc.training.rundir import start_run
+from lm_eval_rankacc.training.run_folder.marks import MarkBestCheckpoint, MarkRunCheckpoints
+from lm_eval_rankacc.training.run_folder.result import RunResult, finish_run, timed, write_run_config
+from lm_eval_rankacc.training.run_folder.start import start_run
+from lm_eval_rankacc.training.splits import load_splits
+from lm_eval_rankacc.training.stop_on_signal import StopOnSignal
+from lm_eval_rankacc.training.tokens import Encoded, encode
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -35,7 +38,7 @@ IGNORED = -100
 class SFTDataset:
     """Tokenized (prompt, response) examples; labels mask the prompt."""
 
-    def __init__(self, enc: data.Encoded):
+    def __init__(self, enc: Encoded):
         self.enc = enc
 
     def __len__(self) -> int:
@@ -66,13 +69,13 @@ class SFTCollator:
 
 
 def encode_examples(config: SFTConfig, tokenizer, docs: list[dict[str, Any]],  # noqa: ANN001
-                    what: str) -> tuple[data.Encoded, dict[str, Any]]:
+                    what: str) -> tuple[Encoded, dict[str, Any]]:
     """The tokenized preferred responses of ``docs`` and their counts."""
-    examples, skipped = data.preferred_responses(docs)
-    data.log_skipped(what, skipped)
+    examples, skipped = preferred_responses(docs)
+    log_skipped(what, skipped)
     if not examples:
         raise TrainingDataError(f"{what}: no preferred response to train on")
-    enc = data.encode(tokenizer, [e[0] for e in examples], [e[1] for e in examples], [[e[2]] for e in examples],
+    enc = encode(tokenizer, [e[0] for e in examples], [e[1] for e in examples], [[e[2]] for e in examples],
                       config.max_length, config.max_prompt_length)
     if enc.truncated:
         log.warning("%s: %d of %d examples truncated to %d tokens", what, enc.truncated, len(enc), config.max_length)
@@ -81,7 +84,7 @@ def encode_examples(config: SFTConfig, tokenizer, docs: list[dict[str, Any]],  #
 
 def _load_examples(config: SFTConfig, tokenizer):  # noqa: ANN001, ANN202
     """(training examples, validation examples, the data section of training_config.json)."""
-    splits = data.load_splits(config.task, config.data_files, config.split, config.train_sample_size,
+    splits = load_splits(config.task, config.data_files, config.split, config.train_sample_size,
                               config.eval_task, config.eval_data_files, config.eval_split, config.eval_fraction,
                               config.split_seed)
     train_enc, train_info = encode_examples(config, tokenizer, splits.train, f"{splits.task} (train)")

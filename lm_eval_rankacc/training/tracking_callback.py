@@ -1,27 +1,15 @@
-"""Trainer callbacks of ``rankacc sft`` and ``rankacc dpo``, one job each; they
-use only the standard callback events, so they work with any
-``transformers.Trainer`` (TRL's included).
-
-- :class:`TrackingCallback`: the per-datapoint tracking log
-  (:mod:`.tracking`); the trainer hands it the scores of each tracked set at
-  each evaluation (:meth:`TrackingCallback.record`), and it computes each
-  datapoint's losses and ranking (:func:`datapoint_arrays`) and, once per
-  step, the distance travelled by the weights (:mod:`.distance`).
-- :class:`StopOnSignal`: SIGTERM (and SIGINT, once) asks the trainer to save
-  a checkpoint at the end of the current optimisation step and stop; the run
-  can then be continued with ``--resume_from_checkpoint``.
-- :class:`MarkRunCheckpoints`: each checkpoint folder names the run that
-  wrote it (for ``--fresh_start``, :mod:`.rundir`).
-- :class:`MarkBestCheckpoint`: after every save, ``best_checkpoint.json`` and
-  the link ``best_checkpoint`` name the checkpoint with the best
-  ``metric_for_best_model`` (the lowest validation loss) that exists.
+"""``TrackingCallback``: the per-datapoint tracking of ``rankacc dpo`` at each
+evaluation. The trainer hands it the scores of each tracked set
+(:meth:`TrackingCallback.record`); it computes each datapoint's losses and
+ranking (:func:`datapoint_arrays`), once per step the distance travelled by
+the weights (:mod:`.distance`), and writes the log (:mod:`.tracking_log`).
+A standard ``TrainerCallback`` (:class:`.ranking_tracker.RankingTracker`
+builds on it for any ``transformers.Trainer``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -32,142 +20,11 @@ from transformers import TrainerCallback
 from lm_eval_rankacc.core import theory
 from lm_eval_rankacc.training import losses
 from lm_eval_rankacc.training.distance import WeightDistance, is_sharded, reference_weights
-from lm_eval_rankacc.training.files import CHECKPOINT_PREFIX, RUN_MARKER, run_id_of, write_json
-from lm_eval_rankacc.training.tracking import TrackingLog, make_rows, summarize_step
+from lm_eval_rankacc.training.tracking_log import TrackingLog, make_rows, summarize_step
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
-BEST_FILE = "best_checkpoint.json"
-#: Not "checkpoint-*": the trainer rotates (deletes) folders matching that.
-BEST_LINK = "best_checkpoint"
 
-
-class StopOnSignal(TrainerCallback):
-    """Save and stop at the next step end after SIGTERM (or a first SIGINT)."""
-
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
-        self.signals = signals
-        self.received: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def _handler(self, signum, frame):  # noqa: ANN001
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.received = signum
-        log.warning("received %s: saving a checkpoint at the end of this step, then stopping",
-                    signal.Signals(signum).name)
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.received = None
-        for sig in self.signals:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread: signals cannot be caught here
-                pass
-
-    def on_train_end(self, args, state, control, **kwargs):
-        for sig, previous in self._previous.items():
-            try:
-                signal.signal(sig, previous)
-            except (ValueError, TypeError):
-                pass
-        self._previous.clear()
-
-    def _stop_everywhere(self) -> bool:
-        """True on every process when any process received a signal."""
-        flag = self.received is not None
-        try:
-            import torch.distributed as dist
-
-            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() and dist.get_backend() == "nccl" else "cpu"
-                t = torch.tensor([1 if flag else 0], device=device)
-                dist.all_reduce(t, op=dist.ReduceOp.MAX)
-                flag = bool(t.item())
-        except Exception:  # pragma: no cover - best effort outside torchrun
-            pass
-        return flag
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self._stop_everywhere():
-            if self.received is None:
-                self.received = signal.SIGTERM
-            control.should_save = args.save_strategy != "no"
-            control.should_training_stop = True
-        return control
-
-
-def mark_best(output_dir: str | Path, state) -> Path | None:  # noqa: ANN001
-    """Write ``best_checkpoint.json`` and point ``best_checkpoint`` at the
-    trainer's best checkpoint (``state.best_model_checkpoint``)."""
-    best = getattr(state, "best_model_checkpoint", None)
-    if not best or not Path(best).is_dir():
-        return None
-    out = Path(output_dir)
-    info = {
-        "checkpoint": Path(best).name, "path": str(Path(best).resolve()),
-        "step": getattr(state, "best_global_step", None), "metric": getattr(state, "best_metric", None),
-    }
-    write_json(out / BEST_FILE, info)
-    link = out / BEST_LINK
-    try:
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() and os.readlink(link) == Path(best).name:
-                return Path(best)
-            link.unlink()
-        link.symlink_to(Path(best).name, target_is_directory=True)
-    except OSError as err:  # e.g. a file system without links: the JSON file still names it
-        log.warning("could not link %s: %s", link, err)
-    return Path(best)
-
-
-class MarkRunCheckpoints(TrainerCallback):
-    """Writes the run's id (:data:`.files.RUN_MARKER`) into each checkpoint
-    folder the run saves, so that ``--fresh_start`` tells the run's own
-    checkpoints from anyone else's (:mod:`.rundir`). It writes it when a save
-    is due, before the Trainer fills the folder (so a save killed half-way
-    leaves a marked folder), and after the save if it was missed (a save
-    decided later, e.g. ``--save_strategy best``). Place it after the
-    callbacks that ask for a save (:class:`StopOnSignal`)."""
-
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-
-    def _mark(self, args, state) -> None:  # noqa: ANN001
-        if not state.is_world_process_zero:
-            return
-        folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
-        if run_id_of(folder, RUN_MARKER) != self.run_id:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / RUN_MARKER, {"run_id": self.run_id})
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if control.should_save:
-            self._mark(args, state)
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if control.should_save:
-            self._mark(args, state)
-
-    def on_save(self, args, state, control, **kwargs):
-        self._mark(args, state)
-
-
-class MarkBestCheckpoint(TrainerCallback):
-    """Keeps ``best_checkpoint.json`` and ``best_checkpoint`` up to date (:func:`mark_best`)."""
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            mark_best(args.output_dir, state)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            mark_best(args.output_dir, state)
-
-
-# ----------------------------------------------------------------- per-datapoint tracking
 def datapoint_arrays(
     policy: np.ndarray, ref: np.ndarray, *, loss: str, beta: float, gamma: float = 1.0, tau: float = 0.1
 ) -> dict[str, np.ndarray]:
@@ -200,7 +57,7 @@ def tracked_rows(set_name: str, step: int, epoch: float | None, pair_ids: list[s
 
 
 class TrackingCallback(TrainerCallback):
-    """Writes the tracking log (:class:`.tracking.TrackingLog`) on the main
+    """Writes the tracking log (:class:`.tracking_log.TrackingLog`) on the main
     process; :meth:`record` is called by the trainer with the scores of each
     tracked set at each evaluation.
 

@@ -4,7 +4,7 @@ library (``rankacc plot-training`` reads it without torch).
 
 At every evaluation step the trainer scores a fixed subset of the training
 pairs (``set = "train"``) and the validation pairs (``set = "validation"``)
-with the current policy; :class:`.callbacks.TrackingCallback` turns the scores
+with the current policy; :class:`.tracking_callback.TrackingCallback` turns the scores
 into rows (:func:`make_rows`) and :class:`TrackingLog` writes
 
 - ``tracking.jsonl``: one row per datapoint per evaluation step (tidy):
@@ -48,7 +48,7 @@ import numpy as np
 
 from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.core.theory import CATEGORIES
-from lm_eval_rankacc.training.files import write_atomic
+from lm_eval_rankacc.training.run_folder.files import write_atomic
 
 TRACKING_FILE = "tracking.jsonl"
 SUMMARY_FILE = "tracking_summary.jsonl"

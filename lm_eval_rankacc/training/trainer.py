@@ -14,7 +14,7 @@ Trainer's own:
   "predictions" and (set, index) as "labels", so the Trainer's own evaluation
   loop batches, gathers across processes and de-duplicates them;
   ``compute_metrics`` turns them into the per-datapoint tracking rows
-  (:class:`.callbacks.TrackingCallback`) and the logged metrics
+  (:class:`.tracking_callback.TrackingCallback`) and the logged metrics
   (``eval_validation_loss``, ``eval_validation_rank_acc``, ...).
 - :meth:`compute_reference_logps`: the same evaluation loop run once with the
   reference model before training fills in each pair's reference
@@ -34,9 +34,9 @@ from transformers.trainer_utils import EvalPrediction, get_last_checkpoint
 
 from lm_eval_rankacc.core.errors import NonFiniteLossError
 from lm_eval_rankacc.training import losses
-from lm_eval_rankacc.training.callbacks import tracked_rows
 from lm_eval_rankacc.training.scoring import SET_NAMES, PairDataset, attention_kind, response_logps
-from lm_eval_rankacc.training.tracking import summarize_step
+from lm_eval_rankacc.training.tracking_callback import tracked_rows
+from lm_eval_rankacc.training.tracking_log import summarize_step
 
 log = logging.getLogger("lm_eval_rankacc.training")
 

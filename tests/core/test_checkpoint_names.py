@@ -22,7 +22,7 @@ def test_checkpoint_step(name, step):
 
 def test_winrate_summary_at_step_zero_keeps_step_zero(tmp_path):
     """A null step is read from policy_model first; step 0 there is a step, not a miss."""
-    from lm_eval_rankacc.training.figures import read_winrate
+    from lm_eval_rankacc.training.figure4 import read_winrate
 
     path = tmp_path / "winrate.json"
     path.write_text(json.dumps({"win_rate": 0.5, "ci_low": 0.4, "ci_high": 0.6, "step": None,

@@ -87,7 +87,7 @@ def test_longer_judge_both_orders_and_hand_win_rate(runs, tmp_path, monkeypatch)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with JudgeServer("longer") as srv:
         s = judging.winrate(pol, base, judge_url=srv.base_url, judge_model="judge-1", output=tmp_path / "out",
-                            bootstrap=500, seed=3, confidence=0.9, workers=2)
+                            bootstrap=500, seed=3, level=0.9, workers=2)
     shown = [answers(r) for r in srv.requests]
     assert len(shown) == 12
     for p, b in zip(POLICY, BASELINE):  # each prompt asked twice: the policy's output as A, then as B
@@ -106,6 +106,45 @@ def test_longer_judge_both_orders_and_hand_win_rate(runs, tmp_path, monkeypatch)
     assert len(lines) == 12 and {k for k in lines[0]} >= {"doc_id", "order", "prompt", "output_a", "output_b",
                                                           "verdict", "raw", "attempts"}
     assert json.loads((tmp_path / "out" / "winrate.json").read_text())["win_rate"] == s["win_rate"]
+
+
+def test_the_summary_file_is_the_format_figure_4_reads(runs, tmp_path):
+    """winrate.json holds the keys of release 0.1, in order, and passes the
+    check its reader (Figure 4) applies (one format: core/winrate_file.py)."""
+    from lm_eval_rankacc.core.winrate_file import JUDGEMENTS_FILE, SUMMARY_FILE, check_summary
+    from lm_eval_rankacc.training.figure4 import read_winrate
+
+    pol, base = runs
+    with JudgeServer("longer") as srv:
+        s = judging.winrate(pol, base, judge_url=srv.base_url, judge_model="m", output=tmp_path / "out",
+                            bootstrap=50)
+    assert (judging.SUMMARY_FILE, judging.JUDGEMENTS_FILE) == (SUMMARY_FILE, JUDGEMENTS_FILE)
+    written = json.loads((tmp_path / "out" / "winrate.json").read_text())
+    assert list(written) == [
+        "win_rate", "ci_low", "ci_high", "confidence", "bootstrap", "seed", "n_prompts", "n_scored", "wins", "ties",
+        "losses", "unparsed", "unparsed_verdicts", "position_consistency", "position_inconsistent", "judge_calls",
+        "attempts", "only_in_policy", "only_in_baseline", "only_in_policy_ids", "only_in_baseline_ids", "judge",
+        "policy", "baseline", "policy_model", "baseline_model", "task", "step", "retries", "notes"]
+    assert written == json.loads(json.dumps(s)) and written["confidence"] == 0.95
+    assert check_summary(written, "winrate.json")["step"] == 40
+    read = read_winrate(tmp_path / "out" / "winrate.json")
+    assert read["step"] == 40 and read["win_rate"] == s["win_rate"] and read["file"].endswith("winrate.json")
+
+
+def test_confidence_is_the_deprecated_name_of_level(runs):
+    """``confidence=`` (release 0.1) still sets the interval's level, with a DeprecationWarning."""
+    pol, base = runs
+    options = dict(judge_url=None, judge_model="m", bootstrap=200, seed=1)
+    with JudgeServer("longer") as srv:
+        options["judge_url"] = srv.base_url
+        new = judging.winrate(pol, base, level=0.8, **options)
+        with pytest.warns(DeprecationWarning, match=r"winrate\(confidence=...\) is deprecated.*use level="):
+            old = judging.winrate(pol, base, confidence=0.8, **options)
+        with pytest.warns(DeprecationWarning), pytest.raises(UsageError, match="give the interval's level once"):
+            judging.winrate(pol, base, level=0.9, confidence=0.8, **options)
+    assert old["confidence"] == new["confidence"] == 0.8
+    assert (old["ci_low"], old["ci_high"]) == (new["ci_low"], new["ci_high"]) != (None, None)
+    assert "80% CI" in judging.markdown_table(new)
 
 
 def test_position_biased_judge_ties_and_inconsistency(runs):

@@ -1,6 +1,7 @@
-"""Training data (training/data.py, training/scoring.py): documents -> pairs,
-validation splits, tokenization identical to lm-eval's, truncation, bad data,
-and the two batch layouts scoring the same log-probabilities."""
+"""Training data (training/splits.py, examples.py, tokens.py, scoring.py):
+documents -> pairs, validation splits, a YAML-only task read as lm-eval reads
+it, tokenization identical to lm-eval's, truncation, bad data, and the two
+batch layouts scoring the same log-probabilities."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from lm_eval_rankacc import tasks_dir
+from lm_eval_rankacc.core.errors import TaskDataError, TrainingDataError
 from lm_eval_rankacc.lmeval import dataset
 from lm_eval_rankacc.loading import documents as loader
+from lm_eval_rankacc.loading import tasks
 from lm_eval_rankacc.loading.hub import MIRROR_ENV
-from lm_eval_rankacc.training import data as tdata
-from lm_eval_rankacc.training import scoring
+from lm_eval_rankacc.training import examples, scoring, splits, tokens
 
 
 def doc(i, responses, ranks, prompt="Q?"):
@@ -29,63 +32,112 @@ def test_pairs_from_documents():
         doc(2, ["x", "y"], [1, 1]),  # a human tie: skipped, counted
         doc(3, ["r1", "r2", "r3", "r4"], [1, 2, 2, 3]),  # one tied pair among six
     ]
-    pairs, skipped = tdata.documents_to_pairs(docs)
+    pairs, skipped = examples.documents_to_pairs(docs)
     got = [(p.pair_id, p.chosen, p.rejected) for p in pairs]
     assert got[:2] == [("d/0", "a", "b"), ("d/1", "better", "worse")]
     assert [g[0] for g in got[2:]] == ["d/3:0>1", "d/3:0>2", "d/3:0>3", "d/3:1>3", "d/3:2>3"]
     assert {(p.chosen, p.rejected) for p in pairs[2:]} == {
         ("r1", "r2"), ("r1", "r3"), ("r1", "r4"), ("r2", "r4"), ("r3", "r4")}
-    assert skipped == {tdata.SKIP_TIES: 2}
+    assert skipped == {examples.SKIP_TIES: 2}
 
 
 def test_preferred_responses_for_sft():
     docs = [doc(0, ["a", "b"], [2, 1]), doc(1, ["x", "y"], [1, 1]), doc(2, ["p", "q", "p2"], [1, 2, 1])]
-    examples, skipped = tdata.preferred_responses(docs)
-    assert examples == [("d/0", "Q?", "b"), ("d/2:0", "Q?", "p"), ("d/2:2", "Q?", "p2")]
+    got, skipped = examples.preferred_responses(docs)
+    assert got == [("d/0", "Q?", "b"), ("d/2:0", "Q?", "p"), ("d/2:2", "Q?", "p2")]
     assert sum(skipped.values()) == 1
 
 
 def test_validation_held_out_from_a_single_split_task():
-    splits = tdata.load_splits("rankacc_demo")
-    assert len(splits.train) + len(splits.validation) == 33
-    assert len(splits.validation) == 16  # half of the documents (seed 0)
-    assert not {d["id"] for d in splits.train} & {d["id"] for d in splits.validation}
-    again = tdata.load_splits("rankacc_demo")
-    assert [d["id"] for d in again.validation] == [d["id"] for d in splits.validation]
-    assert "held out" in splits.validation_source
+    split = splits.load_splits("rankacc_demo")
+    assert len(split.train) + len(split.validation) == 33
+    assert len(split.validation) == 16  # half of the documents (seed 0)
+    assert not {d["id"] for d in split.train} & {d["id"] for d in split.validation}
+    again = splits.load_splits("rankacc_demo")
+    assert [d["id"] for d in again.validation] == [d["id"] for d in split.validation]
+    assert "held out" in split.validation_source
 
 
 def test_validation_is_half_of_the_test_split(hub_mirror, monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, str(hub_mirror))
-    assert tdata.sibling_test_task("rankacc_hh_rlhf_train") == "rankacc_hh_rlhf_test"
-    assert tdata.sibling_test_task("rankacc_shp_multi_train") == "rankacc_shp_multi_test"
-    assert tdata.sibling_test_task("rankacc_hh_rlhf_test") is None
-    assert tdata.sibling_test_task("rankacc_alpaca_farm_val") is None
-    splits = tdata.load_splits("rankacc_hh_rlhf_train")
-    assert len(splits.train) == 2  # the third row is dropped by the converter (transcripts differ)
-    assert len(splits.validation) == 2 and all(d["id"].startswith("test/") for d in splits.validation)
-    assert "rankacc_hh_rlhf_test" in splits.validation_source
+    assert tasks.sibling_test_task("rankacc_hh_rlhf_train") == "rankacc_hh_rlhf_test"
+    assert tasks.sibling_test_task("rankacc_shp_multi_train") == "rankacc_shp_multi_test"
+    assert tasks.sibling_test_task("rankacc_hh_rlhf_test") is None
+    assert tasks.sibling_test_task("rankacc_alpaca_farm_val") is None
+    split = splits.load_splits("rankacc_hh_rlhf_train")
+    assert len(split.train) == 2  # the third row is dropped by the converter (transcripts differ)
+    assert len(split.validation) == 2 and all(d["id"].startswith("test/") for d in split.validation)
+    assert "rankacc_hh_rlhf_test" in split.validation_source
 
 
 def test_common_schema_files_and_bad_rows(tmp_path):
     good = tmp_path / "prefs.jsonl"
     good.write_text("".join(json.dumps({"prompt": f"P{i}", "responses": ["a", "b"], "ranks": [1, 2]}) + "\n"
                             for i in range(4)))
-    task, docs = tdata.load_documents(data_files=str(good))
-    assert task == tdata.FILES_TASK and len(docs) == 4
+    split = splits.load_splits(None, data_files=str(good))
+    assert split.task == splits.FILES_TASK and len(split.train) + len(split.validation) == 4
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "P", "ranks": [1, 2]}) + "\n")
-    with pytest.raises(tdata.TrainingDataError) as err:
-        tdata.load_documents(data_files=str(bad))
+    with pytest.raises(TrainingDataError) as err:
+        splits.load_splits(None, data_files=str(bad))
     # the same message the eval tasks give for the same row
-    with pytest.raises(loader.TaskDataError) as eval_err:
-        dataset.load_docs(source="demo", task=tdata.FILES_TASK, split="train", data_files=str(bad))
+    with pytest.raises(TaskDataError) as eval_err:
+        dataset.load_docs(source="demo", task=splits.FILES_TASK, split="train", data_files=str(bad))
     assert str(err.value) == str(eval_err.value)
     assert "bad.jsonl: line 1: field 'responses'" in str(err.value)  # the file and its 1-based line
-    with pytest.raises(tdata.TrainingDataError, match="unknown task"):
-        tdata.load_documents("rankacc_nope")
-    with pytest.raises(tdata.TrainingDataError, match="matches no file"):
-        tdata.load_documents("rankacc_hh_rlhf_train", data_files=str(tmp_path / "missing*.jsonl"))
+    with pytest.raises(TrainingDataError, match="unknown task"):
+        splits.load_splits("rankacc_nope")
+    with pytest.raises(TrainingDataError, match="matches no file"):
+        splits.load_splits("rankacc_hh_rlhf_train", data_files=str(tmp_path / "missing*.jsonl"))
+
+
+def test_the_0_1_path_of_load_documents_still_reads_documents(tmp_path, monkeypatch):
+    """``lm_eval_rankacc.training.data`` (release 0.1) warns and still gives
+    ``load_documents``, the loader's documents with the loader's messages."""
+    import importlib
+    import sys
+
+    monkeypatch.delitem(sys.modules, "lm_eval_rankacc.training.data", raising=False)  # warned on first import
+
+    good = tmp_path / "prefs.jsonl"
+    good.write_text("".join(json.dumps({"prompt": f"P{i}", "responses": ["a", "b"], "ranks": [1, 2]}) + "\n"
+                            for i in range(4)))
+    with pytest.warns(DeprecationWarning, match="lm_eval_rankacc.training.data is deprecated"):
+        old = importlib.import_module("lm_eval_rankacc.training.data")
+    task, docs = old.load_documents(data_files=str(good))
+    assert task == splits.FILES_TASK and docs == loader.documents(source="demo", split="train", data_files=str(good))
+    with pytest.raises(old.TrainingDataError, match="unknown task"):
+        old.load_documents("rankacc_nope")
+    assert old.encode_pairs is tokens.encode_pairs and old.documents_to_pairs is examples.documents_to_pairs
+
+
+def test_training_and_lm_eval_read_a_yaml_only_task_alike(tmp_path):
+    """A task YAML on ``_fields_template_yaml`` that names no source and no
+    split: lm-eval's loader (through lm-eval's own task reading) and training
+    use source ``fields`` and split ``test`` (loading.tasks' constants), and
+    read the same documents."""
+    from lm_eval.tasks import TaskManager
+
+    data = tmp_path / "prefs.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Q{i}?", "good": f"good {i}", "bad": f"bad {i}"}) + "\n"
+                            for i in range(3)))
+    user = tmp_path / "user_tasks"
+    user.mkdir()
+    path = user / "my_prefs.yaml"
+    path.write_text(f"include: {tasks_dir() / '_fields_template_yaml'}\ntask: my_prefs\ndataset_kwargs:\n"
+                    f"  data_files: {data}\n  prompt_field: question\n  chosen_field: good\n  rejected_field: bad\n")
+    options = splits.loader_options(str(path))
+    assert (options["source"], options["split"], options["task"]) == ("fields", "test", "my_prefs")
+    assert (tasks.FIELDS_SOURCE, tasks.DEFAULT_SPLIT) == ("fields", "test")
+    trained_on = loader.documents(sample_size=0, **options)
+
+    manager = TaskManager(include_path=[str(user)], include_defaults=False)
+    task = manager.load(["my_prefs"])["tasks"]["my_prefs"]
+    record = task.config.metadata["rankacc"]  # what lm-eval's loader used (lmeval.dataset.provenance)
+    assert (record["source"], record["split"]) == (options["source"], options["split"])
+    evaluated = list(task.test_docs())
+    assert [d["id"] for d in evaluated] == [d["id"] for d in trained_on] == ["test/0", "test/1", "test/2"]
+    assert [d["responses"] for d in evaluated] == [d["responses"] for d in trained_on]
 
 
 @pytest.mark.parametrize("prompt,response", [
@@ -102,20 +154,20 @@ def test_tokens_are_lm_evals(tiny_model_dir, prompt, response):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     stub = types.SimpleNamespace(backend="causal", tok_encode=lambda s, **kw: tok.encode(s))
     ctx, cont = TemplateLM._encode_pair(stub, prompt, loader.JOIN + response)
-    p_ids, r_ids = tdata.encode_pairs(tok, [prompt], [[response]])
+    p_ids, r_ids = tokens.encode_pairs(tok, [prompt], [[response]])
     assert p_ids[0] == ctx and r_ids[0][0] == cont
 
 
 def test_truncation_keeps_the_prompt_end_and_the_pair_aligned():
     prompt, chosen, rejected = list(range(100)), list(range(1000, 1030)), list(range(2000, 2010))
-    p, (c, r), cut = tdata.truncate(prompt, [chosen, rejected], max_length=64, max_prompt_length=20)
+    p, (c, r), cut = tokens.truncate(prompt, [chosen, rejected], max_length=64, max_prompt_length=20)
     assert cut and p == prompt[-20:] and c == chosen and r == rejected
-    p, (c, r), cut = tdata.truncate(prompt, [chosen, rejected], max_length=40, max_prompt_length=20)
+    p, (c, r), cut = tokens.truncate(prompt, [chosen, rejected], max_length=40, max_prompt_length=20)
     assert p == prompt[-20:] and c == chosen[:20] and r == rejected
-    p, rs, cut = tdata.truncate(prompt[:5], [chosen], max_length=64, max_prompt_length=20)
+    p, rs, cut = tokens.truncate(prompt[:5], [chosen], max_length=64, max_prompt_length=20)
     assert not cut and p == prompt[:5] and rs == [chosen]
-    with pytest.raises(tdata.TrainingDataError, match="max_prompt_length"):
-        tdata.encode(None, [], [], [], max_length=10, max_prompt_length=10)
+    with pytest.raises(TrainingDataError, match="max_prompt_length"):
+        tokens.encode(None, [], [], [], max_length=10, max_prompt_length=10)
 
 
 def _items(tok, n=6):
@@ -124,7 +176,7 @@ def _items(tok, n=6):
     responses = [["Fine, thanks.", "Go away."], ["A", "Another answer that is longer"],
                  ["Paris.", "Berlin, I think."], ["Four.", "Five, obviously."], ["You are great!", "No."],
                  ["Yes, the same.", "Yes, the same."]][:n]
-    p, r = tdata.encode_pairs(tok, prompts, responses)
+    p, r = tokens.encode_pairs(tok, prompts, responses)
     return [{"code": 0, "index": i, "prompt_ids": p[i], "chosen_ids": r[i][0], "rejected_ids": r[i][1],
              "ref": np.array([np.nan, np.nan])} for i in range(n)]
 

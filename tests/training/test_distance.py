@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from lm_eval_rankacc.training import DPOConfig, train_dpo
 from lm_eval_rankacc.training.distance import WeightDistance, reference_weights
-from lm_eval_rankacc.training.tracking import SUMMARY_FILE, TrackingLog
+from lm_eval_rankacc.training.tracking_log import SUMMARY_FILE, TrackingLog
 from tests.helpers import paths
 from tests.helpers.commands import command
 
@@ -143,7 +143,7 @@ def test_resume_keeps_the_distance_of_earlier_steps(tmp_path):
            "logp_rejected": -2.0, "ref_logp_chosen": -1.0, "ref_logp_rejected": -2.0, "c": -1.0,
            "reward_margin": 0.0, "dpo_loss": 0.69, "loss": 0.69, "correct": True, "ref_correct": True,
            "category": "correct->correct"}
-    from lm_eval_rankacc.training.tracking import summarize_step
+    from lm_eval_rankacc.training.tracking_log import summarize_step
 
     for step, d in ((0, 0.0), (2, 0.5), (4, 0.9)):
         rows = [{**row, "step": step}]

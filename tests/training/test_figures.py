@@ -1,20 +1,27 @@
 """``rankacc plot-training`` reads a finished run's tracking log alone: it draws
 its figures without importing torch or transformers (checked in a fresh
-interpreter, on a small log written here). Figure 4 (Sec. 5): the lines
-drawn are the runs' distances, ranking accuracies and win rates (read back
-from the figure and from ``figure4_points.csv``, against the inputs), one
-line per run across runs; a run without the distance still gets figures 2
-and 3, and what figure 4 leaves out is reported."""
+interpreter, on a small log written here). What each figure plots is read
+back from the figure and checked against numbers computed here from the log:
+Figure 2's shares, losses and margins per category and step, and the step of
+the lowest validation loss; Figure 3's points (c, DPO loss) of that step and
+Theorem 4.1's curve; Figure 4 (Sec. 5): the runs' distances, ranking
+accuracies and win rates (and ``figure4_points.csv``), one line per run
+across runs. A run without the distance still gets figures 2 and 3, and
+what figure 4 leaves out is reported."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+CATEGORIES = ("correct->correct", "correct->incorrect", "incorrect->correct", "incorrect->incorrect")
 
 # (pair id, policy chosen/rejected, reference chosen/rejected) at step 0 and step 2
 PAIRS = [("p0", -10.0, -12.0), ("p1", -8.0, -7.5), ("p2", -20.0, -20.0)]
@@ -86,6 +93,103 @@ def test_plot_training_imports_no_torch_or_transformers(tmp_path, entry, log):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+# ----------------------------------------------------------------- figures 2 and 3
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib figures :mod:`lm_eval_rankacc.training.figures` saves, by file name (read before closing)."""
+    from lm_eval_rankacc.training import figures
+
+    figs = {}
+    save = figures.save
+
+    def keep(fig, plt, path):
+        figs[Path(path).name] = fig
+        return save(fig, plt, path)
+
+    monkeypatch.setattr(figures, "save", keep)
+    return figs
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else math.nan
+
+
+def _best_step(rows) -> int:
+    """The step after the start with the lowest mean validation loss (the first, on a tie)."""
+    steps = sorted({r["step"] for r in rows})
+    val_loss = {k: _mean([r["loss"] for r in rows if r["step"] == k and r["set"] == "validation"]) for k in steps}
+    return min((k for k in steps if k > 0), key=lambda k: (val_loss[k], k))
+
+
+def test_figure2_plots_each_categorys_share_loss_and_margin(tmp_path, drawn):
+    from lm_eval_rankacc.training import plot_training
+
+    rows = write_run(tmp_path / "run", shifts=(0.0, 1.5, 0.5))  # step 2 has the lowest validation loss
+    plot_training(tmp_path / "run")
+    fig = drawn["figure2_flips.png"]
+    steps = sorted({r["step"] for r in rows})
+    best = _best_step(rows)
+    assert best == 2 and best != steps[-1]
+    axes = np.array(fig.axes).reshape(2, 3)
+    for row, set_name in enumerate(("train", "validation")):
+        at = {k: [r for r in rows if r["step"] == k and r["set"] == set_name] for k in steps}
+        for col, key in enumerate(("share", "dpo_loss", "reward_margin")):
+            ax = axes[row][col]
+            lines = {line.get_label(): line for line in ax.get_lines()}
+            assert set(CATEGORIES) <= lines.keys()
+            for cat in CATEGORIES:
+                x, y = lines[cat].get_data()
+                mine = {k: [r for r in at[k] if r["category"] == cat] for k in steps}
+                expected = [len(mine[k]) / len(at[k]) if key == "share" else _mean([r[key] for r in mine[k]])
+                            for k in steps]
+                assert list(x) == steps
+                np.testing.assert_allclose(np.asarray(y, dtype=float), expected, rtol=1e-12, err_msg=(set_name, key, cat))
+            dashed = [line for label, line in lines.items() if label not in CATEGORIES]
+            assert len(dashed) == 1 and list(dashed[0].get_xdata()) == [best, best]
+
+
+def test_figure3_plots_the_pairs_of_the_best_step_and_theorem_4_1s_curve(tmp_path, drawn):
+    from lm_eval_rankacc.training import plot_training
+
+    rows = write_run(tmp_path / "run", shifts=(0.0, 0.3, 0.1))  # at step 2, p1 is still ranked wrongly
+    plot_training(tmp_path / "run")
+    (ax,) = drawn["figure3_loss_vs_c.png"].axes
+    best = _best_step(rows)
+    assert best == 2
+    at = [r for r in rows if r["step"] == best and r["set"] == "train"]
+    correct = sorted((r["c"], r["dpo_loss"]) for r in at if r["logp_chosen"] >= r["logp_rejected"])  # Def. 2.3
+    wrong = sorted((r["c"], r["dpo_loss"]) for r in at if r["logp_chosen"] < r["logp_rejected"])
+    assert correct and wrong
+    points = [sorted(map(tuple, c.get_offsets().tolist())) for c in ax.collections]
+    assert points == [correct, wrong]
+    ((curve_x, curve_y),) = [line.get_data() for line in ax.get_lines() if "Thm. 4.1" in line.get_label()]
+    beta = 0.1  # write_run's training_config.json
+    np.testing.assert_allclose(curve_y, np.logaddexp(0.0, -beta * np.asarray(curve_x)), rtol=1e-12)
+    assert min(curve_x) < min(c for c, _ in correct + wrong) and max(curve_x) > max(c for c, _ in correct + wrong)
+
+
+def test_plot_runs_lays_out_one_run_or_several(tmp_path):
+    """One run: its figures in its folder (or --out-dir). Several: each run's
+    figures 2 and 3 in OUT_DIR/<run name>/, figure 4 across them in OUT_DIR."""
+    from lm_eval_rankacc.core.errors import UsageError
+    from lm_eval_rankacc.training.figures import plot_runs
+
+    a, b = tmp_path / "x" / "run", tmp_path / "y" / "run"  # the same folder name: named by their parents
+    write_run(a, {0: 0.0, 2: 1.0})
+    write_run(b, {0: 0.0, 2: 0.5})
+    paths, notes = plot_runs([a])
+    assert paths == [a / "figure2_flips.png", a / "figure3_loss_vs_c.png", a / "figure4_distance.png",
+                     a / "figure4_points.csv"] and notes == []
+    out = tmp_path / "out"
+    paths, notes = plot_runs([a, b], out)
+    assert paths == [out / "x_run" / "figure2_flips.png", out / "x_run" / "figure3_loss_vs_c.png",
+                     out / "y_run" / "figure2_flips.png", out / "y_run" / "figure3_loss_vs_c.png",
+                     out / "figure4_distance.png", out / "figure4_points.csv"]
+    assert all(p.is_file() for p in paths) and not (out / "x_run" / "figure4_distance.png").exists()
+    with pytest.raises(UsageError, match="several RUN_DIRs: give --out-dir"):
+        plot_runs([a, b])
+
+
 # ----------------------------------------------------------------- figure 4
 def _winrate(path: Path, win_rate, step, policy, baseline="gens/reference", ci=0.05, **extra) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +221,7 @@ def _sweep(tmp_path: Path):
 
 
 def test_figure4_draws_each_runs_points(tmp_path):
-    from lm_eval_rankacc.training.figures import figure4, plot_section5
+    from lm_eval_rankacc.training.figure4 import figure4, plot_section5
 
     a, b, given, expected = _sweep(tmp_path)
     paths, runs, notes = plot_section5([a, b], given, tmp_path / "out")

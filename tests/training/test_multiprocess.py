@@ -175,7 +175,7 @@ def test_torchrun_reference_pass_equals_one_process(dpo_runs):
 
 
 def test_torchrun_tracks_each_pair_once_and_rank0_writes(dpo_runs):
-    from lm_eval_rankacc.training.tracking import TRACKING_FILE, read_rows
+    from lm_eval_rankacc.training.tracking_log import TRACKING_FILE, read_rows
 
     work, runs = dpo_runs
     assert runs["two"].log.count("rankacc dpo: 4 steps in") == 1  # the closing line once, from rank 0
@@ -208,7 +208,7 @@ def test_torchrun_sigterm_saves_once_then_resumes(tiny_model_dir, offline_env, t
     import signal
     import time
 
-    from lm_eval_rankacc.training.tracking import TRACKING_FILE, read_rows
+    from lm_eval_rankacc.training.tracking_log import TRACKING_FILE, read_rows
 
     torchrun, out = command("torchrun"), tmp_path / "run"
     argv = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "lm_eval_rankacc", "dpo",

@@ -26,8 +26,8 @@ from lm_eval_rankacc.core.errors import NonFiniteLossError
 from lm_eval_rankacc.core.theory import CATEGORIES
 from lm_eval_rankacc.cli import parse_training_options as parse
 from lm_eval_rankacc.training import DPOConfig, SFTConfig, losses, train_dpo, train_sft
-from lm_eval_rankacc.training.callbacks import BEST_FILE, BEST_LINK
-from lm_eval_rankacc.training.tracking import SUMMARY_FILE, TRACKING_FILE, read_rows
+from lm_eval_rankacc.training.run_folder.marks import BEST_FILE, BEST_LINK
+from lm_eval_rankacc.training.tracking_log import SUMMARY_FILE, TRACKING_FILE, read_rows
 
 # rankacc_demo: 33 documents, 16 held out for validation; 4 human ties among them
 N_TRACKED = 8
@@ -321,7 +321,7 @@ def test_resume_picks_the_newest_complete_checkpoint(tiny_model_dir, tmp_path, c
     with pytest.raises(TrainingDataError, match=r"checkpoint-4: trainer_state.json is cut or not JSON"):
         dpo(tiny_model_dir, tmp_path, resume_from_checkpoint=str(tmp_path / "checkpoint-4"), **kw)
     caplog.clear()
-    from lm_eval_rankacc.training.checkpoints import resume_point
+    from lm_eval_rankacc.training.run_folder.checkpoints import resume_point
 
     assert resume_point("latest", tmp_path) == tmp_path / "checkpoint-2"
     assert "checkpoint-8 (no weights" in caplog.text and "checkpoint-6 (model.safetensors is cut" in caplog.text
@@ -329,14 +329,14 @@ def test_resume_picks_the_newest_complete_checkpoint(tiny_model_dir, tmp_path, c
 
 
 def test_complete_checkpoint_rules(tmp_path, caplog):
-    """The criterion of a complete checkpoint (training/checkpoints.py), on
+    """The criterion of a complete checkpoint (training/run_folder/checkpoints.py), on
     hand-made folders: every required file, every file whole."""
     import logging
 
     from safetensors.torch import save_file
 
     from lm_eval_rankacc.core.errors import TrainingDataError
-    from lm_eval_rankacc.training.checkpoints import checkpoint_problems, resume_point
+    from lm_eval_rankacc.training.run_folder.checkpoints import checkpoint_problems, resume_point
 
     def make(step):
         folder = tmp_path / f"checkpoint-{step}"
@@ -424,7 +424,7 @@ def test_sft_trains_on_preferred_responses(tiny_model_dir, tmp_path):
     config = json.loads((tmp_path / "training_config.json").read_text())
     assert config["data"]["train"]["examples"] == 17 - 3  # 17 training documents, 3 of them human ties
     from lm_eval_rankacc.training.sft import SFTCollator, SFTDataset
-    from lm_eval_rankacc.training.data import Encoded
+    from lm_eval_rankacc.training.tokens import Encoded
 
     batch = SFTCollator(0)([SFTDataset(Encoded(["x"], [[5, 6, 7]], [[[8, 9]]]))[0]])
     assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9]]
@@ -481,6 +481,34 @@ def test_parse_sft_defaults_to_adamw_as_app_d1(tmp_path, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: adamw_torch)" in help_text and "(default: 1e-08)" in help_text
     assert "(default: 0.9)" in help_text and "(default: 0.999)" in help_text
+
+
+def test_dpo_help_says_what_no_plots_does(capsys):
+    """``--no_plots`` shares ``--plots``' help text (HfArgumentParser): it says that it skips drawing."""
+    from lm_eval_rankacc import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["dpo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    no_plots = help_text[help_text.index("--no_plots, --no-plots"):]
+    assert no_plots.startswith("--no_plots, --no-plots draw figures 2, 3 and 4 at the end of training; "
+                               "--no_plots skips drawing them")
+
+
+def test_the_trackers_defaults_are_rankacc_dpos():
+    """RankingTracker reads its defaults from DPOConfig's fields (one place for both)."""
+    import inspect
+    from dataclasses import fields
+
+    from lm_eval_rankacc.training import RankingTracker
+
+    options = {f.name: f.default for f in fields(DPOConfig)}
+    given = inspect.signature(RankingTracker.__init__).parameters
+    same = {"sample_size": "tracking_size", "seed": "tracking_seed", "loss": "loss", "gamma": "gamma", "tau": "tau",
+            "max_length": "max_length", "max_prompt_length": "max_prompt_length",
+            "batch_size": "per_device_eval_batch_size", "packing": "packing", "plots": "plots"}
+    assert {arg: given[arg].default for arg in same} == {arg: options[name] for arg, name in same.items()}
+    assert (given["sample_size"].default, given["max_length"].default, given["batch_size"].default) == (1000, 512, 8)
 
 
 @pytest.mark.parametrize("option,value", [("beta", "inf"), ("beta", "nan"), ("gamma", "nan"), ("gamma", "inf"),

@@ -26,8 +26,8 @@ from lm_eval_rankacc.outputs.columns import TaskSamples  # noqa: E402
 from lm_eval_rankacc.core.theory import CATEGORIES  # noqa: E402
 from lm_eval_rankacc.training import RankingTracker  # noqa: E402
 from lm_eval_rankacc.training.figures import FIGURE2, FIGURE3  # noqa: E402
-from lm_eval_rankacc.training.tracker import reference_from_run, tracked_pairs  # noqa: E402
-from lm_eval_rankacc.training.tracking import SUMMARY_FILE, TRACKING_FILE, read_rows  # noqa: E402
+from lm_eval_rankacc.training.ranking_tracker import reference_from_run, tracked_pairs  # noqa: E402
+from lm_eval_rankacc.training.tracking_log import SUMMARY_FILE, TRACKING_FILE, read_rows  # noqa: E402
 
 N_TRACKED, STEPS = 6, 2
 

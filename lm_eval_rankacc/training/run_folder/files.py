@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.core.errors import TrainingDataError
-from lm_eval_rankacc.core.checkpoint_names import CHECKPOINT_PREFIX  # noqa: F401 - re-exported for training/
 
 #: A run's options, data counts and scoring layout (written by ``rankacc sft`` / ``rankacc dpo``).
 CONFIG_FILE = "training_config.json"

@@ -1,6 +1,6 @@
 """What a training run leaves behind and returns, the same for ``train_sft``
 and ``train_dpo``: ``training_config.json`` (the run's id, every option,
-the data counts), the best checkpoint marked (:func:`.callbacks.mark_best`)
+the data counts), the best checkpoint marked (:func:`.marks.mark_best`)
 and a :class:`RunResult`."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lm_eval_rankacc.training.callbacks import StopOnSignal, mark_best
-from lm_eval_rankacc.training.files import CONFIG_FILE, write_json
+from lm_eval_rankacc.training.run_folder.files import CONFIG_FILE, write_json
+from lm_eval_rankacc.training.run_folder.marks import mark_best
+from lm_eval_rankacc.training.stop_on_signal import StopOnSignal
 
 if TYPE_CHECKING:
     from transformers import Trainer
@@ -44,7 +45,7 @@ def timed(timings: dict[str, float], key: str) -> Iterator[None]:
 def write_run_config(command: str, config: TrainingConfig, run_id: str, **sections: Any) -> Path:
     """``training_config.json``: ``{"command": command, "run_id": run_id,
     command: our options, "training": the TrainingArguments, **sections}``
-    (``run_id`` names the run: :mod:`.rundir`)."""
+    (``run_id`` names the run: :mod:`.start`)."""
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"command": command, "run_id": run_id, command: config.own_options(),

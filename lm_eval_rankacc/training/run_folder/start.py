@@ -5,7 +5,7 @@ A run of ours writes the files of :data:`RUN_FILES` (``training_config.json``
 records the run's ``run_id``) and the Trainer's ``checkpoint-<step>/``
 folders, each marked with :data:`.files.RUN_MARKER` naming that ``run_id``
 (written before the Trainer fills the folder, so a save killed half-way is
-marked too: :class:`.callbacks.MarkRunCheckpoints`).
+marked too: :class:`.marks.MarkRunCheckpoints`).
 
 - A run **resuming in its own folder** (``--resume_from_checkpoint true``, or
   a checkpoint of ``--output_dir``) continues it.
@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lm_eval_rankacc.core.checkpoint_names import CHECKPOINT_PREFIX
 from lm_eval_rankacc.core.errors import TrainingDataError
-from lm_eval_rankacc.training.callbacks import BEST_FILE, BEST_LINK
-from lm_eval_rankacc.training.checkpoints import resume_point
 from lm_eval_rankacc.training.figures import FIGURE2, FIGURE3
-from lm_eval_rankacc.training.files import CHECKPOINT_PREFIX, CONFIG_FILE, RUN_MARKER, run_id_of
 from lm_eval_rankacc.training.reference import REFERENCE_CACHE
-from lm_eval_rankacc.training.tracking import SUMMARY_FILE, TRACKING_FILE
+from lm_eval_rankacc.training.run_folder.checkpoints import resume_point
+from lm_eval_rankacc.training.run_folder.files import CONFIG_FILE, RUN_MARKER, run_id_of
+from lm_eval_rankacc.training.run_folder.marks import BEST_FILE, BEST_LINK
+from lm_eval_rankacc.training.tracking_log import SUMMARY_FILE, TRACKING_FILE
 
 if TYPE_CHECKING:
     from lm_eval_rankacc.training.config import TrainingConfig
@@ -115,7 +116,7 @@ def start_run(config: TrainingConfig) -> RunStart:
     :func:`.checkpoints.resume_point`), the rule on ``--output_dir`` (on the
     main process), and the run's id: the earlier one when the run resumes in
     place, else a new one (``training_config.json`` records it before
-    training starts: :func:`.outputs.write_run_config`)."""
+    training starts: :func:`.result.write_run_config`)."""
     out = Path(config.output_dir)
     main = config.process_index == 0
     in_place = config.resumes_in_place()

@@ -1,0 +1,70 @@
+"""``StopOnSignal``: SIGTERM (and SIGINT, once) asks the trainer to save a
+checkpoint at the end of the current optimisation step and stop, on every
+process; the run can then be continued with ``--resume_from_checkpoint``.
+A standard ``TrainerCallback``: it works with any ``transformers.Trainer``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from transformers import TrainerCallback
+
+log = logging.getLogger("lm_eval_rankacc.training")
+
+
+class StopOnSignal(TrainerCallback):
+    """Save and stop at the next step end after SIGTERM (or a first SIGINT)."""
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+        self.signals = signals
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum, frame):  # noqa: ANN001
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.received = signum
+        log.warning("received %s: saving a checkpoint at the end of this step, then stopping",
+                    signal.Signals(signum).name)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.received = None
+        for sig in self.signals:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for sig, previous in self._previous.items():
+            try:
+                signal.signal(sig, previous)
+            except (ValueError, TypeError):
+                pass
+        self._previous.clear()
+
+    def _stop_everywhere(self) -> bool:
+        """True on every process when any process received a signal."""
+        flag = self.received is not None
+        try:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                import torch
+
+                device = "cuda" if torch.cuda.is_available() and dist.get_backend() == "nccl" else "cpu"
+                t = torch.tensor([1 if flag else 0], device=device)
+                dist.all_reduce(t, op=dist.ReduceOp.MAX)
+                flag = bool(t.item())
+        except Exception:  # pragma: no cover - best effort outside torchrun
+            pass
+        return flag
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._stop_everywhere():
+            if self.received is None:
+                self.received = signal.SIGTERM
+            control.should_save = args.save_strategy != "no"
+            control.should_training_stop = True
+        return control
