@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.results import model_args, results_data_for
+from lm_eval_rankacc.outputs.names import results_data_for
+from lm_eval_rankacc.outputs.results import model_args
 from lm_eval_rankacc.core.checkpoint_names import checkpoint_step
 
 @dataclass

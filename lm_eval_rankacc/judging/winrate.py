@@ -14,7 +14,7 @@ from typing import Any
 from lm_eval_rankacc.core.errors import RunError, UsageError
 from lm_eval_rankacc.judging.generations import Generations, read_generations
 from lm_eval_rankacc.judging.judges import ChatJudge, LocalJudge, ask_with_retries, judge_messages
-from lm_eval_rankacc.outputs.results import newest_samples
+from lm_eval_rankacc.outputs.names import newest_samples
 from lm_eval_rankacc.core.stats import LEVEL, N_BOOTSTRAP, check_bootstrap
 from lm_eval_rankacc.core.verdicts import ORDERS, parse_verdict, preferred, win_rate
 from lm_eval_rankacc.core.winrate_file import JUDGEMENTS_FILE, LEVEL_KEY, SUMMARY_FILE, summary_record

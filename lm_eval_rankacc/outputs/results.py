@@ -21,12 +21,6 @@ from typing import Any
 from lm_eval_rankacc import PROVENANCE_KEY
 from lm_eval_rankacc.core.errors import RunError
 from lm_eval_rankacc.outputs.names import results_files, results_stamp, samples_file_for, samples_files, samples_name
-from lm_eval_rankacc.outputs.names import (  # noqa: F401  # TEMP(issue-19 integration): importers outside outputs/
-    newest_samples,
-    results_data_for,
-    short_name,
-    stamp_date,
-)
 
 #: Keys of a task's configuration that decide which documents it scores.
 CONFIG_KEYS = ("dataset_path", "dataset_name", "dataset_kwargs", "test_split", "num_fewshot")
