@@ -29,10 +29,10 @@ def test_examples_hold(name):
 def test_the_public_rules_and_analyses_have_examples():
     """Every public function of theory and of the analyses' entry points carries an example."""
     from lm_eval_rankacc import analysis
-    from lm_eval_rankacc.core import theory
+    from lm_eval_rankacc.core import rewards, theory
 
     documented = [analysis.idealized, analysis.flips, analysis.compare, analysis.hardness, analysis.observed_correct,
                   analysis.idealized_correct, analysis.alpha_source, analysis.task_scores, analysis.published_rows,
                   theory.ranking_correct, theory.rankings_correct, theory.idealized_rankings_correct,
-                  theory.metric_scores, theory.flip_categories, theory.dpo_loss_threshold, theory.rewards_correct]
+                  theory.metric_scores, theory.flip_categories, theory.dpo_loss_threshold, rewards.rewards_correct]
     assert [f.__name__ for f in documented if ">>> " not in (f.__doc__ or "")] == []

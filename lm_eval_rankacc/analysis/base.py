@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from lm_eval_rankacc.core import released, theory
+from lm_eval_rankacc.core.theory import DEFAULT_BETAS  # noqa: F401 - the analyses' default grid, named here too
 from lm_eval_rankacc.core.errors import RunError
 from lm_eval_rankacc.outputs.columns import TaskSamples
 from lm_eval_rankacc.outputs.runs import Run
 
-DEFAULT_BETAS = (0.01, 0.1, 1.0, 5.0, 10.0)
 #: The rules an analysis computes under: the paper's definitions (:mod:`theory`)
 #: or the authors' released code (:mod:`released`); ``docs/conventions.md``.
 CONVENTIONS = ("paper", "released")

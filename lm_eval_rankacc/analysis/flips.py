@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc.core import stats, theory
+from lm_eval_rankacc.core import rewards, stats, theory
 from lm_eval_rankacc.analysis.base import (
     LazyRows,
     Report,
@@ -86,18 +86,18 @@ def _share(outcomes: np.ndarray | None) -> float | None:
 
 def _reward_row(ref: TaskSamples, pol: TaskSamples, order: np.ndarray) -> dict:
     """The policy's reward accuracy on the two-response documents with a strict
-    human preference (:func:`theory.rewards_correct`): implicit (TRL's
+    human preference (:func:`rewards.rewards_correct`): implicit (TRL's
     ``rewards/accuracies``), reference-free on summed and per-token
     log-probabilities (RewardBench), and its agreement with the policy's R."""
     pairs = np.flatnonzero((ref.sizes == 2) & ~ref.tied)
     ranks, pol_index = ref.array("ranks", pairs), order[pairs]
     policy = pol.array("loglik", pol_index)
-    reward = theory.rewards_correct(theory.implicit_rewards(policy, ref.array("loglik", pairs)), ranks)
+    reward = rewards.rewards_correct(rewards.implicit_rewards(policy, ref.array("loglik", pairs)), ranks)
     tokens = pol.array("n_tokens", pol_index)
-    mean = None if np.isnan(tokens).any() else theory.rewards_correct(theory.per_units(policy, tokens), ranks)
+    mean = None if np.isnan(tokens).any() else rewards.rewards_correct(theory.per_units(policy, tokens), ranks)
     ranking = theory.rankings_correct(policy, ranks)
     return {"task": ref.task, "pairs": len(pairs), "not_counted": len(ref) - len(pairs), "reward_acc": _share(reward),
-            "ref_free_sum_acc": _share(theory.rewards_correct(policy, ranks)), "ref_free_mean_acc": _share(mean),
+            "ref_free_sum_acc": _share(rewards.rewards_correct(policy, ranks)), "ref_free_mean_acc": _share(mean),
             "R": _share(ranking), "both": int((reward & ranking).sum()), "reward_only": int((reward & ~ranking).sum()),
             "R_only": int((~reward & ranking).sum()), "neither": int((~reward & ~ranking).sum())}
 
@@ -149,13 +149,13 @@ def flips(
     ref, pol = as_runs([reference, policy], tasks)
     label_ref, label_pol = unique_labels([ref, pol])
     notes: list[str] = []
-    rows, documents, rewards, paired = [], [], [], []
+    rows, documents, reward_rows, paired = [], [], [], []
     for task in common_tasks(ref, pol, label_ref, label_pol, notes):
         ts, other = ref.tasks[task], pol.tasks[task]
         order = match_documents(ts, other, f"reference {label_ref}", f"policy {label_pol}")
         notes += filter(None, [invalid_note(label_ref, task, ts, convention),
                                invalid_note(label_pol, task, other, convention)])
-        rewards.append(_reward_row(ts, other, order))
+        reward_rows.append(_reward_row(ts, other, order))
         paired += paired_rows(ts, other, order, convention, bootstrap, seed, notes)
         before, after = observed_correct(ts, metric, convention), observed_correct(other, metric, convention)
         if before is None or after is None:
@@ -178,5 +178,5 @@ def flips(
                 {"rules": "the authors' released code (docs/conventions.md)"})
     return Report("flips", f"Ranking flips ({metric}, {convention} convention): {label_ref} -> {label_pol}", meta,
                   [Section("flips", ["task", "ties", "category", "count", "share", "n"], rows),
-                   Section("reward accuracy", REWARD_COLUMNS, rewards),
+                   Section("reward accuracy", REWARD_COLUMNS, reward_rows),
                    Section("paired statistics", PAIRED_COLUMNS, paired)], notes, LazyRows(documents))

@@ -127,6 +127,8 @@ def geometric_mean_prob(normalised_loglik: float) -> float:
 #: log(alpha / (1 - alpha)), symmetrically for both responses (App. C.4 adds
 #: eps = 0.001 to a zero share; footnote 5 replaces alpha = 1 by 1 - eps).
 ALPHA_EPS = 1e-3
+#: The beta grid over which R* / R~* are reported unless asked otherwise (our choice of grid).
+DEFAULT_BETAS = (0.01, 0.1, 1.0, 5.0, 10.0)
 
 
 def pairs_ranked_correctly(preferred: np.ndarray, dispreferred: np.ndarray) -> np.ndarray:
@@ -147,7 +149,8 @@ def ties_ranked_correctly(tie_score_1: np.ndarray, tie_score_2: np.ndarray, eps:
         return np.isfinite(t1) & np.isfinite(t2) & (np.abs(t1 - t2) < eps)
 
 
-def _check_shapes(scores: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_shapes(scores: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` as floats and ``ranks`` as given, both (N, n) with n >= 2, or ValueError."""
     scores = np.asarray(scores, dtype=float)
     ranks = np.asarray(ranks)
     if scores.ndim != 2 or scores.shape != ranks.shape or scores.shape[1] < 2:
@@ -216,7 +219,7 @@ def _rankings_correct(
       must be ordered correctly (Def. 2.3, :func:`pairs_ranked_correctly`).
     """
     with np.errstate(invalid="ignore"):  # inf - inf: NaN margins of invalid documents
-        scores, ranks = _check_shapes(scores, ranks)
+        scores, ranks = check_shapes(scores, ranks)
         valid = np.isfinite(scores).all(axis=1)
         if ranks.shape[1] == 2:
             return valid & _pairs_margin_ok(scores, ranks, shift, tie_scores, eps)
@@ -354,7 +357,7 @@ def idealized_rankings_correct(
         array([[ True],
                [False]])
     """
-    scores, ranks = _check_shapes(scores, ranks)
+    scores, ranks = check_shapes(scores, ranks)
     betas = np.atleast_1d(np.asarray(betas, dtype=float))
     if betas.ndim != 1 or not (betas > 0).all() or not np.isfinite(betas).all():
         raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
@@ -412,6 +415,8 @@ def per_units(loglik: np.ndarray, units: np.ndarray) -> np.ndarray:
 #: summed log-probability by: None for R (Def. 2.3), tokens for R~ (Eq. 15),
 #: UTF-8 bytes for the tokenizer-free variant.
 METRIC_UNITS = {"rank_acc": None, "rank_acc_norm": "n_tokens", "rank_acc_bytes": "n_bytes"}
+#: The paper's two metrics, R and R~: the leaderboard's columns unless asked otherwise.
+DEFAULT_METRICS = ("rank_acc", "rank_acc_norm")
 
 
 def metric_scores(loglik: np.ndarray, units: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -456,40 +461,3 @@ def flip_categories(reference_correct: np.ndarray, policy_correct: np.ndarray) -
     before = np.asarray(reference_correct, dtype=bool)
     after = np.asarray(policy_correct, dtype=bool)
     return np.where(before, np.where(after, 0, 1), np.where(after, 2, 3))
-
-
-# =============================================================================
-# Reward accuracy (Remark 2.5): what trainers and RewardBench report beside
-# ranking accuracy. A reward is a score per response; the rule is strict.
-# =============================================================================
-
-
-def implicit_rewards(policy_loglik: np.ndarray, reference_loglik: np.ndarray) -> np.ndarray:
-    """DPO's implicit reward up to the factor beta: log pi(y|x) - log pRef(y|x)
-    on summed log-probabilities. beta > 0 scales every reward alike, so the
-    sign of a reward margin, and reward accuracy, never depends on it."""
-    with np.errstate(invalid="ignore"):  # inf - inf: NaN, an invalid reward
-        return np.asarray(policy_loglik, dtype=float) - np.asarray(reference_loglik, dtype=float)
-
-
-def rewards_correct(rewards: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """Reward accuracy of N two-response documents with a strict human
-    preference, a boolean (N,) array: the preferred response's reward is
-    strictly above the other's (``>``, where ranking accuracy's Def. 2.3 has
-    ``>=``), both finite. With :func:`implicit_rewards` it is TRL's
-    ``rewards/accuracies``; with the policy's summed or per-token
-    log-probabilities, RewardBench's reference-free variants. Any other
-    document (a human tie, n != 2) has no reward accuracy: ValueError.
-
-    Examples:
-        >>> rewards_correct(np.array([[0.2, -0.1], [0.0, 0.0]]), np.array([[1, 2], [1, 2]]))  # strict: equal is wrong
-        array([ True, False])
-    """
-    rewards, ranks = _check_shapes(rewards, ranks)
-    if ranks.shape[1] != 2 or (ranks[:, 0] == ranks[:, 1]).any():
-        raise ValueError("reward accuracy needs two-response documents with a strict human preference")
-    first = ranks[:, 0] < ranks[:, 1]
-    chosen = np.where(first, rewards[:, 0], rewards[:, 1])
-    rejected = np.where(first, rewards[:, 1], rewards[:, 0])
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(chosen) & np.isfinite(rejected) & (chosen > rejected)

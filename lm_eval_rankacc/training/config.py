@@ -215,7 +215,7 @@ class DPOConfig(TrainingConfig):
                 "when nothing changed (a resumed run)"})
     track_distance: bool = field(default=True, metadata={
         "help": "record ||theta - theta_ref||_2 at every evaluation (streamed from the reference's safetensors "
-                "files, else a CPU copy of the trainable parameters; docs/training.md)"})
+                "files, else a CPU copy of the trainable parameters; docs/section5.md)"})
     plots: bool = field(default=True, metadata={
         "help": "draw figures 2, 3 and 4 at the end of training; --no_plots skips drawing them "
                 "(`rankacc plot-training OUTPUT_DIR` draws them later)"})

@@ -1,6 +1,6 @@
 """Distance travelled: ``||theta_t - theta_ref||_2`` and its ratio to
 ``||theta_ref||_2`` (paper Sec. 5, Fig. 4), recorded by the tracking
-callbacks at every evaluation step (``docs/training.md``, "Distance
+callbacks at every evaluation step (``docs/section5.md``, "The distance
 travelled").
 
 How theta_ref is held (:func:`reference_weights`), cheapest first:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_METRICS = ("rank_acc", "rank_acc_norm")
+from lm_eval_rankacc.core.theory import DEFAULT_METRICS  # noqa: F401 - the leaderboard's default columns
 
 
 #: Short labels of the core metrics: plain text (tables, figure, ``--sort``) and LaTeX.
