@@ -5,7 +5,7 @@ log-likelihoods) of one rankacc task in lm-eval's ``--log_samples`` format
 (one line per document: doc_id, doc, target, arguments, resps,
 filtered_resps, filter, metrics, doc_hash, prompt_hash, target_hash, the
 per-document metrics and ``scores``), each with its results JSON beside it,
-then times ``rankacc idealized``, ``flips``, ``hardness`` and
+then times ``rankacc idealized``, ``flips``, ``compare``, ``hardness`` and
 ``leaderboard`` (one subprocess per command: wall time, CPU time and peak
 RSS of the whole process) and prints a table. ``--tree`` runs the commands
 of another source tree (``git archive <commit> lm_eval_rankacc | tar -x -C
@@ -13,7 +13,16 @@ DIR``: before/after figures). Texts are of realistic length (prompt ~400 charact
 responses ~400 each: about 3.8 KB a line); 10 % of the pairs are human
 ties, 20 % carry no rater proportions.
 
+The samples cache (``outputs/cache.py``): each command runs without it
+(``LM_EVAL_RANKACC_SAMPLES_CACHE=off``), with an empty cache folder (the
+first run: it reads the samples and writes the cache) and again with the
+full one (the second run: it reads no samples file), side by side, medians of
+``--repeats``; the output of the three must be the same bytes (``same``).
+``--many K --many-n M`` adds a leaderboard of K runs of M documents each
+(first and second run).
+
     python scripts/bench_analyses.py --n 1000000 --dir /some/scratch/folder
+    python scripts/bench_analyses.py --n 1000000 --many 20 --many-n 100000 --commands flips --dir DIR
 """
 
 from __future__ import annotations
@@ -22,7 +31,10 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import random
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,8 +44,7 @@ from pathlib import Path
 
 TASK = "rankacc_bench"
 STAMP = "2026-12-02T00-00-00.000000"
-WORDS = ("the model answer question because people often would rather think about this kind "
-         "of helpful response when asked several times while others never agree").split()
+WORDS = ["the", "model", "answer", "question", "because", "people", "often", "would", "rather", "think", "about", "this", "kind", "of", "helpful", "response", "when", "asked", "several", "times", "while", "others", "never", "agree"]
 
 
 def _text(rng: random.Random, chars: int) -> str:
@@ -135,18 +146,21 @@ def _sample_tree_rss(pid: int, peak: list[float], stop: threading.Event) -> None
         peak[0] = max(peak[0], _tree_rss_mb(pid))
 
 
-def timed(args: list[str], tree: str | None = None, timeout: float | None = None
-          ) -> tuple[float, float, float, float, int]:
+def timed(args: list[str], tree: str | None = None, timeout: float | None = None, cache: str = "off"
+          ) -> tuple[float, float, float, float, int, str]:
     """(wall seconds, CPU seconds (user + system, children included), peak
     RSS in MB of the largest process, peak RSS of the process tree together
-    (sampled every 50 ms), exit status) of one ``rankacc`` command (``tree``:
-    the source tree to import it from; killed after ``timeout`` seconds, exit
-    status -9)."""
+    (sampled every 50 ms), exit status, SHA-256 of its stdout) of one
+    ``rankacc`` command (``tree``: the source tree to import it from;
+    ``cache``: the samples cache folder, or ``off``; killed after ``timeout``
+    seconds, exit status -9)."""
     cmd = [sys.executable, "-c", "import sys; from lm_eval_rankacc.cli import main; sys.exit(main())", *args]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, LM_EVAL_RANKACC_SAMPLES_CACHE=cache)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")]))
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as err_file:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, env=env if tree else None,
+    with tempfile.TemporaryFile() as err_file, tempfile.TemporaryFile() as out_file:
+        proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, env=env,
                                 cwd=tree)  # the tree first on sys.path, before the current folder's package
         timer = threading.Timer(timeout, proc.kill) if timeout else None
         if timer:
@@ -162,20 +176,62 @@ def timed(args: list[str], tree: str | None = None, timeout: float | None = None
         wall = time.perf_counter() - start
         err_file.seek(0)
         err = err_file.read().decode(errors="replace").strip()
+        out_file.seek(0)
+        digest = hashlib.sha256(out_file.read()).hexdigest()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         print(f"  {args[0]}: exit {proc.returncode}: {err.splitlines()[-1][:200] if err else ''}", file=sys.stderr)
-    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024, tree_peak[0], proc.returncode
+    return wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss / 1024, tree_peak[0], proc.returncode, digest
+
+
+def _machine() -> str:
+    """Cores, memory, CPU model and load of this machine (Linux /proc; less elsewhere)."""
+    cpu = platform.processor() or "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+        mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal:"))) / 2**20
+    except (OSError, StopIteration):
+        mem = float("nan")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} cores, {mem:.0f} GiB, {cpu}; load average {load:.2f}"
+
+
+def _phases(name: str, argv: list[str], args: argparse.Namespace, cache_root: Path) -> None:
+    """One command without the cache, with an empty one (first run) and with the full one (second
+    run), ``--repeats`` times in rotation; medians, the ratios and whether the outputs agree."""
+    results: dict[str, list[tuple]] = {"no cache": [], "first run": [], "second run": []}
+    for r in range(args.repeats):
+        folder = cache_root / f"{name}-{r}"
+        shutil.rmtree(folder, ignore_errors=True)
+        results["no cache"].append(timed(argv, args.tree, args.timeout, "off"))
+        results["first run"].append(timed(argv, args.tree, args.timeout, str(folder)))
+        results["second run"].append(timed(argv, args.tree, args.timeout, str(folder)))
+        shutil.rmtree(folder, ignore_errors=True)
+    wall = {phase: statistics.median(t[0] for t in rows) for phase, rows in results.items()}
+    outputs = {t[5] for rows in results.values() for t in rows if not t[4]}
+    for phase, rows in results.items():
+        cpu = statistics.median(t[1] for t in rows)
+        rss, tree_rss = max(t[2] for t in rows), max(t[3] for t in rows)
+        failed = [t[4] for t in rows if t[4]]
+        ratio = wall[phase] / wall["first run"]
+        print(f"{name:<16} {phase:<11} {wall[phase]:8.2f} {cpu:8.1f} {rss:12,.0f} {tree_rss:17,.0f} "
+              f"{ratio:9.1%}" + (f"  (exit {failed})" if failed else ""), flush=True)
+    print(f"{name:<16} outputs of the three: {'the same bytes' if len(outputs) == 1 else 'DIFFER'}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="documents per samples file")
     parser.add_argument("--dir", default=None, help="where to write the runs (kept, reused for the same N)")
-    parser.add_argument("--commands", default="idealized,flips,hardness,leaderboard")
+    parser.add_argument("--commands", default="idealized,flips,compare,hardness,leaderboard")
     parser.add_argument("--tree", default=None, help="import lm_eval_rankacc from this source tree (e.g. an export "
                                                       "of an older commit: before/after figures)")
     parser.add_argument("--timeout", type=float, default=None, help="kill a command after this many seconds")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each phase (medians)")
+    parser.add_argument("--many", type=int, default=0, help="also a leaderboard of this many runs ...")
+    parser.add_argument("--many-n", type=int, default=100_000, help="... of this many documents each")
     args = parser.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="bench_analyses_")).resolve() / f"n{args.n}"
     start = time.perf_counter()
@@ -186,14 +242,22 @@ def main() -> None:
     commands = {
         "idealized": ["idealized", str(ref)],
         "flips": ["flips", str(ref), str(pol)],
+        "compare": ["compare", str(ref), str(pol)],
         "hardness": ["hardness", str(ref)],
         "leaderboard": ["leaderboard", str(ref), str(pol)],
     }
-    print(f"{'command':<12} {'seconds':>8} {'CPU s':>8} {'peak RSS MB':>12} {'all processes MB':>17}")
-    for name in args.commands.split(","):
-        wall, cpu, rss, tree_rss, rc = timed(commands[name], args.tree, args.timeout)
-        print(f"{name:<12} {wall:8.1f} {cpu:8.1f} {rss:12,.0f} {tree_rss:17,.0f}" + (f"  (exit {rc})" if rc else ""),
-              flush=True)
+    many = [write_run(root.parent / f"many{args.many_n}" / f"run{k:02d}", f"model-{k:02d}", args.many_n, 2.0 * k)
+            for k in range(args.many)]
+    time.sleep(2.1)  # the cache leaves out a big file modified under 2 s ago (outputs/cache.py)
+    print(f"machine: {_machine()}")
+    print(f"{'command':<16} {'phase':<11} {'seconds':>8} {'CPU s':>8} {'peak RSS MB':>12} {'all processes MB':>17} "
+          f"{'of first':>9}")
+    cache_root = Path(tempfile.mkdtemp(prefix="bench_cache_", dir=root))
+    for name in filter(None, args.commands.split(",")):
+        _phases(name, commands[name], args, cache_root)
+    if many:
+        _phases(f"leaderboard x{args.many}", ["leaderboard", *map(str, many)], args, cache_root)
+    shutil.rmtree(cache_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,10 @@ several documents to a row.
 Data: ``pairs`` = the first N clean pairs of the real HH-RLHF harmless-base
 test split (``../shared/data`` beside the checkout by default); ``multi`` =
 the same prompts with 4 responses each (the pair's two responses plus the two
-responses of the next pair), to measure documents with n >= 4.
+responses of the next pair), to measure documents with n >= 4; ``many``: 15
+responses each (the next pairs' too), as SHP multi's 10-20. Methods
+``hf-prefix-packed`` and ``hf-prefix-cached`` force one route of ``hf-prefix``
+(``prefix_route``); ``hf-prefix`` chooses per document.
 
     python scripts/bench_scoring.py --model "$(rankacc demo-model)" --n 200
 """
@@ -55,11 +58,11 @@ def load_docs(path: Path, n: int, kind: str) -> list[dict]:
     with gzip.open(path, "rt") as f:
         rows = [json.loads(line) for line in f]
     docs = hh_rlhf.convert(rows, "test").docs[: n + 1]
-    if kind == "multi":
-        docs = [
-            dict(d, responses=d["responses"] + nxt["responses"], ranks=[1, 2, 3, 4])
-            for d, nxt in zip(docs, docs[1:])
-        ]
+    if kind in ("multi", "many"):  # 4, or 15 (SHP multi's 10-20), responses: this pair's and the next pairs'
+        count = 4 if kind == "multi" else 15
+        docs = hh_rlhf.convert(rows, "test").docs[: n + count]
+        docs = [dict(d, responses=[r for e in docs[i:i + count // 2 + 1] for r in e["responses"]][:count],
+                     ranks=list(range(1, count + 1))) for i, d in enumerate(docs[:n])]
     return docs[:n]
 
 
@@ -79,11 +82,12 @@ def run_one(args) -> dict:
     torch.set_num_threads(args.threads)
     docs = load_docs(Path(args.data), args.n, args.kind)
     reqs = requests_of(docs)
-    if args.method in ("hf", "hf-prefix"):
+    if args.method == "hf" or args.method.startswith("hf-prefix"):
         from lm_eval.api.registry import get_model
 
-        lm = get_model(args.method)(pretrained=args.model, device=args.device, batch_size=args.batch_size,
-                                    dtype=args.dtype)
+        route = {"prefix_route": args.method.split("-")[-1]} if args.method.count("-") == 2 else {}
+        lm = get_model(args.method if not route else "hf-prefix")(
+            pretrained=args.model, device=args.device, batch_size=args.batch_size, dtype=args.dtype, **route)
     else:
         from lm_eval.models.huggingface import HFLM
 

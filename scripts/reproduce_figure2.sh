@@ -22,7 +22,11 @@
 #   SFT_ARGS, DPO_ARGS   extra options of `rankacc sft` / `rankacc dpo` (any
 #                        TrainingArguments flag too), e.g. DPO_ARGS="--loss dpo_gamma --gamma 0.5"
 #   BATCH_ARGS           default "--per_device_train_batch_size 8 --gradient_accumulation_steps 8"
-#                        (the paper's batch of 64)
+#                        (Rafailov et al. 2023's batch of 64; App. D.1 names no batch
+#                        size, only grids, e.g. {32, 64} for Pythia's DPO)
+#   EPOCHS               epochs of SFT and of DPO (default 1, rankacc's default: App. D.1's
+#                        Llama 2 7B value; D.1 trains GPT2 and Pythia 2.8B for 5 epochs,
+#                        "for both SFT and DPO": EPOCHS=5 for them)
 #   EVAL_TASKS           tasks lm_eval scores (default: the task's test split, else the task)
 #   DEVICE               lm_eval --device (default: cuda if torch sees a GPU, else cpu)
 #   EVAL_ARGS            extra lm_eval options, e.g. "--batch_size 16"
@@ -32,7 +36,7 @@
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 MODEL=$1
@@ -40,6 +44,7 @@ TASK=$2
 NAME="$(basename "${MODEL%/}")-$(basename "${TASK%.yaml}")"
 OUT=${3:-runs/figure2/$NAME}
 BATCH_ARGS=${BATCH_ARGS:-"--per_device_train_batch_size 8 --gradient_accumulation_steps 8"}
+EPOCHS=${EPOCHS:-1}
 SFT_ARGS=${SFT_ARGS:-}
 DPO_ARGS=${DPO_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
@@ -63,7 +68,7 @@ echo "== 1/4 SFT: $MODEL on $TASK -> $OUT/sft"
 if [[ ! -f "$OUT/sft/.done" ]]; then
     # shellcheck disable=SC2086
     rankacc sft --model_name_or_path "$MODEL" --task "$TASK" --output_dir "$OUT/sft" \
-        --num_train_epochs 1 $BATCH_ARGS $(resume "$OUT/sft") $SFT_ARGS
+        --num_train_epochs "$EPOCHS" $BATCH_ARGS $(resume "$OUT/sft") $SFT_ARGS
     touch "$OUT/sft/.done"
 fi
 REF=$(best "$OUT/sft")
@@ -72,7 +77,7 @@ echo "== 2/4 DPO from $REF -> $OUT/dpo"
 if [[ ! -f "$OUT/dpo/.done" ]]; then
     # shellcheck disable=SC2086
     rankacc dpo --model_name_or_path "$REF" --task "$TASK" --output_dir "$OUT/dpo" \
-        --num_train_epochs 1 $BATCH_ARGS $(resume "$OUT/dpo") $DPO_ARGS
+        --num_train_epochs "$EPOCHS" $BATCH_ARGS $(resume "$OUT/dpo") $DPO_ARGS
     touch "$OUT/dpo/.done"
 fi
 POLICY=$(best "$OUT/dpo")
@@ -86,6 +91,6 @@ done
 
 echo "== 4/4 idealized ranking accuracy and flips"
 rankacc idealized "$OUT/eval/sft" --policy "$OUT/eval/dpo" | tee "$OUT/idealized.md"
-rankacc flips "$OUT/eval/sft" "$OUT/eval/dpo" --csv "$OUT/flips.csv" | tee "$OUT/flips.md"
+rankacc flips "$OUT/eval/sft" "$OUT/eval/dpo" --csv "$OUT/flips.csv" --force | tee "$OUT/flips.md"
 rankacc plot-training "$OUT/dpo"
 echo "done: $OUT (figures: $OUT/dpo/figure2_flips.png, $OUT/dpo/figure3_loss_vs_c.png)"

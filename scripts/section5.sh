@@ -27,7 +27,10 @@
 #   DPO_ARGS     extra `rankacc dpo` options (any TrainingArguments flag too),
 #                e.g. "--max_steps 2000 --eval_steps 100 --loss dpo_gamma --gamma 0.5"
 #   BATCH_ARGS   default "--per_device_train_batch_size 8 --gradient_accumulation_steps 8"
+#                (Rafailov et al. 2023's batch of 64; App. D.1 names only grids)
 #   SFT, SFT_ARGS   SFT=1 runs `rankacc sft` first (one epoch), with SFT_ARGS
+#                (App. D.1: 5 epochs for GPT2 and Pythia 2.8B, 1 for Llama 2 7B,
+#                for SFT and DPO: e.g. SFT_ARGS="--num_train_epochs 5")
 #   GEN_TASK     generation task (default: TASK with rankacc_ -> rankgen_)
 #   N_PROMPTS    prompts generated for (default 500), GEN_SEED their sample's seed (default 0)
 #   MAX_GEN_TOKS tokens per generation (default: the task's, 256)

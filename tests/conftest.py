@@ -90,6 +90,15 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def samples_cache_folder(tmp_path_factory) -> Path:
+    """The samples cache (``outputs/cache.py``) of every test and its subprocesses in a session folder, not
+    the user's ``~/.cache``."""
+    folder = tmp_path_factory.mktemp("samples_cache")
+    os.environ.setdefault("LM_EVAL_RANKACC_SAMPLES_CACHE", str(folder))  # "off" runs the suite without it
+    return folder
+
+
 @pytest.fixture(scope="session")
 def torch_one_thread():
     """One torch intra-op thread for in-process model runs. The tiny model

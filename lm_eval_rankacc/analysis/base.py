@@ -320,16 +320,16 @@ def beta_key(beta: float) -> str:
 
 
 def check_betas(betas: Sequence[float] | str) -> list[float]:
-    """A beta grid (numbers or ``"0.1,1,10"``) as floats, all finite and > 0."""
+    """A beta grid (numbers or ``"0.1,1,10"``) as floats, by :func:`theory.check_betas`'s rule."""
     if isinstance(betas, str):
         try:
             betas = [float(b) for b in betas.split(",") if b.strip()]
         except ValueError:
             raise RunError(f"betas must be comma-separated numbers, got {betas!r}") from None
-    betas = [float(b) for b in betas]
-    if not betas or not all(np.isfinite(b) and b > 0 for b in betas):
-        raise RunError(f"betas must be finite numbers > 0, got {betas}")
-    return betas
+    try:
+        return theory.check_betas([float(b) for b in betas]).tolist()
+    except (TypeError, ValueError) as err:
+        raise RunError(str(err)) from None
 
 
 def unique_labels(runs: Sequence[Run]) -> list[str]:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from lm_eval_rankacc.cli import analyses, judging, leaderboard, setup, training
+from lm_eval_rankacc.cli import analyses, explore, judging, leaderboard, setup, training
 from lm_eval_rankacc.cli.options import CONVENTION_HELP
 from lm_eval_rankacc.cli.training import TRAINING_COMMANDS, parse_training_options, train
 from lm_eval_rankacc.core.errors import RankAccError, UsageError
@@ -24,7 +24,7 @@ __all__ = ["COMMANDS", "CONVENTION_HELP", "TRAINING_COMMANDS", "build_parser", "
 #: The sub-command modules, in ``rankacc --help``'s order. Each has
 #: ``make_parser(subparsers)``; one whose commands read their own command line
 #: (HfArgumentParser's) also has ``OWN_OPTIONS``: name -> run(argv) -> exit code.
-COMMANDS = (setup, analyses, training, leaderboard, judging)
+COMMANDS = (setup, analyses, training, leaderboard, judging, explore)
 #: Errors of a sub-command other than training that are a usage error: a missing
 #: file, a failed download (``demo-model`` offline). A crash inside training keeps its traceback.
 USAGE_ERRORS = (FileNotFoundError, RuntimeError)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 
-from lm_eval_rankacc.cli.options import LEVEL_PERCENT, TASKS_HELP, add_bootstrap, add_convention, betas_text
-from lm_eval_rankacc.cli.output_files import run_report, write_table
+from lm_eval_rankacc.cli.options import (
+    BETA, LEVEL_PERCENT, TASKS_HELP, add_bootstrap, add_convention, betas_text, integer, number,
+)
+from lm_eval_rankacc.cli.output_files import add_force, run_report, write_table
 from lm_eval_rankacc.core.theory import ALPHA_EPS
 
 RUN_HELP = "lm-eval --output_path folder, model sub-folder or samples file (run with --log_samples)"
@@ -73,6 +75,7 @@ def make_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ty
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--tasks", default=None, help=TASKS_HELP)
     common.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    add_force(common)
     common.add_argument("-o", "--output", default=None, metavar="FILE",
                         help="write here instead of stdout (into an existing folder)")
     p = sub.add_parser("idealized", parents=[common],
@@ -81,7 +84,7 @@ def make_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ty
     p.add_argument("--policy", nargs="+", action="extend", default=[], metavar="RUN",
                    help="policy runs (fine-tuned from the reference) to compare")
     p.add_argument("--betas", default=betas_text(), help=f"comma-separated beta grid (default {betas_text()})")
-    p.add_argument("--alpha-eps", type=float, default=ALPHA_EPS,
+    p.add_argument("--alpha-eps", type=number(0.0, 0.5), default=ALPHA_EPS,
                    help=f"alpha = 1 or 0 is clipped by this (default {ALPHA_EPS:g})")
     _add_statistics(p)
     p.set_defaults(func=idealized)
@@ -102,8 +105,8 @@ def make_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ty
     p = sub.add_parser("hardness", parents=[common],
                        help="Thm. 4.1: reference log-ratio c, DPO loss thresholds, hard/easy datapoints")
     p.add_argument("ref_run", metavar="REF_RUN", help=RUN_HELP)
-    p.add_argument("--beta", type=float, default=0.1)
-    p.add_argument("--top", type=int, default=20, help="datapoints per list")
+    p.add_argument("--beta", type=BETA, default=0.1)
+    p.add_argument("--top", type=integer(1), default=20, help="datapoints per list")
     p.add_argument("--csv", default=None, metavar="FILE.csv", help="also write one CSV row per document")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw a histogram of c (.png or .svg)")
     p.set_defaults(func=hardness)

@@ -17,13 +17,16 @@ RUN_HELP = ("lm-eval --output_path folder, model sub-folder, results JSON or sam
 def winrate(args: argparse.Namespace) -> int:
     """:func:`lm_eval_rankacc.judging.winrate`; its table on stdout, its notes on stderr."""
     from lm_eval_rankacc import judging
+    from lm_eval_rankacc.judging.judges import check_judge_options
 
+    check_judge_options(args.timeout, args.workers, args.retries, args.judge_max_tokens)
     summary = judging.winrate(
         args.policy_run, args.baseline_run, output=args.output, task=args.task, filter_name=args.filter,
         step=args.step, retries=args.retries, workers=args.workers, bootstrap=args.bootstrap, seed=args.seed,
         level=args.level, judge_url=args.judge_url, judge_model=args.judge_model,
         judge_local=args.judge_local, judge_key_env=args.judge_key_env, timeout=args.timeout,
-        device=args.judge_device, max_tokens=args.judge_max_tokens)
+        device=args.judge_device, max_tokens=args.judge_max_tokens,
+        verdict=args.judge_verdict)
     sys.stdout.write(judging.markdown_table(summary))
     print_notes("winrate", judging.summary_notes(summary))
     return 0
@@ -41,7 +44,12 @@ def _add_judge(p: argparse.ArgumentParser) -> None:
                        help="a local transformers causal LM as the judge (greedy, its chat template if any)")
     judge.add_argument("--judge-device", default=None, help="torch device of --judge-local (default cuda if any)")
     judge.add_argument("--judge-max-tokens", type=int, default=16, help="tokens a judge may reply (default 16)")
-    judge.add_argument("--timeout", type=float, default=60.0, help="seconds per API request (default 60)")
+    judge.add_argument("--judge-verdict", choices=("text", "logprob"), default="text",
+                       help="read the judge's reply text (default), or its probabilities of the answer words A, B "
+                            "and tie at the answer position (a local judge, or an API that returns logprobs; "
+                            "docs/winrate.md)")
+    judge.add_argument("--timeout", type=float, default=60.0,
+                       help="seconds a whole API request may take, reading the reply included (default 60)")
     judge.add_argument("--retries", type=int, default=3,
                        help="asks again after an HTTP error or an unparsable reply, at most this often (default 3)")
     judge.add_argument("--workers", type=int, default=4, help="API requests in flight at once (default 4)")

@@ -7,7 +7,8 @@ import argparse
 
 from lm_eval_rankacc.core.theory import DEFAULT_METRICS
 from lm_eval_rankacc.cli.options import TASKS_HELP, add_convention, betas_text
-from lm_eval_rankacc.cli.output_files import run_report, write_table
+from lm_eval_rankacc.cli.output_files import add_force, run_report, write_table
+from lm_eval_rankacc.core.errors import UsageError
 
 
 def _write(report, args: argparse.Namespace) -> int:
@@ -21,7 +22,12 @@ def _write(report, args: argparse.Namespace) -> int:
         figures.leaderboard_plot(report, args.plot)
     if args.html:
         png = figures.leaderboard_plot(report, fmt="png")
-        Path(args.html).write_text(html.render_html(report, png), encoding="utf-8", newline="")
+        links = None
+        if args.explore:
+            from lm_eval_rankacc.cli.explore import leaderboard_pages
+
+            links = leaderboard_pages(report, args.html, args.reference, args.tasks)
+        Path(args.html).write_text(html.render_html(report, png, links), encoding="utf-8", newline="")
     return 0
 
 
@@ -29,6 +35,9 @@ def leaderboard(args: argparse.Namespace) -> int:
     """:func:`lm_eval_rankacc.analysis.leaderboard`, written as the options say."""
     from lm_eval_rankacc import analysis
 
+    if args.explore and not (args.html and args.reference):
+        raise UsageError("--explore links each model's row of the --html page to its explorer page against "
+                         "--reference: pass both --html FILE.html and --reference REF_RUN")
     return run_report(args, lambda: analysis.leaderboard(
         args.runs, args.metric, args.sort, args.reference, args.betas, args.tasks, args.skip_bad_runs,
         paper=args.paper, convention=args.convention), _write)
@@ -43,9 +52,13 @@ def make_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ty
     p.add_argument("--sort", default=None, metavar="COLUMN",
                    help="column to sort by, e.g. rankacc_demo/rank_acc or model (default: first task, first metric)")
     p.add_argument("--format", choices=("md", "csv", "latex", "json"), default="md")
+    add_force(p)
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="write the table here instead of stdout")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="also draw the figure (.png or .svg)")
     p.add_argument("--html", default=None, metavar="FILE.html", help="also write a self-contained HTML page")
+    p.add_argument("--explore", action="store_true",
+                   help="with --html and --reference: also write one `rankacc explore` page per model against the "
+                        "reference into FILE_explore/ beside the page, linked from the model's row")
     p.add_argument("--reference", default=None, metavar="REF_RUN",
                    help="reference run (with --log_samples): add its idealized accuracy and each model's gap")
     p.add_argument("--betas", default=None,

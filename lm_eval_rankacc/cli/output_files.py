@@ -1,5 +1,12 @@
-"""The output files of the analyses and the leaderboard: one rule for every
-output path, checked before any work, and writing a report's table and notes."""
+"""The output files of the analyses, the leaderboard and the explorer: one
+rule for every output path, checked before any work, and writing a report's
+table and notes.
+
+The rule (docs/analyses.md, "Output files"): a path is resolved through
+symbolic links first; it never names a file the command reads (a run given
+to it, or lm-eval's samples or results file inside a run folder given to
+it), not even with ``--force``; an existing file is replaced only with
+``--force``; its suffix says its format; its folder exists and is writable."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.core.errors import UsageError
+from lm_eval_rankacc.outputs.names import RESULTS_RE, SAMPLES_RE
 
 #: The suffix an ``-o`` name may carry, by the --format it says (others, e.g. .txt, take any format).
 FORMAT_SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".tex": "latex"}
@@ -18,11 +26,42 @@ FORMAT_SUFFIXES = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json
 SUFFIXES = {"--csv": (".csv",), "--plot": (".png", ".svg"), "--html": (".html", ".htm")}
 #: The outputs of the analyses and the leaderboard: (option, attribute of the parsed arguments).
 OUTPUTS = (("-o", "output"), ("--csv", "csv"), ("--plot", "plot"), ("--html", "html"))
+#: The parsed arguments that name what a command reads (runs: folders or files).
+INPUTS = ("ref_run", "policy", "policy_run", "run_a", "run_b", "baseline_run", "runs", "reference")
+#: ``--force``'s help.
+FORCE_HELP = "replace output files that exist already (never the runs the command reads)"
+
+
+def add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """What the command reads, resolved."""
+    named = [getattr(args, attr, None) for attr in INPUTS]
+    flat = [item for value in named if value for item in (value if isinstance(value, list) else [value])]
+    return [Path(item).resolve() for item in flat]
+
+
+def _read_input(path: Path, inputs: list[Path]) -> Path | None:
+    """The input ``path`` (resolved) is, or lies in as lm-eval's output file; None when none."""
+    lm_eval_file = bool(SAMPLES_RE.match(path.name) or RESULTS_RE.match(path.name))
+    for given in inputs:
+        if path == given or (lm_eval_file and given.is_dir() and path.is_relative_to(given)):
+            return given
+    return None
 
 
 def check_output(option: str, value: str, args: argparse.Namespace) -> None:
-    """One output path: its suffix says its format, it is no folder, its folder exists and is writable."""
-    path = Path(value)
+    """One output path by the module's rule: not an input, an existing file only
+    with ``--force``, its suffix its format, no folder, in a writable folder."""
+    path = Path(value).resolve()  # through symbolic links: the file that would be written
+    given = _read_input(path, _inputs(args))
+    if given is not None:
+        raise UsageError(f"{option} {value}: is {'' if path == given else 'inside '}{given}, which this command "
+                         "reads; write the output elsewhere")
+    if path.is_file() and not getattr(args, "force", False):
+        raise UsageError(f"{option} {value}: exists already (pass --force to replace it)")
     suffix = path.suffix.lower()
     said = FORMAT_SUFFIXES.get(suffix)
     if option == "-o" and said and said != args.format:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from lm_eval_rankacc.cli.options import SEED
 from lm_eval_rankacc.cli.output_files import writing
 
 
@@ -41,6 +42,6 @@ def make_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers ty
     p = sub.add_parser("tiny-model", help="build a tiny random Llama model and tokenizer offline (a comparison model "
                                           "for trying the analyses, not a real one); print its folder")
     p.add_argument("dir", metavar="DIR", help="the folder to write (created if missing)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0; another seed, "
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the random weights (default 0; another seed, "
                                                        "another model with the same tokenizer)")
     p.set_defaults(func=tiny_model)

@@ -4,6 +4,7 @@ transformers' ``HfArgumentParser``, and redrawing a run's figures."""
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -64,14 +65,23 @@ def train(kind: str, argv: list[str]) -> int:
         config = parse_training_options(kind, argv)
     except ValueError as err:  # transformers' own option checks included
         raise UsageError(str(err)) from None
-    result = (training.train_dpo if kind == "dpo" else training.train_sft)(config)
+    try:
+        result = (training.train_dpo if kind == "dpo" else training.train_sft)(config)
+    except KeyboardInterrupt:  # a second Ctrl-C during training: stopped at once, without saving
+        print(f"rankacc {kind}: interrupted (a second Ctrl-C): stopped without saving; continue from the last "
+              f"checkpoint with --resume_from_checkpoint true", file=sys.stderr)
+        return 130
     if config.process_index == 0:  # under torchrun/accelerate, one closing line, not one per process
         best = f"; best checkpoint: {result.best_checkpoint}" if result.best_checkpoint else ""
         print(f"rankacc {kind}: {result.global_step} steps in {result.output_dir}{best}")
         if result.stopped_by_signal:
             print(f"rankacc {kind}: stopped by a signal after saving; resume with "
                   f"--resume_from_checkpoint {result.output_dir / f'{CHECKPOINT_PREFIX}{result.global_step}'}")
-    return 143 if result.stopped_by_signal else 0
+        for problem in result.incomplete:  # e.g. the figures on a full disk: the run's outputs are incomplete
+            print(f"rankacc {kind}: error: outputs incomplete: {problem}", file=sys.stderr)
+    if result.stopped_by_signal:
+        return 143
+    return 1 if result.incomplete else 0
 
 
 #: The sub-commands that read their own command line (``rankacc <name> ARGS``): name -> run(ARGS) -> exit code.

@@ -160,6 +160,29 @@ def layout_row(seqs: Sequence[PackedSequence], width: int) -> tuple[np.ndarray, 
     return tokens, positions, allow, offsets
 
 
+#: The two routes of ``hf-prefix``: one packed sequence per document under a 4-D
+#: mask, or the prompt's key/value cache reused by a batch of its responses.
+ROUTES = ("auto", "packed", "cached")
+#: :func:`route` takes the cached route for this many continuations of two tokens or more.
+CACHED_FROM, CACHED_UP_TO = 2, 4
+
+
+def route(prompt_tokens: int, continuation_tokens: Sequence[int]) -> str:
+    """``cached`` or ``packed``: the faster route of ``hf-prefix`` for one document,
+    by measurement (docs/hf_prefix.md, "Two routes"): the packed route's
+    attention spans every response of the document, so its cost per token
+    grows with their number; the cached route pays one more forward pass and
+    a copy of the prompt's cache per response. First measurement (8 real HH
+    documents of 2 and 4 responses, SmolLM2-135M, one CPU thread): cached
+    3.07x / 3.37x stock against packed 2.80x / 3.13x; on 15 responses cached
+    1.07x against packed 2.81x (the per-response cache copies dominate). So
+    cached for :data:`CACHED_FROM` to :data:`CACHED_UP_TO` responses of two
+    tokens or more, else packed."""
+    del prompt_tokens  # the measured rule depends on the count alone
+    multi = sum(1 for n in continuation_tokens if n >= 2)
+    return "cached" if CACHED_FROM <= multi <= CACHED_UP_TO else "packed"
+
+
 def tolerance(dtype: str) -> tuple[float, float]:
     """(absolute, relative) tolerance of packed against plain scores for weights of ``dtype``
     (a name such as "float32" or "torch.bfloat16")."""

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lm_eval_rankacc.core.theory import check_betas
+
 #: ``calibration_metrics_lib.py``: ``CalibrationMetrics(tie_threshold=0.01)``,
 #: the margin of the Alpaca Farm ties path (:func:`pair_ranking_with_ties`).
 TIE_THRESHOLD = 0.01
@@ -296,9 +298,7 @@ def idealized_rankings_correct(
     ranks = np.asarray(ranks)
     if loglik.ndim != 2 or loglik.shape[1] != 2 or ranks.shape != loglik.shape:
         raise ValueError(f"the released idealized rule scores pairs: need (N, 2) arrays, got {loglik.shape}")
-    betas = np.atleast_1d(np.asarray(betas, dtype=float))
-    if betas.ndim != 1 or not (betas > 0).all() or not np.isfinite(betas).all():
-        raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
+    betas = check_betas(betas)
     alpha = np.full(len(ranks), np.nan) if alpha is None else np.asarray(alpha, dtype=float)
     ratio = expected_ratio(*vote_shares(alpha, ranks))
     expected = ratio_ranking(ratio)

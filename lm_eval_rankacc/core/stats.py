@@ -22,6 +22,11 @@ import numpy as np
 #: The default number of bootstrap replicates and confidence level.
 N_BOOTSTRAP = 10_000
 LEVEL = 0.95
+#: The most bootstrap replicates an interval takes. The replicates of K rows
+#: are held as a (replicates, K) float array, 8 MB per row at this bound; the
+#: Monte Carlo error of a 95% percentile interval is already about a tenth of
+#: a percentage point at :data:`N_BOOTSTRAP`, so more buys nothing.
+MAX_BOOTSTRAP = 1_000_000
 #: Resampled cells (replicates x documents) drawn at once.
 _BLOCK_CELLS = 1 << 22
 #: Beyond this many resampled cells (documents x replicates), replicates are
@@ -145,7 +150,7 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
 
 
 def check_bootstrap(n_boot: int, level: float = LEVEL) -> None:
-    """``n_boot`` >= 0 (0: no intervals) and 0 < level < 1, else ValueError.
+    """0 <= ``n_boot`` <= :data:`MAX_BOOTSTRAP` (0: no intervals) and 0 < level < 1, else ValueError.
 
     Examples:
         >>> check_bootstrap(-1)
@@ -155,5 +160,8 @@ def check_bootstrap(n_boot: int, level: float = LEVEL) -> None:
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
         raise ValueError(f"the number of bootstrap replicates must be an integer >= 0, got {n_boot!r}")
+    if n_boot > MAX_BOOTSTRAP:
+        raise ValueError(f"the number of bootstrap replicates must be at most {MAX_BOOTSTRAP:,} "
+                         f"(8 MB per interval row held at that bound), got {n_boot:,}")
     if not (isinstance(level, (int, float)) and 0.0 < level < 1.0 and math.isfinite(level)):
         raise ValueError(f"the confidence level must be in (0, 1), got {level!r}")

@@ -129,6 +129,18 @@ def geometric_mean_prob(normalised_loglik: float) -> float:
 ALPHA_EPS = 1e-3
 #: The beta grid over which R* / R~* are reported unless asked otherwise (our choice of grid).
 DEFAULT_BETAS = (0.01, 0.1, 1.0, 5.0, 10.0)
+#: The smallest beta the idealized rules take: below it 1/beta times a log-odds
+#: (at most ~745 in magnitude for any alpha_eps > 0) can overflow a float, and
+#: the limit beta -> 0 (the human ranking decides) is already reached far above it.
+MIN_BETA = 1e-300
+
+
+def check_betas(betas: Sequence[float]) -> np.ndarray:
+    """A beta grid as a 1-D float array, every beta finite and >= :data:`MIN_BETA`, else ValueError."""
+    betas = np.atleast_1d(np.asarray(betas, dtype=float))
+    if betas.ndim != 1 or not len(betas) or not np.isfinite(betas).all() or not (betas >= MIN_BETA).all():
+        raise ValueError(f"betas must be finite numbers >= {MIN_BETA:g}, got {betas.tolist()}")
+    return betas
 
 
 def pairs_ranked_correctly(preferred: np.ndarray, dispreferred: np.ndarray) -> np.ndarray:
@@ -358,9 +370,7 @@ def idealized_rankings_correct(
                [False]])
     """
     scores, ranks = check_shapes(scores, ranks)
-    betas = np.atleast_1d(np.asarray(betas, dtype=float))
-    if betas.ndim != 1 or not (betas > 0).all() or not np.isfinite(betas).all():
-        raise ValueError(f"betas must be finite and > 0, got {betas.tolist()}")
+    betas = check_betas(betas)
     inv_beta = (1.0 / betas)[:, None]
     if ranks.shape[1] == 2:
         if alpha is None:

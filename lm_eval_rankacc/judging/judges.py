@@ -10,12 +10,13 @@ word. A judge's ``ask(messages)`` returns the raw reply text; parsing it is
 from __future__ import annotations
 
 import json
+import math
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from lm_eval_rankacc.core.errors import UsageError
+from lm_eval_rankacc.core.verdicts import A, B, TIE
+from lm_eval_rankacc.judging.http import JudgeError, Refused, RequestRejected, post_json, redact, split_credentials
 
 SYSTEM_PROMPT = (
     "You compare two answers that AI assistants wrote for the same user request. Decide which answer serves "
@@ -29,16 +30,28 @@ USER_TEMPLATE = (
     "# Your verdict\n\n"
     "Which answer is better? Reply with one word and nothing else: A, B, or tie."
 )
-#: HTTP statuses worth asking again (rate limits, timeouts, server errors); other 4xx are the user's to fix.
-RETRY_STATUSES = {408, 409, 425, 429}
+#: The answer words whose probabilities ``--judge-verdict logprob`` reads, as the prompt spells them.
+ANSWER_WORDS = {A: "A", B: "B", TIE: "tie"}
+#: Log-probabilities an API judge is asked for at the answer position (OpenAI's maximum).
+TOP_LOGPROBS = 20
+__all__ = ["JudgeError", "RequestRejected", "ChatJudge", "LocalJudge", "ask_with_retries", "check_judge_options",
+           "judge_messages", "redact"]
 
 
-class JudgeError(Exception):
-    """A judge call that failed in a way worth retrying (HTTP 5xx/429, timeout, connection)."""
+def check_judge_options(timeout: float = 60.0, workers: int = 4, retries: int = 3, max_tokens: int = 16) -> None:
+    """A :class:`UsageError` naming the first option out of range: ``--timeout``
+    a finite number > 0, ``--workers`` and ``--judge-max-tokens`` integers
+    >= 1, ``--retries`` an integer >= 0."""
+    def whole(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
 
-
-class RequestRejected(JudgeError):
-    """HTTP 400 for this one request (e.g. too long for the judge): not asked again, counted unparsed."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+            or timeout <= 0:
+        raise UsageError(f"--timeout must be a number of seconds > 0, got {timeout!r}")
+    for option, value, low in (("--workers", workers, 1), ("--retries", retries, 0),
+                               ("--judge-max-tokens", max_tokens, 1)):
+        if not whole(value) or value < low:
+            raise UsageError(f"{option} must be an integer >= {low}, got {value!r}")
 
 
 def judge_messages(prompt: str, output_a: str, output_b: str) -> list[dict[str, str]]:
@@ -47,67 +60,82 @@ def judge_messages(prompt: str, output_a: str, output_b: str) -> list[dict[str, 
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
-    return text.replace(secret, "***") if secret else text
-
-
 class ChatJudge:
-    """POST ``{url}/chat/completions`` (OpenAI's chat API) with temperature 0.
-    The API key goes only into the ``Authorization`` header; it is redacted
-    from every error message and never stored elsewhere."""
+    """POST ``{url}/chat/completions`` (OpenAI's chat API) with temperature 0,
+    through one ``httpx`` client (connections reused; :func:`post_json`
+    bounds each call). The API key goes only into the ``Authorization``
+    header; it, and credentials inside ``url``, are redacted from every reply
+    kept and every error line."""
 
     deterministic = False  # a retry may get another reply
 
     def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 60.0,
-                 max_tokens: int = 16):
+                 max_tokens: int = 16, workers: int = 4):
+        import httpx
+
         if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--judge-url {url}: not an http(s) URL")
-        self.url = url.rstrip("/")
-        self.model = model
-        self.timeout = timeout
-        self.max_tokens = max_tokens
+            raise UsageError(f"--judge-url {redact(url, split_credentials(url)[2])}: not an http(s) URL")
+        clean, auth, secrets = split_credentials(url)
+        self.url = clean.rstrip("/")
+        self.model, self.timeout, self.max_tokens = model, timeout, max_tokens
         self._key = api_key or None
+        self._secrets = [s for s in [self._key, *secrets] if s]
+        self._client = httpx.Client(auth=auth, follow_redirects=False, trust_env=False,
+                                    limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers))
         self.notes: list[str] = []
 
     @property
     def name(self) -> str:
         return f"{self.url} {self.model}"
 
-    def _request(self, messages: list[dict[str, str]]) -> urllib.request.Request:
-        body = {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": self.max_tokens}
+    def close(self) -> None:
+        self._client.close()
+
+    def _post(self, body: dict[str, Any]) -> Any:
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        return urllib.request.Request(f"{self.url}/chat/completions", data=json.dumps(body).encode("utf-8"),
-                                      headers=headers, method="POST")
+        where = f"{self.url}/chat/completions"
+        try:
+            return post_json(self._client, where, body, headers, timeout=self.timeout, secrets=self._secrets,
+                             where=where)
+        except Refused as err:
+            raise UsageError(f"the judge refused the request: {err}") from None
 
     def ask(self, messages: list[dict[str, str]]) -> str:
-        """The reply's text; :class:`JudgeError` for a failure worth a retry,
-        :class:`UsageError` for one the user must fix (bad key, model, URL)."""
+        """The reply's text (redacted); :class:`JudgeError` for a failure worth
+        a retry, :class:`UsageError` for one the user must fix (bad key, model, URL)."""
+        data = self._post({"model": self.model, "messages": messages, "temperature": 0,
+                           "max_tokens": self.max_tokens})
+        return redact(_reply_text(data, self._secrets), self._secrets)
+
+    def answer_probs(self, messages: list[dict[str, str]]) -> dict[str, float]:
+        """The probabilities of the answer words at the reply's first token,
+        from the API's ``top_logprobs`` (tokens equal to a word once white
+        space is stripped; ``tie`` case-insensitive; summed when several
+        match); a word not among them gets 0."""
+        data = self._post({"model": self.model, "messages": messages, "temperature": 0, "max_tokens": 1,
+                           "logprobs": True, "top_logprobs": TOP_LOGPROBS})
         try:
-            with urllib.request.urlopen(self._request(messages), timeout=self.timeout) as resp:
-                data = json.loads(resp.read().decode("utf-8"))
-        except urllib.error.HTTPError as err:
-            detail = redact(err.read().decode("utf-8", "replace")[:300], self._key)
-            message = f"{self.url}/chat/completions: HTTP {err.code}: {detail}"
-            if err.code >= 500 or err.code in RETRY_STATUSES:
-                raise JudgeError(message) from None
-            if err.code == 400:
-                raise RequestRejected(message) from None
-            raise UsageError(f"the judge refused the request: {message}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-            raise JudgeError(redact(f"{self.url}/chat/completions: {err}", self._key)) from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise JudgeError(f"{self.url}/chat/completions: reply is not JSON ({err})") from None
-        return _reply_text(data)
+            top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            pairs = [(str(t["token"]).strip(), float(t["logprob"])) for t in top]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise JudgeError(redact(f"reply without choices[0].logprobs.content[0].top_logprobs: "
+                                    f"{json.dumps(data)[:200]}", self._secrets)) from None
+        probs = {label: 0.0 for label in ANSWER_WORDS}
+        for token, logprob in pairs:
+            for label, word in ANSWER_WORDS.items():
+                if token == word or (label == TIE and token.lower() == word):
+                    probs[label] += math.exp(logprob) if math.isfinite(logprob) else 0.0
+        return probs
 
 
-def _reply_text(data: Any) -> str:
+def _reply_text(data: Any, secrets: list[str]) -> str:
     try:
         content = data["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise JudgeError(f"reply without choices[0].message.content: {json.dumps(data)[:200]}") from None
+        raise JudgeError(redact(f"reply without choices[0].message.content: {json.dumps(data)[:200]}",
+                                secrets)) from None
     return content if isinstance(content, str) else ""
 
 
@@ -136,38 +164,58 @@ class LocalJudge:
     def name(self) -> str:
         return self.path
 
-    def _text(self, messages: list[dict[str, str]]) -> str:
+    def prompt_text(self, messages: list[dict[str, str]]) -> str:
+        """The text the model continues: its chat template with the generation prompt, or the plain join."""
         if getattr(self.tokenizer, "chat_template", None):
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return "\n\n".join(m["content"] for m in messages) + "\n\nVerdict:"
 
+    def _ids(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        ids = self.tokenizer(self.prompt_text(messages), add_special_tokens=False, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in ids.items()}
+
     def ask(self, messages: list[dict[str, str]]) -> str:
-        ids = self.tokenizer(self._text(messages), add_special_tokens=False, return_tensors="pt")
-        ids = {k: v.to(self.device) for k, v in ids.items()}
+        ids = self._ids(messages)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with self._torch.inference_mode():
             out = self.model.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad)
         return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
+    def answer_token_ids(self) -> dict[str, int]:
+        """The first token of each answer word as the tokenizer spells it alone."""
+        return {label: self.tokenizer(word, add_special_tokens=False)["input_ids"][0]
+                for label, word in ANSWER_WORDS.items()}
 
-def ask_with_retries(judge: Any, messages: list[dict[str, str]], parse, retries: int,
-                     wait: float = 1.0) -> tuple[str, str, int, str | None]:
-    """(verdict, raw reply, attempts, last error) of one judge call: asked
-    again on a :class:`JudgeError` or an unparsable reply, at most ``retries``
-    more times (not again for a deterministic judge's reply, nor after a
-    :class:`RequestRejected`), waiting
-    ``wait * 2**k`` seconds (at most 30) before retry k; then ``unparsed``."""
+    def answer_probs(self, messages: list[dict[str, str]]) -> dict[str, float]:
+        """The next-token probabilities of the answer words' first tokens
+        (:meth:`answer_token_ids`) after the prompt: one forward pass."""
+        ids = self._ids(messages)
+        with self._torch.inference_mode():
+            logits = self.model(**ids).logits[0, -1].float()
+        probs = self._torch.softmax(logits, dim=-1)
+        return {label: float(probs[i]) for label, i in self.answer_token_ids().items()}
+
+
+def ask_with_retries(judge: Any, ask, parse, retries: int,
+                     wait: float = 1.0) -> tuple[str, Any, int, str | None]:
+    """(verdict, raw reply, attempts, last error) of one judge call
+    (``ask()``, its reply read by ``parse``): asked again on a
+    :class:`JudgeError` or an unparsable reply, at most ``retries`` more
+    times (not again for a deterministic judge's reply, nor after a
+    :class:`RequestRejected`), waiting ``wait * 2**k`` seconds (at most 30)
+    before retry k, or the server's ``Retry-After`` when longer; then ``unparsed``."""
     raw, error = "", None
     for attempt in range(1, retries + 2):
+        pause = None
         try:
-            raw, error = judge.ask(messages), None
+            raw, error = ask(), None
         except JudgeError as err:
-            raw, error = "", str(err)
+            raw, error, pause = "", str(err), err.retry_after
             if isinstance(err, RequestRejected):
                 return "unparsed", raw, attempt, error
         verdict = parse(raw)
         if error is None and (verdict != "unparsed" or judge.deterministic):
             return verdict, raw, attempt, error
         if attempt <= retries:
-            time.sleep(min(30.0, wait * 2 ** (attempt - 1)))
+            time.sleep(max(min(30.0, wait * 2 ** (attempt - 1)), pause or 0.0))
     return "unparsed", raw, retries + 1, error

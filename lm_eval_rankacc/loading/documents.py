@@ -30,7 +30,7 @@ from lm_eval_rankacc.core.jsontext import no_cyclic_gc
 from lm_eval_rankacc.core.schema import RowConflict
 from lm_eval_rankacc.loading.hub import read_rows, task_hub
 from lm_eval_rankacc.loading.rows import Rows
-from lm_eval_rankacc.loading.tasks import DEFAULT_SPLIT
+from lm_eval_rankacc.loading.tasks import DEFAULT_SPLIT, check_task_name
 from lm_eval_rankacc.sources import Conversion, Source, get_source
 
 log = logging.getLogger("lm-eval")
@@ -177,7 +177,7 @@ def documents(
     then only the sampled documents' rows are read again and converted in
     full. Same documents and drop counts as one full conversion, in memory
     bounded by the ids (docs/tasks.md, "Loading big splits")."""
-    task = task or task_name(options.get("config_source"))
+    task = check_task_name(task or task_name(options.get("config_source")))
     sample_size = _check_int(task, "sample_size", sample_size, 0)
     seed = _check_int(task, "seed", seed, 0)
     module = get_source(source)

@@ -5,7 +5,10 @@ The one place that reads task YAML outside lm-eval (``rankacc sft`` and
 ``rankacc dpo`` name a task to train on). A file's ``include:`` is read as
 lm-eval reads it: a path relative to the file (or absolute), the included
 keys first and the file's own keys winning, one ``include`` or a list.
-``!function`` tags are read as None (nothing is imported).
+``!function`` tags are read as None (nothing is imported); any other tag
+(``!!python/object/apply:...`` among them) is refused, naming the file, the
+line and the tag. A task name holds no path separator (:func:`check_task_name`):
+lm-eval puts it into the names of the files it writes.
 
 A YAML-only task (one built on ``tasks/_fields_template_yaml``,
 docs/new_task_guide.md) may leave out the source and the split: they are
@@ -30,6 +33,15 @@ DEFAULT_SPLIT = "test"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
+def check_task_name(name: str) -> str:
+    """``name`` when it can be a task name: a non-empty string without a path
+    separator or NUL, not ``.`` or ``..``; else TaskDataError."""
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise TaskDataError(f"task name {name!r}: a task name holds no '/', '\\' or NUL and is not '.' or '..' "
+                            "(lm-eval writes files named after it)")
+    return name
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     """One YAML file's mapping ({} for anything else), ``!function`` tags as None."""
     import yaml
@@ -37,11 +49,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     class _Loader(yaml.SafeLoader):
         pass
 
-    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # !function tags
+    def refuse(loader, suffix, node):  # noqa: ANN001 - yaml's constructor signature
+        line = node.start_mark.line + 1
+        raise TaskDataError(f"{path}: line {line}: tag {node.tag!r} is not allowed in a task YAML file "
+                            "(only !function; nothing in a task file is run)")
+
+    _Loader.add_constructor("!function", lambda loader, node: None)
+    _Loader.add_multi_constructor("!", refuse)
+    _Loader.add_multi_constructor("tag:yaml.org,2002:python/", refuse)
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise TaskDataError(f"{path}: not a readable task YAML file ({err})") from None
+        reason = " ".join(str(err).split())  # one line
+        raise TaskDataError(f"{path}: not a readable task YAML file ({reason})") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -99,6 +119,7 @@ def task_kwargs(task: str) -> dict[str, Any]:
         )
     kwargs.setdefault("task", task)
     kwargs.setdefault("split", DEFAULT_SPLIT)
+    check_task_name(kwargs["task"])
     return kwargs
 
 

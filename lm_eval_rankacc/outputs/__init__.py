@@ -7,6 +7,7 @@
 - ``validation``: the checks of one samples line, by the reference validator and the msgspec fast path alike.
 - ``columns``: the compact column store of one task's samples (``TaskSamples``) and the builder that fills it.
 - ``samples``: ``read_samples``: one rankacc task's samples file, read by stage; the kinds of lines; dropped documents.
+- ``cache``: the samples cache: what ``read_samples`` gives, kept per file while the file is unchanged.
 - ``runs``: ``Run`` and ``load_run``: the newest samples file of each task of what names a run.
 - ``parallel``: reading runs in forked processes when their samples are big enough to pay for it.
 - ``matching``: ``match_documents``: two runs' documents paired by id and ``doc_hash``, never by position.

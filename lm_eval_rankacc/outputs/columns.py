@@ -1,7 +1,9 @@
 """The compact column store of one task's samples: :class:`TaskSamples`,
 its numbers held as :class:`_Ragged` arrays, its documents' texts read back
 from their lines when asked (:class:`_Docs`), and :class:`Columns`, which
-packs the checked lines of a samples file into it."""
+packs the checked lines of a samples file into it; :func:`packed_arrays` and
+:func:`packed` take a packed one apart into plain arrays and back (the
+samples cache)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 from lm_eval_rankacc.core.jsontext import loads
 from lm_eval_rankacc.outputs.lines import line_at
 
-__all__ = ["Columns", "TaskSamples"]
+__all__ = ["Columns", "TaskSamples", "packed", "packed_arrays"]
 
 
 class _Ragged(Sequence):
@@ -128,6 +130,7 @@ class TaskSamples:
     ranks: _Ragged | None = None  # default: from docs (where they hold ranks)
     alpha: np.ndarray | None = None  # per document, NaN when None; default: from docs
     offsets: np.ndarray | None = None  # byte offset of each document's line (docs read back from the file)
+    cache_entry: Path | None = field(default=None, compare=False, repr=False)  # the samples cache's entry, if any
 
     def __post_init__(self) -> None:
         if self.ranks is None and all("ranks" in d for d in self.docs):  # built by hand: maybe without ranks
@@ -226,7 +229,7 @@ class Columns:
         self._put("alpha", np.array([p[2][2] for p in pending], dtype=np.float64))  # None -> NaN
         for j, name in enumerate(self._NAMES, start=3):
             lists = [p[2][j] for p in pending]
-            dtype = np.float64 if name in ("loglik", "n_tokens") else np.int64
+            dtype = _DTYPES[name]
             sizes = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
             if (sizes == sizes[0]).all():  # one size: numpy converts the nested lists at once
                 flat = np.array(lists, dtype=dtype).reshape(-1)
@@ -241,12 +244,51 @@ class Columns:
     def task_samples(self, task: str, path: Path) -> TaskSamples:
         """The documents added, as the :class:`TaskSamples` of ``task``, their texts read back from ``path``."""
         self._pack()
-        ragged = {name: _Ragged(self._joined(name, np.float64 if name in ("loglik", "n_tokens") else np.int64),
-                                np.concatenate([[0], np.cumsum(self._joined(f"{name}.sizes", np.int64))]),
-                                nullable=name == "n_tokens")
-                  for name in self._NAMES}
-        ts = TaskSamples(task, path, self.ids, self.hashes, [], ragged["loglik"], ragged["n_tokens"],
-                         ragged["n_bytes"], self.dropped, ragged["ranks"], self._joined("alpha", np.float64),
-                         self._joined("offsets", np.int64))
-        ts.docs = _Docs(ts)
-        return ts
+        arrays = {"offsets": self._joined("offsets", np.int64), "alpha": self._joined("alpha", np.float64)}
+        for name in self._NAMES:
+            arrays[name] = self._joined(name, _DTYPES[name])
+            arrays[f"{name}_starts"] = np.concatenate([[0], np.cumsum(self._joined(f"{name}.sizes", np.int64))])
+        return packed(task, path, self.ids, self.hashes, self.dropped, arrays)
+
+
+#: The dtype of each packed array (:func:`packed_arrays`).
+_DTYPES = {"offsets": np.int64, "alpha": np.float64, "ranks": np.int64, "loglik": np.float64,
+           "n_tokens": np.float64, "n_bytes": np.int64}
+
+
+def packed_arrays(ts: TaskSamples) -> dict[str, np.ndarray]:
+    """The numbers of a :class:`TaskSamples` read from a file, as plain arrays
+    (``offsets``, ``alpha``, and each per-response list as ``<name>`` and
+    ``<name>_starts``): what :func:`packed` takes back."""
+    out = {"offsets": ts.offsets, "alpha": ts.alpha}
+    for name in Columns._NAMES:
+        ragged = getattr(ts, name)
+        out[name], out[f"{name}_starts"] = ragged.flat, ragged.starts
+    return out
+
+
+def packed(task: str, path: Path, ids: list[str], hashes: list[str], dropped: list[str],
+           arrays: Mapping[str, np.ndarray]) -> TaskSamples:
+    """The :class:`TaskSamples` of plain arrays (:func:`packed_arrays`), its
+    texts read back from ``path``; ValueError when the arrays do not fit
+    together (lengths, dtypes, starts)."""
+    n = len(ids)
+    if len(hashes) != n:
+        raise ValueError(f"{len(hashes)} hashes for {n} ids")
+    for name, dtype in _DTYPES.items():
+        if arrays[name].dtype != dtype or arrays[name].ndim != 1:
+            raise ValueError(f"'{name}' is not a flat {np.dtype(dtype).name} array")
+    if arrays["offsets"].shape != (n,) or arrays["alpha"].shape != (n,):
+        raise ValueError(f"offsets or alpha do not hold {n} values")
+    ragged = {}
+    for name in Columns._NAMES:
+        starts = arrays[f"{name}_starts"].astype(np.int64, copy=False)
+        if starts.shape != (n + 1,) or starts[0] != 0 or starts[-1] != len(arrays[name]) or (np.diff(starts) < 0).any():
+            raise ValueError(f"the starts of '{name}' do not fit its {len(arrays[name])} values")
+        if name != "ranks" and not np.array_equal(starts, ragged["ranks"].starts):
+            raise ValueError(f"'{name}' holds another number of values than ranks for some document")
+        ragged[name] = _Ragged(arrays[name], starts, nullable=name == "n_tokens")
+    ts = TaskSamples(task, path, ids, hashes, [], ragged["loglik"], ragged["n_tokens"], ragged["n_bytes"],
+                     dropped, ragged["ranks"], arrays["alpha"], arrays["offsets"])
+    ts.docs = _Docs(ts)
+    return ts

@@ -3,7 +3,8 @@ lm-eval ``--output_path`` folder, a model sub-folder, a samples file or a
 results file) as a :class:`Run` of the newest samples file of each task
 (:func:`~lm_eval_rankacc.outputs.names.newest_per_task`).
 
-Reading each samples file is :mod:`lm_eval_rankacc.outputs.samples`;
+Reading each samples file is :mod:`lm_eval_rankacc.outputs.samples`,
+through the samples cache (:mod:`lm_eval_rankacc.outputs.cache`);
 :func:`as_runs` reads several runs in parallel processes where
 :mod:`lm_eval_rankacc.outputs.parallel` says so. Every problem is a
 :class:`RunError` with a one-line message.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.core.errors import RunError
+from lm_eval_rankacc.outputs.cache import cached_samples
 from lm_eval_rankacc.outputs.columns import TaskSamples
 from lm_eval_rankacc.outputs.names import (
     newest_per_task,
@@ -30,7 +32,7 @@ from lm_eval_rankacc.outputs.names import (
     task_of,
 )
 from lm_eval_rankacc.outputs.parallel import map_in_processes, samples_bytes
-from lm_eval_rankacc.outputs.samples import dropped_note, first_kind, not_rankacc, read_samples
+from lm_eval_rankacc.outputs.samples import dropped_note, first_kind, not_rankacc
 
 __all__ = ["Run", "RunError", "as_run", "as_runs", "load_run", "split_patterns"]
 
@@ -83,11 +85,13 @@ def split_patterns(tasks: str | Sequence[str] | None) -> list[str] | None:
 
 def _samples_file_run(path: Path, patterns: list[str] | None, require_match: bool) -> Run:
     """A run named by one samples file."""
-    ts = read_samples(path)
+    notes: list[str] = []
+    ts = cached_samples(path, None, notes)
     results = results_data_for(path)
     if require_match and not _matches(ts.task, patterns):
         raise RunError(f"{path}: task '{ts.task}' does not match --tasks {','.join(patterns or [])}")
-    return Run(path, path.parent, _label(path.parent, results), {ts.task: ts}, list(filter(None, [dropped_note(ts)])))
+    notes += filter(None, [dropped_note(ts)])
+    return Run(path, path.parent, _label(path.parent, results), {ts.task: ts}, notes)
 
 
 def _read_tasks(chosen: list[Path], patterns: list[str] | None, notes: list[str]) -> tuple[dict, list[str]]:
@@ -98,13 +102,13 @@ def _read_tasks(chosen: list[Path], patterns: list[str] | None, notes: list[str]
         task = task_of(p)
         if not _matches(task, patterns):
             continue
-        kind = first_kind(p)
-        if kind == "other":
+        ts = cached_samples(p, task, notes, kind_of=first_kind)  # a cached file's kind is not read again
+        if ts == "other":
             skipped.append(task)
             continue
-        if kind != "rankacc":
-            raise not_rankacc(p, task, kind)
-        loaded[task] = read_samples(p, task)
+        if isinstance(ts, str):
+            raise not_rankacc(p, task, ts)
+        loaded[task] = ts
         notes += filter(None, [dropped_note(loaded[task])])
     if skipped:
         notes.append(f"not rankacc tasks, left out: {', '.join(sorted(skipped))}")
@@ -158,8 +162,28 @@ def as_run(run: Run | str | Path, tasks: str | Sequence[str] | None = None, requ
     return run if isinstance(run, Run) else load_run(run, tasks, require_match)
 
 
+@dataclass
+class _InCache:
+    """A task a forked reader left in the samples cache: the parent loads it from there."""
+
+    path: Path
+
+
 def _load_run_args(args: tuple) -> Run:
-    return load_run(*args)
+    """:func:`load_run` in a forked reader; a task it wrote to (or found in) the samples cache comes
+    back as its file only (:class:`_InCache`), not as a pickled copy of its columns."""
+    run = load_run(*args)
+    run.tasks = {task: _InCache(ts.path) if ts.cache_entry is not None else ts for task, ts in run.tasks.items()}
+    return run
+
+
+def _from_cache(run: Run) -> Run:
+    """The tasks of a run a forked reader left in the samples cache, loaded (or read again, where the
+    entry no longer fits the file)."""
+    for task, ts in run.tasks.items():
+        if isinstance(ts, _InCache):
+            run.tasks[task] = cached_samples(ts.path, task, run.notes)
+    return run
 
 
 def as_runs(runs: Sequence[Run | str | Path], tasks: str | Sequence[str] | None = None,
@@ -174,5 +198,5 @@ def as_runs(runs: Sequence[Run | str | Path], tasks: str | Sequence[str] | None 
     loaded = map_in_processes(_load_run_args, [(runs[k], tasks, require[k]) for k in todo], nbytes)
     out: list[Any] = list(runs)
     for k, run in zip(todo, loaded):
-        out[k] = run
+        out[k] = _from_cache(run)
     return out

@@ -30,7 +30,7 @@ from lm_eval_rankacc.outputs.lines import line_text, parsed, raw_lines, text_lin
 from lm_eval_rankacc.outputs.names import results_data_for, task_of
 from lm_eval_rankacc.outputs.validation import InvalidField, fast_sample, valid_sample
 
-__all__ = ["dropped_note", "examples", "first_kind", "not_rankacc", "read_samples"]
+__all__ = ["check_count", "dropped_note", "examples", "first_kind", "not_rankacc", "read_samples"]
 
 
 def _kind(rec: Any) -> str:
@@ -96,7 +96,7 @@ def _sample_fields(path: Path, line_no: int, raw: bytes | memoryview, last: bool
     return fields
 
 
-def _check_count(ts: TaskSamples) -> None:
+def check_count(ts: TaskSamples) -> None:
     """The number of documents against the number lm-eval scored (its results file, when beside)."""
     results = results_data_for(ts.path)
     expected = (((results or {}).get("n-samples") or {}).get(ts.task) or {}).get("effective")
@@ -136,7 +136,7 @@ def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
         raise not_rankacc(path, task, "empty") if not ts.dropped else RunError(
             f"{path}: lm-eval dropped all {len(ts.dropped)} documents (a response longer than the model's "
             "window): nothing to analyse")
-    _check_count(ts)
+    check_count(ts)
     return ts
 
 

@@ -3,10 +3,11 @@ reference validator (:func:`valid_sample`) and, where ``msgspec`` is
 installed, by the fast path (:func:`fast_sample`), which makes the same checks.
 
 Ranks integers >= 1, token counts positive integers or null (unknown), byte
-counts positive integers, log-likelihoods numbers (JSON ``NaN`` /
-``Infinity`` allowed: the analyses count them as invalid; never booleans,
-strings or null, except all null for a document lm-eval dropped as too long
-for the model's window), alpha in [0, 1] or null, the text fields strings.
+counts positive integers, log-likelihoods numbers <= 0, as log-probabilities
+are (JSON ``NaN`` / ``-Infinity`` allowed: the analyses count them as
+invalid; a positive value, ``Infinity`` included, is no log-probability and
+is refused; never booleans, strings or null, except all null for a document
+lm-eval dropped as too long for the model's window), alpha in [0, 1] or null, the text fields strings.
 The fast path decodes only those fields; a line it cannot vouch for goes
 through :func:`valid_sample`, which words the error
 (``tests/outputs/test_samples_fast.py`` holds both to the same results).
@@ -43,6 +44,8 @@ _COUNT = ("a positive integer", lambda v: type(v) is int and 1 <= v <= _MAX_INT)
 _COUNT_OR_NULL = ("a positive integer or null (unknown)", lambda v: v is None or _COUNT[1](v))
 _REAL = ("a number (NaN and Infinity allowed)",
          lambda v: type(v) is float or (type(v) is int and abs(v) <= sys.float_info.max))
+_LOGPROB = ("a log-probability: a number <= 0 (NaN and -Infinity allowed)",
+            lambda v: _REAL[1](v) and not v > 0)
 _TEXT = ("a string", lambda v: isinstance(v, str))
 _MISSING = object()
 
@@ -107,7 +110,7 @@ def valid_sample(rec: Any) -> tuple[list[float] | None, list[int | None], list[i
         raise InvalidField(f"field 'scores': expected an object, got {_shown(scores)}")
     lead = f"scores need loglik, n_tokens and n_bytes for each of the {n} responses"
     dropped = scores.get("loglik") == [None] * n
-    loglik = None if dropped else _per_response(scores, "loglik", "scores", n, _REAL, lead)
+    loglik = None if dropped else _per_response(scores, "loglik", "scores", n, _LOGPROB, lead)
     n_tokens = _per_response(scores, "n_tokens", "scores", n, _COUNT_OR_NULL, lead, default=[None] * n)
     n_bytes = _per_response(scores, "n_bytes", "scores", n, _COUNT, lead)
     return None if loglik is None else [float(x) for x in loglik], n_tokens, n_bytes
@@ -170,4 +173,6 @@ def fast_sample(line: bytes | memoryview) -> tuple | None:
         if loglik.count(None) != n:
             return None
         loglik = None
+    elif any(value > 0 for value in loglik):  # NaN compares False: allowed, as in valid_sample
+        return None
     return doc.id, rec.doc_hash, doc.alpha, doc.ranks, loglik, n_tokens, scores.n_bytes

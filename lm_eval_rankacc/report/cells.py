@@ -42,15 +42,33 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "
 CSV_QUOTE = "'"
 
 
+#: Invisible characters that reorder or hide text: the bidirectional embeddings,
+#: overrides, isolates and marks (U+202A-202E, U+2066-2069, U+200E/F, U+061C)
+#: and the zero-width ones (U+200B-200D, U+2060-2064, U+FEFF). Shown as ``\uXXXX``.
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+#: What Markdown renderers would read as raw HTML, an entity or a link, and its
+#: inert form: ``&<>`` as entities; a ``]`` that would close a link text
+#: (before ``(``, ``[`` or ``:``) escaped, so ``[x](javascript:...)`` stays text.
+_MD_ACTIVE = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "]": "\\]", "|": "\\|"}
+_MD_ACTIVE_RE = re.compile(r"[&<>|]|\](?=[(\[:])")
+
+
+def visible(text: str) -> str:
+    """``text`` with every invisible reordering or zero-width character shown as ``\\uXXXX``."""
+    return _INVISIBLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def one_line(value: Any) -> str:
     """``str(value)`` on one line: every control character (newline, tab,
-    escape, ...) and every run of whitespace becomes one space."""
-    return " ".join(_CONTROL.sub(" ", str(value)).split())
+    escape, ...) and every run of whitespace becomes one space, and invisible
+    bidi and zero-width characters are shown (:func:`visible`)."""
+    return visible(" ".join(_CONTROL.sub(" ", str(value)).split()))
 
 
 def md_text(value: Any) -> str:
-    """Text as one Markdown table cell, in full: :func:`one_line`, ``|`` escaped."""
-    return one_line(value).replace("|", "\\|")
+    """Text as one Markdown table cell, in full, inert: :func:`one_line`; raw
+    HTML, entities and links escaped (``<`` as ``&lt;``, ``](`` as ``\\](``), ``|`` escaped."""
+    return _MD_ACTIVE_RE.sub(lambda match: _MD_ACTIVE[match.group()], one_line(value))
 
 
 def csv_cell(value: Any) -> Any:

@@ -117,8 +117,16 @@ def _tr(row: dict[str, Any]) -> str:
             'not rescored here">')
 
 
-def _table(report: Report) -> list[str]:
-    """The sortable leaderboard table, sorted as the report is."""
+def _linked(td: str, href: str | None) -> str:
+    """A model's cell with a link to its explorer page (``rankacc leaderboard --explore``)."""
+    if not href:
+        return td
+    at = td.index(">") + 1
+    return f'{td[:at]}<a class="explore" href="{escape(href)}" title="explore its documents">{td[at:-5]}</a></td>'
+
+
+def _table(report: Report, links: dict[str, str] | None = None) -> list[str]:
+    """The sortable leaderboard table, sorted as the report is; ``links``: model -> its explorer page."""
     section = report.sections[0]
     headers, keys, body = cells(report, "html")
     sort_key = str(report.meta.get("sort", "")).split(" ")[0]
@@ -132,7 +140,9 @@ def _table(report: Report) -> list[str]:
                    f'aria-sort="{direction}" tabindex="0" title="sort by {escape(key)}">{escape(header)}</th>')
     out += ["</tr></thead>", "<tbody>"]
     for row, line in zip(section.rows, body):
-        out.append(_tr(row) + "".join(_td(k, c, row.get(k), numeric[k]) for k, c in zip(keys, line)) + "</tr>")
+        href = (links or {}).get(str(row.get("model")))
+        out.append(_tr(row) + "".join(_linked(_td(k, c, row.get(k), numeric[k]), href if k == "model" else None)
+                                      for k, c in zip(keys, line)) + "</tr>")
     return out + ["</tbody>", "</table>"]
 
 
@@ -152,11 +162,12 @@ def _runs(runs: Section) -> list[str]:
     return out + ["</tbody>", "</table>"]
 
 
-def render_html(report: Report, figure_png: bytes | None = None) -> str:
-    """The leaderboard ``report`` as one HTML page (``figure_png``: the figure, embedded)."""
+def render_html(report: Report, figure_png: bytes | None = None, links: dict[str, str] | None = None) -> str:
+    """The leaderboard ``report`` as one HTML page (``figure_png``: the figure, embedded; ``links``: model ->
+    the relative address of its explorer page, linked from its row)."""
     if report.kind != "leaderboard":
         raise ValueError(f"render_html needs a leaderboard report, got {report.kind!r}")
-    out = _head(report) + _table(report) + [f'<p class="legend">{escape(legend(report))}</p>']
+    out = _head(report) + _table(report, links) + [f'<p class="legend">{escape(legend(report))}</p>']
     if figure_png:
         out += _figure(figure_png)
     if len(report.sections) > 1:

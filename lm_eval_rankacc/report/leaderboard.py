@@ -191,8 +191,8 @@ def markdown(report: Report) -> list[str]:
     lines += ["", one_line(legend(report)), "", "Runs:", ""]
     for r in report.sections[1].rows:
         version = f", rankacc {r['rankacc_version']}" if r.get("rankacc_version") else ""
-        lines.append(one_line(f"- {r['model']}: {r['status']}, {r['date']}{version}, {r['results_file']}"
-                              f"{'' if r['samples'] == 'yes' or r['status'] == 'published' else ' (no samples)'}"))
+        lines.append("- " + md_text(f"{r['model']}: {r['status']}, {r['date']}{version}, {r['results_file']}"
+                                    f"{'' if r['samples'] == 'yes' or r['status'] == 'published' else ' (no samples)'}"))
     return lines
 
 

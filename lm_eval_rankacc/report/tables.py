@@ -27,6 +27,7 @@ from lm_eval_rankacc.report.cells import (
     latex_cell,
     latex_escape,
     md_cell,
+    md_text,
     md_table,
     one_line,
 )
@@ -43,7 +44,7 @@ def _md_generic(report: Report) -> list[str]:
     lines: list[str] = []
     for section in report.sections:
         if len(report.sections) > 1:
-            lines += [f"## {one_line(section.title)}", ""]
+            lines += [f"## {md_text(section.title)}", ""]
         if not section.rows:
             lines += ["(none)", ""]
             continue

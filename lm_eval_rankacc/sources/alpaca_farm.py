@@ -26,6 +26,7 @@ from typing import Any
 
 from lm_eval_rankacc.core.schema import RowError, get_field, make_doc, require_str
 from lm_eval_rankacc.sources import Conversion, HubFile
+from lm_eval_rankacc.sources.common import DROP_EMPTY, has_empty_response
 
 HUB = HubFile(
     repo="tatsu-lab/alpaca_eval",
@@ -71,6 +72,9 @@ def convert(rows: Iterable[dict[str, Any]], split: str, ties: str = "include", *
     out = Conversion()
     for key, pair in pairs.items():
         votes = pair["votes"]
+        if has_empty_response(pair["outputs"]):
+            out.dropped[DROP_EMPTY] += 1
+            continue
         if votes[0] == votes[1]:
             if ties == "exclude":
                 out.dropped[DROP_TIE] += 1

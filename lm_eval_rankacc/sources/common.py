@@ -17,12 +17,20 @@ Scored multi-response documents (:func:`scored_document`)
     scores tied. A document left with fewer than two distinct responses, or
     whose responses are all tied, has no ranking to check: it is dropped and
     counted.
+
+Empty responses (:func:`has_empty_response`, every source)
+    A response with no characters but whitespace has no tokens of its own to
+    score (lm-eval would score the target delimiter alone, or fail on the
+    first document's choices), so a document with one is dropped and counted,
+    whichever source it comes from and wherever it stands in the data
+    (docs/tasks.md, "Empty responses").
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -34,6 +42,13 @@ DROP_CONTRADICTED = "pairs listed more than once with different preferences (all
 DROP_FEW = "documents with fewer than two distinct responses"
 DROP_ALL_TIED = "documents whose responses are all tied"
 DROP_SAME_TEXT = "documents where one response text carries different scores"
+DROP_EMPTY = "documents with an empty response (nothing but whitespace)"
+
+
+def has_empty_response(responses: Sequence[str]) -> bool:
+    """Whether any response has no characters but whitespace: the document
+    is dropped (the empty-response rule above; the paper says nothing)."""
+    return any(not response.strip() for response in responses)
 
 
 def require_number(value: Any, row: Any, field: str) -> float | int:
@@ -80,6 +95,8 @@ class PairLedger:
         self._pair = array("q")  # per row added: the pair's number
         self._row = array("q")
         self._docs: list[dict[str, Any] | str] = []  # the documents, or their ids when light
+        #: Rows dropped before they reach the ledger (the empty-response rule), by reason.
+        self.dropped: Counter = Counter()
 
     @classmethod
     def of(cls, rows: Any) -> "PairLedger":
@@ -101,6 +118,7 @@ class PairLedger:
         self._docs.append(doc["id"] if self.light else doc)
 
     def into(self, out: Conversion) -> Conversion:
+        out.dropped.update(self.dropped)
         seen: set[int] = set()
         for number, doc, row in zip(self._pair, self._docs, self._row):
             if number in self._contradicted:
@@ -149,6 +167,8 @@ def scored_document(
     (numbers, or tuples of numbers for a lexicographic key), higher = better.
     The prompt and everything else is validated by :func:`make_doc`
     (:func:`document`: only the id when ``light``)."""
+    if has_empty_response(responses):
+        return None, DROP_EMPTY
     texts: list[str] = []
     key_of: dict[str, Any] = {}
     votes_of: dict[str, int] = {}

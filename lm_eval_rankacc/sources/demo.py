@@ -11,6 +11,7 @@ from typing import Any
 
 from lm_eval_rankacc.core.schema import get_field, make_doc
 from lm_eval_rankacc.sources import Conversion
+from lm_eval_rankacc.sources.common import DROP_EMPTY, has_empty_response
 
 from lm_eval_rankacc import tasks_dir
 
@@ -28,5 +29,8 @@ def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:
             record.get("votes"),
             row=i,
         )
+        if has_empty_response(doc["responses"]):
+            out.dropped[DROP_EMPTY] += 1
+            continue
         out.add(doc, i)
     return out

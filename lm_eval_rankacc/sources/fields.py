@@ -46,8 +46,10 @@ from typing import Any
 from lm_eval_rankacc.core.schema import RowError, get_field, require_str
 from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
 from lm_eval_rankacc.sources.common import (
+    DROP_EMPTY,
     PairLedger,
     document,
+    has_empty_response,
     require_int,
     require_list,
     require_number,
@@ -187,6 +189,9 @@ def pairwise(
         prompt = require_str(get_field(record, i, prompt_field), i, prompt_field, allow_empty=False)
         chosen = require_str(get_field(record, i, chosen_field), i, chosen_field)
         rejected = require_str(get_field(record, i, rejected_field), i, rejected_field)
+        if has_empty_response((chosen, rejected)):
+            ledger.dropped[DROP_EMPTY] += 1
+            continue
         ranks, votes, alpha = [1, 2], None, None
         if votes_field is not None:
             ranks, votes, alpha = pair_votes(get_field(record, i, votes_field), i, votes_field)

@@ -27,7 +27,7 @@ from typing import Any
 
 from lm_eval_rankacc.core.schema import RowError, get_field, require_str
 from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
-from lm_eval_rankacc.sources.common import document
+from lm_eval_rankacc.sources.common import DROP_EMPTY, document, has_empty_response
 
 HUB = HubDataset(path="Anthropic/hh-rlhf", revision="09be8c5bbc57cb3887f3a9732ad6aa7ec602a1fa")
 #: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
@@ -76,6 +76,9 @@ def convert(rows: Iterable[dict[str, Any]], split: str, **_: Any) -> Conversion:
         prompt_l, response_l = split_transcript(rejected, i, "rejected")
         if prompt_w != prompt_l:
             out.dropped[DROP_PREFIX] += 1
+            continue
+        if has_empty_response((response_w, response_l)):
+            out.dropped[DROP_EMPTY] += 1
             continue
         out.add(document(out.light, f"{split}/{i}", prompt_w, [response_w, response_l], [1, 2], row=i), i)
     return out

@@ -44,7 +44,9 @@ from typing import Any
 
 from lm_eval_rankacc.core.schema import RowConflict, RowError, get_field, require_str
 from lm_eval_rankacc.sources import Conversion, HubDataset, numbered
-from lm_eval_rankacc.sources.common import PairLedger, document, require_int, scored_document
+from lm_eval_rankacc.sources.common import (
+    DROP_EMPTY, PairLedger, document, has_empty_response, require_int, scored_document,
+)
 
 HUB = HubDataset(path="stanfordnlp/SHP", revision="e94b5f32602712d78ed494fe79105b1959396686")
 #: The loader may convert big splits in two passes (see :mod:`lm_eval_rankacc.sources`).
@@ -94,6 +96,9 @@ def pairs(rows: Iterable[Any]) -> Conversion:
         ids = _comment_ids(record, i)
         texts = _texts(record, i)
         ranks = [1, 2] if _label(record, i) == 1 else [2, 1]
+        if has_empty_response(texts):
+            ledger.dropped[DROP_EMPTY] += 1
+            continue
         doc = document(ledger.light, f"{post}/{ids[0]}/{ids[1]}", history, list(texts), ranks, row=i)
         # the pair: the post and its two comments in either order; the preference: the preferred comment
         ledger.add((post, *sorted(ids)), ids[ranks.index(1)], doc, i)

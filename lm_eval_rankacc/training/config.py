@@ -23,7 +23,18 @@ tokens, evaluation (and a checkpoint: ``save_steps`` defaults to
 ``eval_steps``) every ``eval_steps``, and evaluation before the first DPO
 step. Rafailov et al.'s batch size 64 is ``--per_device_train_batch_size 8
 --gradient_accumulation_steps 8`` (not a default here, so that small runs
-stay small).
+stay small; App. D.1 searched batch sizes, e.g. {32, 64} for Pythia's DPO).
+
+Epochs: App. D.1 trains "for 5 epochs" GPT2 and Pythia 2.8B and Llama 2 7B
+for 1, "for both SFT and DPO". The value depends on the model, so no default
+is the paper's for every model: ``num_train_epochs`` defaults to 1 (D.1's
+Llama 2 7B value, and the cheapest; the Trainer's 3 is none of D.1's
+values): pass ``--num_train_epochs 5`` for GPT2 or Pythia 2.8B as D.1 does.
+The schedule: the released code's README commands set no
+``--lr_scheduler_type``, so they decay the rate linearly to 0 (the Trainer's
+default) where the default here holds it constant after the warm-up;
+``--lr_scheduler_type linear`` is the released behaviour
+(``docs/conventions.md``, with the measured effect).
 
 Every option is checked once, in ``__post_init__``: a bad value raises a
 :class:`~lm_eval_rankacc.core.errors.TrainingDataError` (a ``ValueError``) naming
@@ -33,7 +44,7 @@ data is read (:mod:`.splits`, :mod:`.tokens`) and in :mod:`.losses`.
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, SchedulerType
@@ -63,9 +74,13 @@ class TrainingConfig(TrainingArguments):
 
     # ------------------------------------------------------------- TrainingArguments defaults of both commands
     # (the optimizer is each command's own: SFTConfig, DPOConfig)
+    num_train_epochs: float = _default("num_train_epochs", 1.0, "rankacc: 1 (App. D.1: 5 epochs for GPT2 and "
+                                       "Pythia 2.8B, 1 for Llama 2 7B, for both SFT and DPO).")
     learning_rate: float = _default("learning_rate", 1e-6, "rankacc: 1e-6, Rafailov et al. 2023's DPO rate "
                                     "(App. D.1 searched 1e-7 to 1e-5 and names no single value).")
-    lr_scheduler_type: SchedulerType | str = _default("lr_scheduler_type", "constant_with_warmup")
+    lr_scheduler_type: SchedulerType | str = _default(
+        "lr_scheduler_type", "constant_with_warmup", "rankacc: constant after the warm-up (ours); the released "
+        "code's README commands set none, so the Trainer's linear decay: --lr_scheduler_type linear.")
     warmup_steps: float = _default("warmup_steps", 150, "rankacc: 150, Rafailov et al. 2023's DPO warm-up "
                                    "(App. D.1 states none).")
     weight_decay: float = _default("weight_decay", 0.0, "rankacc: 0 (App. D.1: 0 for DPO's RMSProp; it states "
@@ -112,7 +127,15 @@ class TrainingConfig(TrainingArguments):
     fresh_start: bool = field(default=False, metadata={
         "help": "start a new run in an --output_dir that holds an earlier rankacc run: delete that run's files "
                 "and checkpoint folders first (never other files; a checkpoint folder it did not write stops the "
-                "run). Without it, such a folder is refused unless the run resumes there"})
+                "run). Without it, such a folder is refused unless the run resumes there. Refused too while another run "
+                "holds the folder's lock"})
+    allow_run_changes: bool = field(default=False, metadata={
+        "help": "let --resume_from_checkpoint continue a run with other values of the options that define it "
+                "(objective, data, models, tracked set, lengths, optimizer and batch); without it such a resume "
+                "is refused, listing each change. The changes are recorded in training_config.json (resumes)"})
+
+    #: The command these options are for (``training_config.json``'s ``command``).
+    command: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         self.check()
@@ -167,6 +190,8 @@ class TrainingConfig(TrainingArguments):
 class SFTConfig(TrainingConfig):
     """``rankacc sft``: supervised fine-tuning on the preferred responses (prompt tokens masked)."""
 
+    command: ClassVar[str] = "sft"
+
     # App. D.1: "the AdamW optimizer (with beta1 = 0.9, beta2 = 0.999, eps = 1e-8) for SFT"
     optim: OptimizerNames | str = _default("optim", "adamw_torch", "rankacc sft: AdamW (App. D.1's SFT optimizer).")
     adam_beta1: float = _default("adam_beta1", 0.9, "rankacc sft: 0.9 (App. D.1).")
@@ -174,6 +199,10 @@ class SFTConfig(TrainingConfig):
     adam_epsilon: float = _default("adam_epsilon", 1e-8, "rankacc sft: 1e-8 (App. D.1).")
     metric_for_best_model: str | None = _default("metric_for_best_model", "eval_loss")
     greater_is_better: bool | None = _default("greater_is_better", False)
+
+    sft_all_turns: bool = field(default=False, metadata={
+        "help": "train on every assistant turn of the preferred transcript (its earlier Assistant: turns inside "
+                "the prompt too), as the released SFT does; default: the final response only (docs/conventions.md)"})
 
     def __post_init__(self) -> None:
         if self.metric_for_best_model in (None, "loss"):  # the Trainer's name of the validation loss
@@ -184,6 +213,8 @@ class SFTConfig(TrainingConfig):
 @dataclass
 class DPOConfig(TrainingConfig):
     """``rankacc dpo``: DPO, DPO^gamma or IPO from a reference model, with per-datapoint tracking."""
+
+    command: ClassVar[str] = "dpo"
 
     # App. D.1: "the RMSProp optimizer (with alpha = 0.99, weight decay = 0, momentum = 0, eps = 1e-8) for DPO":
     # torch's RMSprop defaults, which the Trainer passes unchanged
@@ -204,6 +235,9 @@ class DPOConfig(TrainingConfig):
                 "searched {0.01, 0.1, 1, 10} for GPT2 and Pythia, {0.1} for Llama 2 7B)"})
     gamma: float = field(default=1.0, metadata={"help": "DPO^gamma's gamma: 1 = DPO, 0 = reference-free"})
     tau: float = field(default=0.1, metadata={"help": "IPO's tau"})
+    ipo_average_log_prob: bool = field(default=False, metadata={
+        "help": "IPO on per-token mean log-probabilities (each divided by its response's token count), as the "
+                "released code's IPO does; default: summed (docs/conventions.md); only with --loss ipo"})
     tracking_size: int = field(default=1000, metadata={
         "help": "training pairs tracked at every evaluation (a fixed sample, --tracking_seed); 0 = none"})
     tracking_seed: int = field(default=0)
@@ -221,6 +255,8 @@ class DPOConfig(TrainingConfig):
                 "(`rankacc plot-training OUTPUT_DIR` draws them later)"})
 
     def __post_init__(self) -> None:
+        if self.ipo_average_log_prob and self.loss != "ipo":
+            raise ValueError(f"ipo_average_log_prob is only for --loss ipo, got --loss {self.loss}")
         if self.metric_for_best_model in (None, "loss", "eval_loss"):  # the Trainer's names of the validation loss
             self.metric_for_best_model, self.greater_is_better = "validation_loss", False
         self.remove_unused_columns = False  # the batches carry pair indices and reference log-probs

@@ -42,8 +42,9 @@ from lm_eval_rankacc.training.pairs import PreferenceData, build_pair_sets
 from lm_eval_rankacc.training.reference import fill_reference
 from lm_eval_rankacc.training.run_folder.marks import MarkBestCheckpoint, MarkRunCheckpoints
 from lm_eval_rankacc.training.run_folder.result import RunResult, finish_run, timed, write_run_config
-from lm_eval_rankacc.training.run_folder.start import start_run
-from lm_eval_rankacc.training.stop_on_signal import StopOnSignal
+from lm_eval_rankacc.training.run_folder.start import RunStart, start_run
+from lm_eval_rankacc.training.run_folder.write_errors import output_failures
+from lm_eval_rankacc.training.stop_on_signal import BeforeTraining, StopOnSignal
 from lm_eval_rankacc.training.tracking_callback import TrackingCallback
 from lm_eval_rankacc.training.trainer import PreferenceTrainer
 
@@ -94,6 +95,7 @@ def _make_trainer(config: DPOConfig, tokenizer, pdata: PreferenceData, layout: L
         callbacks=[tracker, MarkBestCheckpoint(), *callbacks],
         loss=config.loss, beta=config.beta, gamma=config.gamma, tau=config.tau, pair_sets=pdata.named_sets(),
         tracker=tracker, logits_to_keep=layout.logits_to_keep, policy_is_reference=is_reference,
+        ipo_average_log_prob=config.ipo_average_log_prob,
     )
 
 
@@ -119,43 +121,54 @@ def train_dpo(config: DPOConfig, callbacks: list | None = None) -> RunResult:
     """Train with DPO / DPO^gamma / IPO and track ranking flips (see the module docstring)."""
     check_transformers()
     start = start_run(config)
+    try:
+        return _train(config, start, callbacks)
+    finally:
+        start.release()  # the folder's lock (:mod:`.run_folder.lock`)
+
+
+def _train(config: DPOConfig, start: RunStart, callbacks: list | None) -> RunResult:
     if config.eval_strategy == "no":
         log.warning("evaluation is off (--eval_strategy no): nothing will be tracked")
     out, timings = Path(config.output_dir), {}
-    tokenizer, pdata = _load_data(config, timings)
+    with BeforeTraining(out) as stage:  # Ctrl-C / SIGTERM before training: one line, nothing to save
+        tokenizer, pdata = _load_data(config, timings)
+        ref_path = config.ref_model_name_or_path or config.model_name_or_path
+        shared = same_model(ref_path, config.model_name_or_path)
+        model = load_model(ref_path, config)
+        layout = choose_layout(model, pdata.train, config, pad_id(tokenizer))
+        tracker = TrackingCallback(out, loss=config.loss, beta=config.beta, gamma=config.gamma, tau=config.tau,
+                                   reference_weights=ref_path, reference_is_initial=shared,
+                                   track_distance=config.track_distance)
+        stopper = StopOnSignal()
+        make_trainer = partial(_make_trainer, config, tokenizer, pdata, layout, tracker,
+                               [stopper, MarkRunCheckpoints(start.run_id), *(callbacks or [])])
 
-    ref_path = config.ref_model_name_or_path or config.model_name_or_path
-    shared = same_model(ref_path, config.model_name_or_path)
-    model = load_model(ref_path, config)
-    layout = choose_layout(model, pdata.train, config, pad_id(tokenizer))
-    tracker = TrackingCallback(out, loss=config.loss, beta=config.beta, gamma=config.gamma, tau=config.tau,
-                               reference_weights=ref_path, reference_is_initial=shared,
-                               track_distance=config.track_distance)
-    stopper = StopOnSignal()
-    make_trainer = partial(_make_trainer, config, tokenizer, pdata, layout, tracker,
-                           [stopper, MarkRunCheckpoints(start.run_id), *(callbacks or [])])
-
-    with timed(timings, "reference_s"):
-        trainer = make_trainer(model, shared)
-        fill_reference(trainer, pdata, config, ref_path, layout.packed)
-    if not shared:  # the reference is done: hold its weights for the distance travelled, free it, load the policy
-        tracker.hold_reference(model, ref_path)
-        del trainer, model
-        _release_memory()
-        trainer = make_trainer(load_model(config.model_name_or_path, config), False)
+        stage.phase = "the reference pass"
+        with timed(timings, "reference_s"):
+            trainer = make_trainer(model, shared)
+            fill_reference(trainer, pdata, config, ref_path, layout.packed)
+        if not shared:  # the reference is done: hold its weights for the distance travelled, free it, load the policy
+            stage.phase = "loading the policy"
+            tracker.hold_reference(model, ref_path)
+            del trainer, model
+            _release_memory()
+            trainer = make_trainer(load_model(config.model_name_or_path, config), False)
 
     if trainer.is_world_process_zero():
-        write_run_config("dpo", config, start.run_id, data=pdata.info, scoring=layout._asdict(),
-                         reference_model=ref_path)
+        write_run_config("dpo", config, start, data=pdata.info, scoring=layout._asdict(), reference_model=ref_path)
     resume = start.resume
     if resume:  # the steps up to the checkpoint are already in the log: evaluate as the uninterrupted run would
         config.eval_on_start = False
-    with timed(timings, "train_s"):
+    with timed(timings, "train_s"), output_failures(trainer):
         train_output = trainer.train(resume_from_checkpoint=resume)
+    incomplete = []
     if config.plots and tracker.active and tracker.summaries:
-        draw_figures(out)
+        _, problem = draw_figures(out)
+        incomplete += [problem] if problem else []
 
     result = finish_run(trainer, stopper, train_output, timings)
+    result.incomplete = incomplete
     if result.stopped_by_signal:
         log.warning("stopped by a signal at step %d; continue with --resume_from_checkpoint %s",
                     result.global_step, out / f"{CHECKPOINT_PREFIX}{result.global_step}")

@@ -154,14 +154,18 @@ def plot_training(run_dir: str | Path, out_dir: str | Path | None = None,
     return paths
 
 
-def draw_figures(run_dir: str | Path) -> list[Path]:
-    """Both figures of a finished run (:func:`plot_training`); a figure that
-    cannot be drawn is a warning, never a lost run."""
+def draw_figures(run_dir: str | Path) -> tuple[list[Path], str | None]:
+    """The figures of a finished run (:func:`plot_training`): (their paths,
+    None), or, when they cannot be drawn or written (a full disk), ([], why),
+    logged as a warning: the run's checkpoints and log are kept, and the
+    command line exits non-zero (its outputs are incomplete)."""
     try:
-        return plot_training(run_dir)
+        return plot_training(run_dir), None
     except Exception as err:  # noqa: BLE001 - whatever matplotlib raises
-        log.warning("could not draw the figures: %s", err)
-        return []
+        problem = (f"could not draw the figures of {run_dir} ({err}); the checkpoints and the tracking log are "
+                   f"complete: draw them with `rankacc plot-training {run_dir}`")
+        log.warning("%s", problem)
+        return [], problem
 
 
 def plot_runs(run_dirs: list[str | Path], out_dir: str | Path | None = None,

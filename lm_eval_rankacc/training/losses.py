@@ -12,7 +12,10 @@ and returns one loss per datapoint (no reduction).
   gamma = 1 is DPO, gamma = 0 is reference-free.
 - :func:`ipo`: IPO (Azar et al. 2023; the paper's App. A.5),
   (h - 1/(2 tau))^2 with h = log pi(y_w)/pi(y_l) - log pRef(y_w)/pRef(y_l),
-  on summed (not per-token) log-probabilities.
+  on summed log-probabilities; with ``chosen_tokens`` / ``rejected_tokens``
+  (``--ipo_average_log_prob``) on per-token means instead, as the released
+  code's IPO does (each log-probability divided by its response's token
+  count).
 
 :func:`reward_margin` is the implicit reward margin of DPO,
 beta * [log pi(y_w)/pRef(y_w) - log pi(y_l)/pRef(y_l)], so dpo = -log sigmoid(margin).
@@ -95,10 +98,23 @@ def ipo(
     ref_chosen: torch.Tensor,
     ref_rejected: torch.Tensor,
     tau: float,
+    chosen_tokens: torch.Tensor | None = None,
+    rejected_tokens: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """IPO: (h - 1/(2 tau))^2, h = log pi(y_w)/pi(y_l) - log pRef(y_w)/pRef(y_l)."""
+    """IPO: (h - 1/(2 tau))^2, h = log pi(y_w)/pi(y_l) - log pRef(y_w)/pRef(y_l).
+
+    Given the responses' token counts, every log-probability is first divided
+    by its response's count (per-token means, the released IPO code)."""
     if not tau > 0:
         raise ValueError(f"IPO needs tau > 0, got {tau!r}")
+    if (chosen_tokens is None) != (rejected_tokens is None):
+        raise ValueError("IPO averaging needs both chosen_tokens and rejected_tokens")
+    if chosen_tokens is not None:
+        n_w, n_l = chosen_tokens.to(policy_chosen.dtype), rejected_tokens.to(policy_chosen.dtype)
+        if not bool((n_w > 0).all() and (n_l > 0).all()):
+            raise ValueError("IPO averaging needs every response to have at least one token")
+        policy_chosen, ref_chosen = policy_chosen / n_w, ref_chosen / n_w
+        policy_rejected, ref_rejected = policy_rejected / n_l, ref_rejected / n_l
     h = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
     return (h - 1.0 / (2.0 * tau)) ** 2
 
@@ -113,13 +129,18 @@ def preference_loss(
     beta: float = 0.1,
     gamma: float = 1.0,
     tau: float = 0.1,
+    chosen_tokens: torch.Tensor | None = None,
+    rejected_tokens: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The per-datapoint training objective named by ``loss`` (one of :data:`LOSSES`)."""
+    """The per-datapoint training objective named by ``loss`` (one of :data:`LOSSES`);
+    the token counts (IPO only) switch IPO to per-token mean log-probabilities."""
+    if chosen_tokens is not None and loss != "ipo":
+        raise ValueError(f"per-token averaging is only for loss='ipo', not {loss!r}")
     args = (policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     if loss == "dpo":
         return dpo(*args, beta)
     if loss == "dpo_gamma":
         return dpo_gamma(*args, beta, gamma)
     if loss == "ipo":
-        return ipo(*args, tau)
+        return ipo(*args, tau, chosen_tokens, rejected_tokens)
     raise ValueError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")

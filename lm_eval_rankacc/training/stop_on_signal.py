@@ -1,14 +1,25 @@
-"""``StopOnSignal``: SIGTERM (and SIGINT, once) asks the trainer to save a
-checkpoint at the end of the current optimisation step and stop, on every
-process; the run can then be continued with ``--resume_from_checkpoint``.
-A standard ``TrainerCallback``: it works with any ``transformers.Trainer``."""
+"""How a run stops on a signal.
+
+- During training, :class:`StopOnSignal`: SIGTERM (and SIGINT, once) asks the
+  trainer to save a checkpoint at the end of the current optimisation step
+  and stop, on every process; the run can then be continued with
+  ``--resume_from_checkpoint``. A standard ``TrainerCallback``: it works with
+  any ``transformers.Trainer``.
+- Before training (loading, the reference pass), :class:`BeforeTraining`:
+  there is nothing to save, so SIGINT or SIGTERM stops the run at once with
+  :class:`Interrupted`, one line saying what is left and what to do (the
+  command line exits 130 or 143, no traceback).
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
+from pathlib import Path
 
 from transformers import TrainerCallback
+
+from lm_eval_rankacc.core.errors import RankAccError
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -68,3 +79,40 @@ class StopOnSignal(TrainerCallback):
             control.should_save = args.save_strategy != "no"
             control.should_training_stop = True
         return control
+
+
+class Interrupted(RankAccError):
+    """A run stopped by a signal before training began; exit code 128 + the signal."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class BeforeTraining:
+    """``with BeforeTraining(output_dir) as stage:`` a SIGINT or SIGTERM inside
+    the block raises :class:`Interrupted` naming ``stage.phase`` (set it as
+    the run goes on); the previous handlers are given back on leaving."""
+
+    def __init__(self, output_dir: str | Path, phase: str = "loading the data and the model"):
+        self.output_dir, self.phase = Path(output_dir), phase
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum, frame):  # noqa: ANN001
+        raise Interrupted(signum, (
+            f"interrupted by {signal.Signals(signum).name} during {self.phase}, before any training step: nothing "
+            f"was trained or saved and --resume_from_checkpoint has nothing to continue; run the same command "
+            f"again (with --fresh_start if {self.output_dir} holds files of an earlier rankacc run)"))
+
+    def __enter__(self) -> BeforeTraining:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()

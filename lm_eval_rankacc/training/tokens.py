@@ -31,6 +31,11 @@ def _split_context(prompt: str, continuation: str) -> tuple[str, str]:
     return prompt, continuation
 
 
+def context_of(prompt: str) -> str:
+    """The context lm-eval tokenizes for ``prompt`` (:func:`_split_context`)."""
+    return _split_context(prompt, "")[0]
+
+
 def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
     if not texts:
         return []
@@ -91,6 +96,8 @@ class Encoded:
     prompt: list[list[int]]
     responses: list[list[list[int]]]
     truncated: int = 0
+    #: SFT with ``--sft_all_turns``: per prompt token, whether it is trained on (:mod:`.sft_turns`)
+    prompt_targets: list[list[bool]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -52,11 +52,14 @@ class PreferenceTrainer(Trainer):
 
     def __init__(self, *args: Any, loss: str = "dpo", beta: float = 0.1, gamma: float = 1.0, tau: float = 0.1,
                  pair_sets: dict[str, PairDataset] | None = None, tracker=None, logits_to_keep: bool = True,
-                 policy_is_reference: bool = False, **kwargs: Any):
+                 policy_is_reference: bool = False, ipo_average_log_prob: bool = False, **kwargs: Any):
         losses.check_options(loss, beta, tau, gamma)
+        if ipo_average_log_prob and loss != "ipo":
+            raise ValueError(f"ipo_average_log_prob is only for loss='ipo', got {loss!r}")
         kwargs.setdefault("compute_metrics", self._compute_metrics)
         super().__init__(*args, **kwargs)
         self.loss_name, self.beta, self.gamma, self.tau = loss, beta, gamma, tau
+        self.ipo_average_log_prob = ipo_average_log_prob
         self.pair_sets = dict(pair_sets or {})
         self.tracker = tracker
         self.use_logits_to_keep = logits_to_keep
@@ -69,9 +72,24 @@ class PreferenceTrainer(Trainer):
     def _logps(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
         return response_logps(model, inputs, inputs["pair_index"].shape[0], self.use_logits_to_keep, self.attention)
 
-    def _objective(self, pc: torch.Tensor, pr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        return losses.preference_loss(self.loss_name, pc, pr, ref[:, 0], ref[:, 1],
-                                      beta=self.beta, gamma=self.gamma, tau=self.tau)
+    @staticmethod
+    def _response_tokens(inputs) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+        """Token counts of each pair's (chosen, rejected) response, from the batch's target owners."""
+        n = inputs["pair_index"].shape[0]
+        counts = torch.bincount(inputs["target_owner"], minlength=2 * n)
+        chosen, rejected = counts[:n], counts[n:]
+        if "same_response" in inputs:  # an identical rejected response is not scored again
+            rejected = torch.where(inputs["same_response"].to(chosen.device), chosen, rejected)
+        return chosen, rejected
+
+    def _objective(self, pc: torch.Tensor, pr: torch.Tensor, ref: torch.Tensor,
+                   inputs=None) -> torch.Tensor:  # noqa: ANN001
+        tokens = (None, None)
+        if self.ipo_average_log_prob and inputs is not None:
+            tokens = tuple(t.to(pc.device) for t in self._response_tokens(inputs))
+        return losses.preference_loss(self.loss_name, pc, pr, ref[:, 0], ref[:, 1], beta=self.beta,
+                                      gamma=self.gamma, tau=self.tau, chosen_tokens=tokens[0],
+                                      rejected_tokens=tokens[1])
 
     def _pair_ids(self, pair_index: torch.Tensor) -> list[str]:
         out = []
@@ -96,7 +114,7 @@ class PreferenceTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         pc, pr = self._logps(model, inputs)
         ref = inputs["ref_logps"].to(device=pc.device, dtype=pc.dtype)
-        per_pair = self._objective(pc, pr, ref)
+        per_pair = self._objective(pc, pr, ref, inputs)
         finite = torch.isfinite(per_pair)
         if not bool(finite.all()):
             ids = self._pair_ids(inputs["pair_index"])

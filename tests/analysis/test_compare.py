@@ -18,6 +18,7 @@ from lm_eval_rankacc import analysis
 
 from lm_eval_rankacc.core import stats
 from lm_eval_rankacc.cli import main
+from lm_eval_rankacc.core.errors import RunError
 
 
 # ----------------------------------------------------------------- stats
@@ -138,8 +139,11 @@ def test_compare_cli_formats_and_python(reward_runs, capsys):
     assert first["ci_low"] == "" and first["metric"] == "rank_acc"
     rc, out, _ = _run(["compare", a, b, "--bootstrap", "100"], capsys)
     assert rc == 0 and "| task | ties | metric | n | acc_a | acc_b | diff | ci_low |" in out
-    rc, _, err = _run(["compare", a, b, "--bootstrap", "-5"], capsys)
-    assert rc == 2 and "bootstrap replicates must be an integer >= 0" in err
+    with pytest.raises(SystemExit) as stop:  # refused when parsed (tests/cli/test_option_bounds.py)
+        _run(["compare", a, b, "--bootstrap", "-5"], capsys)
+    assert stop.value.code == 2 and "argument --bootstrap: expected an integer from 0" in capsys.readouterr().err
+    with pytest.raises(RunError, match="bootstrap replicates must be an integer >= 0"):  # and from Python
+        analysis.compare(a, b, bootstrap=-5)
 
 
 def test_compare_other_documents_is_an_error(tmp_path, capsys):

@@ -464,8 +464,10 @@ def test_paper_rows_beside_the_runs_in_every_format(tmp_path, capsys):
     assert rc == 0, err
     assert page.read_text().count('<tr class="published"') == 14 * 2  # the table and the runs
     assert "<!-- published (Chen et al. 2024) -->" in svg.read_text()
-    rc, _, _ = _run(["leaderboard", out, "--plot", svg], capsys)
-    assert "published (Chen et al. 2024)" not in svg.read_text()
+    rc, _, err = _run(["leaderboard", out, "--plot", svg], capsys)
+    assert rc == 2 and f"--plot {svg}: exists already (pass --force to replace it)" in err
+    rc, _, _ = _run(["leaderboard", out, "--plot", svg, "--force"], capsys)
+    assert rc == 0 and "published (Chen et al. 2024)" not in svg.read_text()
 
 
 class _Axes:

@@ -230,7 +230,7 @@ def test_non_finite_scores_are_counted_and_numpy_stays_quiet(tmp_path, capsys):
     import warnings
 
     docs = [*REF[:2], doc("nan", [float("nan"), -1.0], [1, 2]), doc("inf", [-float("inf"), -float("inf")], [1, 2]),
-            doc("big", [float("inf"), -1.0], [2, 1])]
+            doc("big", [-1.0, float("nan")], [2, 1])]  # +inf is no log-probability: refused (test_samples.py)
     ref = write_run(tmp_path / "ref", {"rankacc_x": docs}, model="ref")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -11,7 +11,7 @@ import pytest
 
 from lm_eval_rankacc.analysis import DEFAULT_BETAS, DEFAULT_METRICS
 from lm_eval_rankacc.cli import build_parser, main
-from lm_eval_rankacc.core.stats import LEVEL, N_BOOTSTRAP
+from lm_eval_rankacc.core.stats import LEVEL, MAX_BOOTSTRAP, N_BOOTSTRAP
 from lm_eval_rankacc.core.theory import ALPHA_EPS
 
 COMMANDS = ["tasks-dir", "demo-model", "tiny-model", "idealized", "flips", "compare", "hardness", "sft", "dpo",
@@ -44,10 +44,10 @@ def test_defaults_come_from_the_constants(capsys):
     assert board.metric.split(",") == list(DEFAULT_METRICS) and board.betas is None
     text = _help(["idealized"], capsys)
     assert f"(default {grid})" in text and f"(default {ALPHA_EPS:g})" in text
-    assert f"of the {100 * LEVEL:g}% intervals (default {N_BOOTSTRAP}; 0: no intervals)" in text
+    assert f"of the {100 * LEVEL:g}% intervals (default {N_BOOTSTRAP}; 0: no intervals; at most {MAX_BOOTSTRAP:,})" in text
     assert f"needs --reference; default {grid})" in _help(["leaderboard"], capsys)
     text = _help(["winrate"], capsys)
-    assert f"(default {N_BOOTSTRAP}; 0: none)" in text and f"level of the interval (default {LEVEL:g}" in text
+    assert f"(default {N_BOOTSTRAP}; 0: none; at most {MAX_BOOTSTRAP:,})" in text and f"level of the interval (default {LEVEL:g}" in text
 
 
 @pytest.mark.parametrize("option", ["--level", "--confidence"])

@@ -124,7 +124,7 @@ def test_the_summary_file_is_the_format_figure_4_reads(runs, tmp_path):
         "win_rate", "ci_low", "ci_high", "confidence", "bootstrap", "seed", "n_prompts", "n_scored", "wins", "ties",
         "losses", "unparsed", "unparsed_verdicts", "position_consistency", "position_inconsistent", "judge_calls",
         "attempts", "only_in_policy", "only_in_baseline", "only_in_policy_ids", "only_in_baseline_ids", "judge",
-        "policy", "baseline", "policy_model", "baseline_model", "task", "step", "retries", "notes"]
+        "policy", "baseline", "policy_model", "baseline_model", "task", "step", "retries", "notes", "verdict", "logprob_margin"]
     assert written == json.loads(json.dumps(s)) and written["confidence"] == 0.95
     assert check_summary(written, "winrate.json")["step"] == 40
     read = read_winrate(tmp_path / "out" / "winrate.json")

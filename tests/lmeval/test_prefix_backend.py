@@ -198,7 +198,7 @@ def test_token_budget_batches(tiny_model_dir, hf, monkeypatch, batch_size):
     budget = batch_size * max(len(encoded[i][0]) + len(encoded[i][1]) - 1 for i in packed_reqs)
 
     seen = record_batches(monkeypatch)
-    lm = prefix_lm(tiny_model_dir, batch_size=batch_size)
+    lm = prefix_lm(tiny_model_dir, batch_size=batch_size, prefix_route="packed")
     got = lm.loglikelihood(reqs, disable_tqdm=True)
     assert lm._checked is True
     assert_same(got, hf.loglikelihood(reqs, disable_tqdm=True))
@@ -221,7 +221,7 @@ def test_token_budget_auto(tiny_model_dir, hf, monkeypatch):
     monkeypatch.setattr(HFPrefixLM, "_detect_batch_size", detect)
     seen = record_batches(monkeypatch)
     reqs = requests_of(mixed_docs(seed=3))
-    lm = prefix_lm(tiny_model_dir, batch_size="auto")
+    lm = prefix_lm(tiny_model_dir, batch_size="auto", prefix_route="packed")
     assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf.loglikelihood(reqs, disable_tqdm=True))
     widest = max(width for _, width, _, _ in seen[1:])
     assert asked and asked[-1] == widest  # the longest document opens the first batch
@@ -236,3 +236,43 @@ def test_full_logits_path(tiny_model_dir, hf):
     lm._keeps_logits = False
     assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf.loglikelihood(reqs, disable_tqdm=True))
     assert lm._checked is True and lm._keeps_logits is False
+
+
+MANY = [
+    {"prompt": "Pick a number between one and twenty.", "responses": [f"{k} is my pick" + " then more" * (k % 4)
+                                                                      for k in range(15)]},
+    {"prompt": "Same twice.", "responses": ["identical words here", "identical words here", "x", "", "a b c d e f"]},
+    {"prompt": "Six answers", "responses": ["one", "two two", "three three three", "4", "five five", "six"]},
+    {"prompt": "Say hello.", "responses": ["Hello there!", "Hi"]},
+]
+
+
+@pytest.mark.parametrize("route", ["packed", "cached", "auto"])
+def test_both_routes_match_hf(tiny_model_dir, hf, route):
+    """Each route, forced, equals stock hf request by request: 2 to 15 responses of
+    mixed lengths, identical, empty and one-token continuations."""
+    reqs = requests_of(MANY + DOCS)
+    lm = prefix_lm(tiny_model_dir, batch_size=3, prefix_route=route)
+    assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf.loglikelihood(reqs, disable_tqdm=True))
+    assert lm._checked is True
+    if route != "packed":
+        assert lm._cache_ok is True  # the cached route passed its own self-check
+
+
+def test_cached_route_in_a_short_window(tiny_model_dir):
+    reqs = requests_of(MANY)
+    window = max(len(HFLM._encode_pair(lm0, *r.args)[1]) for lm0 in [prefix_lm(tiny_model_dir)] for r in reqs) + 1
+    hf_short = HFLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=2, max_length=window)
+    lm = prefix_lm(tiny_model_dir, batch_size=2, max_length=window, prefix_route="cached")
+    assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf_short.loglikelihood(reqs, disable_tqdm=True))
+
+
+def test_route_rule_and_bad_route(tiny_model_dir):
+    from lm_eval_rankacc.core import packing
+
+    assert packing.route(100, [5] * (packing.CACHED_FROM - 1) + [1]) == "packed"
+    assert packing.route(100, [5] * packing.CACHED_FROM) == "cached"
+    assert packing.route(100, [5] * (packing.CACHED_UP_TO + 1)) == "packed"
+    assert packing.route(100, [1] * 20) == "packed"  # one-token responses need no response pass
+    with pytest.raises(ValueError, match="prefix_route"):
+        prefix_lm(tiny_model_dir, batch_size=1, prefix_route="fast")

@@ -34,7 +34,8 @@ HUB_TASKS = ["rankacc_demo", "rankacc_hh_rlhf_test"]
 
 # Documents in the common (demo) schema, read through --metadata data_files:
 # prompts with trailing whitespace (moved to the continuation by lm-eval),
-# non-ASCII text, an empty response and a three-response document.
+# non-ASCII text, an empty response (its document dropped and counted: the
+# empty-response rule, docs/tasks.md) and a three-response document.
 EDGE_ROWS = [
     {"id": "edge/space", "prompt": "Question: What is two plus two? Answer: ", "responses": ["four", "five"], "ranks": [1, 2]},
     {"id": "edge/newline", "prompt": "Say hello.\n", "responses": ["Hello world!", "Go away."], "ranks": [1, 2]},
@@ -169,7 +170,8 @@ def _key(s: Scored) -> tuple[str, str, int]:
 def test_fixture_covers_the_cases(harness_scores, independent):
     scored = harness_scores[1]
     assert {s.run for s in scored} == {*HUB_TASKS, "edge"}
-    assert len({(s.run, s.doc_id) for s in scored}) == 33 + 4 + len(EDGE_ROWS)
+    assert len({(s.run, s.doc_id) for s in scored}) == 33 + 4 + len(EDGE_ROWS) - 1  # edge/empty dropped
+    assert "edge/empty" not in {s.doc_id for s in scored}
     # some requests exercise lm-eval's move of trailing context whitespace
     assert sum(s.prompt != s.prompt.rstrip() for s in scored) >= 6
     assert all(len(v["ctx"]) >= 2 and len(v["cont"]) >= 1 for v in independent.values())

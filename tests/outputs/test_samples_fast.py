@@ -67,7 +67,7 @@ def _lines(tmp_path) -> list[str]:
     for at, edit in edits:
         edit(recs[at])
     lines = [json.dumps(r, ensure_ascii=False) for r in recs]
-    lines[2] = lines[2].replace('"loglik": [-1.0, -2.0, -4.0]', '"loglik": [NaN, -Infinity, 1e400]')
+    lines[2] = lines[2].replace('"loglik": [-1.0, -2.0, -4.0]', '"loglik": [NaN, -Infinity, -1e400]')
     return lines
 
 
@@ -84,7 +84,7 @@ def test_fast_reader_equals_reference_reader(tmp_path, monkeypatch, block):
     fast, slow = _read(path, True, monkeypatch), _read(path, False, monkeypatch)
     _same(fast, slow)
     assert fast.ids == ["a", "b\u00e9", "c", "17", "last"] and fast.dropped == ["d"]
-    assert np.isnan(fast.loglik[2][0]) and fast.loglik[2][1:] == [-np.inf, np.inf] and fast.loglik[1] == [-1.0, -3.0]
+    assert np.isnan(fast.loglik[2][0]) and fast.loglik[2][1:] == [-np.inf, -np.inf] and fast.loglik[1] == [-1.0, -3.0]
     assert fast.n_tokens[2] == [None, None, None] and fast.n_tokens[0] == [5, 5] and np.isnan(fast.alpha[3])
     assert fast.docs[1]["prompt"] == "caf\u00e9 \u2028 \U0001f600" and fast.docs[4]["id"] == "last"
 

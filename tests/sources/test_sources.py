@@ -18,6 +18,7 @@ from lm_eval_rankacc.loading.documents import TaskDataError, documents, sample_i
 from lm_eval_rankacc.loading.hub import MIRROR_ENV
 from lm_eval_rankacc.core.schema import RowError, dense_ranks
 from lm_eval_rankacc.sources import alpaca_farm, hh_rlhf
+from lm_eval_rankacc.sources.common import DROP_EMPTY
 from tests.helpers import paths
 
 SHARED = paths.SHARED_DATA
@@ -41,13 +42,13 @@ def test_hh_split_and_drop():
         {"chosen": "\n\nHuman: q\n\nAssistant:", "rejected": "\n\nHuman: q\n\nAssistant: no"},
     ]
     conv = hh_rlhf.convert(rows, "test")
-    assert conv.dropped == Counter({hh_rlhf.DROP_PREFIX: 1})
-    first, empty = conv.docs
+    # the third row's chosen answer is empty: dropped and counted (the empty-response rule)
+    assert conv.dropped == Counter({hh_rlhf.DROP_PREFIX: 1, DROP_EMPTY: 1})
+    (first,) = conv.docs
     assert first["prompt"] == "\n\nHuman: hi\n\nAssistant:"
     assert first["responses"] == ["hello", "go away"] and first["ranks"] == [1, 2]
     assert first["prompt"] + " " + first["responses"][0] == rows[0]["chosen"]
-    assert first["id"] == "test/0" and empty["id"] == "test/2"
-    assert empty["responses"] == ["", "no"]
+    assert first["id"] == "test/0"
 
 
 @pytest.mark.parametrize(
@@ -72,22 +73,24 @@ def test_hh_malformed_rows_name_row_and_field(tmp_path, row, field, message):
 @needs_hh
 def test_hh_real_harmless_test_split():
     docs = load_docs(source="hh_rlhf", task="t", data_files=str(HH_REAL), sample_size=0)["test"]
-    assert len(docs) == 2312 - 5
+    # 5 transcripts differ before the last assistant turn, 4 have an empty final answer
+    assert len(docs) == 2312 - 5 - 4
     with gzip.open(HH_REAL, "rt") as f:
         rows = [json.loads(line) for line in f]
     by_id = {d["id"]: d for d in docs}
-    kept = 0
-    for i, row in enumerate(rows):  # independent check of the split rule
+    kept = empty = 0
+    for i, row in enumerate(rows):  # independent check of the split rule and the empty-response rule
         k = "\n\nAssistant:"
-        pc, pr = row["chosen"].rsplit(k, 1)[0], row["rejected"].rsplit(k, 1)[0]
-        if pc != pr:
+        (pc, rc), (pr, rr) = row["chosen"].rsplit(k, 1), row["rejected"].rsplit(k, 1)
+        if pc != pr or not rc.strip() or not rr.strip():
+            empty += pc == pr
             assert f"test/{i}" not in by_id
             continue
         kept += 1
         d = by_id[f"test/{i}"]
-        assert d["prompt"] + " " + d["responses"][0] == row["chosen"] or d["responses"][0] == ""
-        assert d["prompt"] + " " + d["responses"][1] == row["rejected"] or d["responses"][1] == ""
-    assert kept == len(docs)
+        assert d["prompt"] + " " + d["responses"][0] == row["chosen"]
+        assert d["prompt"] + " " + d["responses"][1] == row["rejected"]
+    assert kept == len(docs) and empty == 4
     sample = load_docs(source="hh_rlhf", task="t", data_files=str(HH_REAL))["test"]
     again = load_docs(source="hh_rlhf", task="t", data_files=str(HH_REAL), seed=0)["test"]
     other = load_docs(source="hh_rlhf", task="t", data_files=str(HH_REAL), seed=1)["test"]

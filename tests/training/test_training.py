@@ -26,6 +26,7 @@ from lm_eval_rankacc.core.errors import NonFiniteLossError
 from lm_eval_rankacc.core.theory import CATEGORIES
 from lm_eval_rankacc.cli import parse_training_options as parse
 from lm_eval_rankacc.training import DPOConfig, SFTConfig, losses, train_dpo, train_sft
+from lm_eval_rankacc.training.run_folder.lock import LOCK_FILE
 from lm_eval_rankacc.training.run_folder.marks import BEST_FILE, BEST_LINK
 from lm_eval_rankacc.training.tracking_log import SUMMARY_FILE, TRACKING_FILE, read_rows
 
@@ -215,8 +216,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative path -> content)."""
-    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+    """Every file under ``folder`` (relative path -> content) but the run lock (written by any run there)."""
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.name != LOCK_FILE}
 
 
 def test_a_run_never_starts_beside_another_run(tiny_model_dir, tmp_path, capsys):

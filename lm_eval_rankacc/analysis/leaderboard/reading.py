@@ -1,5 +1,6 @@
 """Reading the leaderboard's runs: every results file with a rankacc task,
-read once (in parallel processes for big runs), with the digest of its
+read once (in parallel processes for big runs; each samples file through
+the samples cache), with the digest of its
 logged documents and, under the ``released`` convention, R and R~
 recomputed from its samples; every file left out is named in a note or an
 error."""
@@ -11,14 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_rankacc.analysis.base import RELEASED_METRICS, left_out_note, observed_correct
+from lm_eval_rankacc.analysis.base import (
+    RELEASED_METRICS,
+    left_out_note,
+    observed_correct,
+)
 from lm_eval_rankacc.analysis.leaderboard.columns import METRIC_LABELS
 from lm_eval_rankacc.analysis.leaderboard.document_sets import docs_digest
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.results import ResultsFile, TaskResult, find_results, read_results
+from lm_eval_rankacc.outputs.cache import cached_samples
 from lm_eval_rankacc.outputs.columns import TaskSamples
 from lm_eval_rankacc.outputs.parallel import map_in_processes, samples_bytes
-from lm_eval_rankacc.outputs.samples import read_samples
+from lm_eval_rankacc.outputs.results import (
+    ResultsFile,
+    TaskResult,
+    find_results,
+    read_results,
+)
 
 
 def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
@@ -34,7 +44,7 @@ def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
                 raise RunError(f"{path}: no samples of {tr.task} from this run beside it: --convention released "
                                "recomputes R and R~ from lm-eval's samples (rerun lm_eval with --log_samples)")
             continue
-        ts = read_samples(tr.samples, tr.task)
+        ts = cached_samples(tr.samples, tr.task, notes)
         tr.docs = docs_digest(ts.ids, ts.hashes)
         if tr.n is None:
             tr.n = len(ts)
@@ -43,7 +53,7 @@ def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
     return rf
 
 
-def _mean_stderr(outcomes) -> tuple[float | None, float | None]:  # noqa: ANN001 - a float array or None
+def _mean_stderr(outcomes) -> tuple[float | None, float | None]:
     """Mean of the kept (non-NaN) outcomes and its standard error, computed as
     lm-eval computes its own (sample standard deviation / sqrt(k))."""
     if outcomes is None:

@@ -40,6 +40,7 @@ from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
 from lm_eval_rankacc.core import packing
+from lm_eval_rankacc.lmeval.models.prefix_cache import score_cached
 
 log = logging.getLogger("lm-eval")
 
@@ -54,10 +55,19 @@ def pack(context: list[int], continuations: list[list[int]]) -> tuple[packing.Pa
 
 
 class HFPrefixLM(HFLM):
-    """``--model hf-prefix``: accepts every ``--model_args`` of ``hf``."""
+    """``--model hf-prefix``: accepts every ``--model_args`` of ``hf``, and
+    ``prefix_route``: ``auto`` (per document, :func:`packing.route`), ``packed``
+    or ``cached`` (every shared document by that route)."""
 
     _checked: bool | None = None  # None: not yet checked; False: packing unusable
+    _cache_ok: bool | None = None  # the same for the cached route (False: packed route only)
     _keeps_logits: bool | None = None  # whether model(..., logits_to_keep=<2-D bool>) returns the kept rows
+
+    def __init__(self, *args, prefix_route: str = "auto", **kwargs):
+        if prefix_route not in packing.ROUTES:
+            raise ValueError(f"hf-prefix: prefix_route must be one of {', '.join(packing.ROUTES)}, got {prefix_route!r}")
+        super().__init__(*args, **kwargs)
+        self.prefix_route = prefix_route
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         results: list = [None] * len(requests)
@@ -97,8 +107,22 @@ class HFPrefixLM(HFLM):
         return results
 
     # ------------------------------------------------------------------ packing
+    def _route(self, packed: packing.PackedSequence) -> str:
+        """``packed`` or ``cached`` for one document (``prefix_route``, else :func:`packing.route`)."""
+        if self._cache_ok is False:
+            return "packed"
+        if self.prefix_route != "auto":
+            return self.prefix_route
+        return packing.route(len(packed.context), [len(c) for c in packed.continuations])
+
     def _score_packed(self, requests, shared, disable_tqdm=False, override_bs=None):
         docs = [(members, *pack(requests[members[0]][1], [requests[i][2] for i in members])) for members in shared]
+        cached = [d for d in docs if self._route(d[1]) == "cached"]
+        docs = [d for d in docs if self._route(d[1]) != "cached"]
+        for members, packed, where in tqdm(cached, disable=disable_tqdm or self.rank != 0 or not cached,
+                                           desc="Running loglikelihood requests (shared prompts, cached)"):
+            answers = self._forward_cached(packed)
+            yield from ((i, answers[k]) for i, k in zip(members, where))
         if not docs:
             return
         plan = packing.plan_batches([len(p) for _, p, _ in docs], self._budget(requests, docs, override_bs))
@@ -151,6 +175,12 @@ class HFPrefixLM(HFLM):
             for i, k in zip(members, where):
                 yield i, answers[base + k]
 
+    def _forward_cached(self, packed: packing.PackedSequence) -> list[tuple[float, bool]]:
+        """One document by the cached route (:mod:`.prefix_cache`): (log-likelihood, is_greedy)
+        of each of its distinct continuations."""
+        return score_cached(self.model, packed.context, packed.continuations, self.device, self.softmax_dtype,
+                            keeps_logits=self._keeps_logits is not False)
+
     def _kept_logits(self, ids, pos, allowed, keep) -> torch.Tensor:
         """The model's logits at the ``keep`` rows only, (kept rows, vocabulary),
         in row-major order of ``keep``."""
@@ -190,7 +220,23 @@ class HFPrefixLM(HFLM):
                 worst,
             )
             return None
+        if self.prefix_route != "packed":
+            self._cache_ok = self._check_cached(sub, [b[0] for b in expected])
         return got
+
+    def _check_cached(self, sub, expected) -> bool:
+        """Whether the cached route gives the parent's scores on the self-check's document."""
+        packed, where = pack(sub[0][1], [r[2] for r in sub])
+        try:
+            answers = self._forward_cached(packed)
+        except Exception as err:  # e.g. a model without a key/value cache
+            log.warning("hf-prefix: the cached route failed on a self-check (%s: %s); packed route only",
+                        type(err).__name__, err)
+            return False
+        ok, worst = packing.agrees([answers[k][0] for k in where], expected, str(self.model.dtype))
+        if not ok:
+            log.warning("hf-prefix: the cached route differs by %.3g on a self-check; packed route only", worst)
+        return ok
 
 
 def _probe_order(requests, members) -> tuple:

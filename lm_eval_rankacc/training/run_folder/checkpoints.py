@@ -181,7 +181,9 @@ def resume_point(value: str | bool | None, output_dir: str | Path, full_state: b
                         output_dir)
             return None
         raise TrainingDataError(f"--resume_from_checkpoint {value}: no complete checkpoint in {output_dir}"
-                                + (f" ({describe(skipped)})" if skipped else ""))
+                                + (f" ({describe(skipped)})" if skipped else "")
+                                + ": nothing to resume; start the run without --resume_from_checkpoint (with "
+                                  "--fresh_start where the folder holds files of an earlier rankacc run)")
     folder = Path(value)
     problems = checkpoint_problems(folder, full_state)
     if problems:

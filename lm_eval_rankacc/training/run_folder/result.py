@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from transformers import Trainer
 
     from lm_eval_rankacc.training.config import TrainingConfig
+    from lm_eval_rankacc.training.run_folder.start import RunStart
 
 
 @dataclass
@@ -32,6 +33,8 @@ class RunResult:
     stopped_by_signal: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: What the run could not write after training (e.g. the figures on a full disk): the run exits non-zero.
+    incomplete: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -42,14 +45,20 @@ def timed(timings: dict[str, float], key: str) -> Iterator[None]:
     timings[key] = time.perf_counter() - start
 
 
-def write_run_config(command: str, config: TrainingConfig, run_id: str, **sections: Any) -> Path:
+def write_run_config(command: str, config: TrainingConfig, start: RunStart, **sections: Any) -> Path:
     """``training_config.json``: ``{"command": command, "run_id": run_id,
     command: our options, "training": the TrainingArguments, **sections}``
-    (``run_id`` names the run: :mod:`.start`)."""
+    (``run_id`` names the run: :mod:`.start`). A resumed run keeps what its
+    run recorded when it started and appends what the resume changed to
+    ``resumes`` (:func:`.start.check_resume`)."""
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command, "run_id": run_id, command: config.own_options(),
-               "training": config.trainer_options(), **sections}
+    if start.recorded is not None and start.resumed is not None:
+        payload = dict(start.recorded)
+        payload["resumes"] = [*payload.get("resumes", []), start.resumed]
+    else:
+        payload = {"command": command, "run_id": start.run_id, command: config.own_options(),
+                   "training": config.trainer_options(), **sections}
     return write_json(out / CONFIG_FILE, payload)
 
 

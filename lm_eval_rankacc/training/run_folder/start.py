@@ -7,8 +7,11 @@ folders, each marked with :data:`.files.RUN_MARKER` naming that ``run_id``
 (written before the Trainer fills the folder, so a save killed half-way is
 marked too: :class:`.marks.MarkRunCheckpoints`).
 
+- One run at a time: a run holds an OS lock on its folder for its whole
+  life (:mod:`.lock`); a second one, ``--fresh_start`` included, is refused.
 - A run **resuming in its own folder** (``--resume_from_checkpoint true``, or
-  a checkpoint of ``--output_dir``) continues it.
+  a checkpoint of ``--output_dir``) continues it, if it keeps what defines
+  the run (:mod:`.identity`).
 - Any other run needs an ``--output_dir`` that holds no run of ours (none of
   :data:`RUN_FILES`) and no ``checkpoint-*`` folder: the Trainer's rotation
   (``--save_total_limit``) deletes the checkpoint folders it finds, and a new
@@ -35,7 +38,9 @@ from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.training.figures import FIGURE2, FIGURE3
 from lm_eval_rankacc.training.reference import REFERENCE_CACHE
 from lm_eval_rankacc.training.run_folder.checkpoints import resume_point
-from lm_eval_rankacc.training.run_folder.files import CONFIG_FILE, RUN_MARKER, run_id_of
+from lm_eval_rankacc.training.run_folder.files import CONFIG_FILE, RUN_MARKER, read_config, run_id_of
+from lm_eval_rankacc.training.run_folder.identity import describe, resume_changes
+from lm_eval_rankacc.training.run_folder.lock import RunLock, lock_run_folder
 from lm_eval_rankacc.training.run_folder.marks import BEST_FILE, BEST_LINK
 from lm_eval_rankacc.training.tracking_log import SUMMARY_FILE, TRACKING_FILE
 
@@ -51,10 +56,21 @@ RUN_FILES = (CONFIG_FILE, TRACKING_FILE, SUMMARY_FILE, REFERENCE_CACHE, BEST_FIL
 
 @dataclass(frozen=True)
 class RunStart:
-    """What :func:`start_run` decided: the run's id, and the checkpoint it resumes from."""
+    """What :func:`start_run` decided: the run's id, the checkpoint it
+    resumes from, the folder's lock (:mod:`.lock`; None off the main
+    process), and for a resume in place the ``training_config.json`` it
+    continues with what changed (:mod:`.identity`)."""
 
     run_id: str
     resume: str | None
+    lock: RunLock | None = None
+    recorded: dict | None = None
+    resumed: dict | None = None
+
+    def release(self) -> None:
+        """Free the folder's lock (at the end of the run)."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 def run_files(out: Path) -> list[Path]:
@@ -111,19 +127,52 @@ def check_output_dir(out: Path, fresh_start: bool) -> None:
             f"checkpoints a rankacc run wrote), or choose another --output_dir")
 
 
+def check_resume(config: TrainingConfig, out: Path, resume: str | None) -> tuple[dict, dict] | None:
+    """(the recorded ``training_config.json``, what this resume changes) for a
+    resume in place; a change of what defines the run stops it, listing each
+    change, unless ``--allow_run_changes`` (:mod:`.identity`)."""
+    recorded = read_config(out)
+    if not recorded:
+        return None
+    options = {**config.trainer_options(), **config.own_options()}
+    changed, others = resume_changes(config.command, recorded, options)
+    if changed and not config.allow_run_changes:
+        raise TrainingDataError(
+            f"--resume_from_checkpoint: this resume would change the run of {out}: {describe(changed)}; resume "
+            f"with the options it started with, start a new run (another --output_dir, or --fresh_start), or "
+            f"pass --allow_run_changes to continue with the change recorded in {CONFIG_FILE}")
+    if changed:
+        log.warning("--allow_run_changes: the resumed run changes %s", describe(changed))
+    entry = {"from_checkpoint": resume, "changed": changed, "other_changes": others}
+    if changed:
+        entry["allowed_by"] = "--allow_run_changes"
+    return recorded, entry
+
+
 def start_run(config: TrainingConfig) -> RunStart:
-    """Before any model is loaded: the checkpoint to resume from (checked,
-    :func:`.checkpoints.resume_point`), the rule on ``--output_dir`` (on the
-    main process), and the run's id: the earlier one when the run resumes in
-    place, else a new one (``training_config.json`` records it before
-    training starts: :func:`.result.write_run_config`)."""
+    """Before any data or model is loaded: the folder's lock (main process;
+    it also proves the folder can be written, :mod:`.lock`), the checkpoint
+    to resume from (checked, :func:`.checkpoints.resume_point`), a resume in
+    place compared with the run it continues (:func:`check_resume`), the rule
+    on ``--output_dir`` (main process), and the run's id: the earlier one
+    when the run resumes in place, else a new one (``training_config.json``
+    records it before training starts: :func:`.result.write_run_config`)."""
     out = Path(config.output_dir)
     main = config.process_index == 0
-    in_place = config.resumes_in_place()
-    earlier = run_id_of(out)
-    resume = resume_point(config.resume_checkpoint(), out, config.full_checkpoint_state(),
-                          restart_allowed=bool(run_files(out)))
-    if main and not in_place:
-        check_output_dir(out, config.fresh_start)
+    lock = lock_run_folder(out) if main else None
+    try:
+        in_place = config.resumes_in_place()
+        earlier = run_id_of(out)
+        resume = resume_point(config.resume_checkpoint(), out, config.full_checkpoint_state(),
+                              restart_allowed=bool(run_files(out)))
+        resume = None if resume is None else str(resume)
+        found = check_resume(config, out, resume) if main and in_place else None
+        if main and not in_place:
+            check_output_dir(out, config.fresh_start)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     run_id = (earlier if in_place else None) or uuid.uuid4().hex
-    return RunStart(run_id, None if resume is None else str(resume))
+    recorded, resumed = found if found else (None, None)
+    return RunStart(run_id, resume, lock, recorded, resumed)

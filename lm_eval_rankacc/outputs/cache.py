@@ -1,0 +1,268 @@
+"""The samples cache: what the analyses read from a samples file, kept per
+file in a cache folder and used again while the file is unchanged, so that
+analysing the same runs again reads no samples file.
+
+An entry holds what :func:`~lm_eval_rankacc.outputs.samples.read_samples`
+gives (document ids, ``doc_hash``, ranks, alpha, log-likelihoods, token and
+byte counts, the dropped ids, each line's byte offset, from which a
+document's texts are read back when asked) or, for another task's file, its
+kind. It is one uncompressed ``.npz`` per samples file (named by a hash of
+its resolved path), written to a temporary file in the cache folder and
+renamed into place, so a reader or a second writer never sees half an entry.
+It is used only when its format, the reader's code, the path, the task and
+the file's key (:func:`file_key`) all match and its arrays fit together;
+an entry that cannot be read is never trusted: the file is read again, with a
+note, and the entry written anew. Where the cache folder cannot be written,
+the samples are read and a note says so.
+
+The folder: ``$LM_EVAL_RANKACC_SAMPLES_CACHE`` (a folder, or ``off``), else
+``samples/`` in the project's cache folder (``$LM_EVAL_RANKACC_CACHE``, as
+the demo model's). Why a key without a hash of the whole file, and what it
+can and cannot catch: ``docs/analyses.md`` (the samples cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lm_eval_rankacc.loading.cache_dir import default_cache_dir
+from lm_eval_rankacc.outputs import columns, lines, samples, validation
+from lm_eval_rankacc.outputs.columns import TaskSamples, packed, packed_arrays
+from lm_eval_rankacc.outputs.names import task_of
+
+__all__ = ["CACHE_ENV", "cache_folder", "cached_samples", "entry_path", "file_key"]
+
+CACHE_ENV = "LM_EVAL_RANKACC_SAMPLES_CACHE"
+#: The entry layout; raised when it changes (the reader's code is in the key besides).
+FORMAT = 1
+#: Files up to this size are hashed whole in the key; bigger ones in :data:`PIECES` pieces.
+WHOLE_HASH_BYTES = 8 << 20
+#: Pieces of :data:`PIECE_BYTES` hashed in a bigger file: the first, the last and evenly between.
+PIECES, PIECE_BYTES = 16, 64 << 10
+#: A file bigger than :data:`WHOLE_HASH_BYTES` modified less than this long before it is read
+#: is not cached: a same-size rewrite within one tick of a coarse clock could keep its stat.
+RACY_NS = 2_000_000_000
+_STRINGS = ("ids", "hashes", "dropped")
+
+
+def cache_folder() -> Path | None:
+    """The folder of the samples cache; None when ``$LM_EVAL_RANKACC_SAMPLES_CACHE`` is ``off``."""
+    chosen = os.environ.get(CACHE_ENV, "").strip()
+    if chosen.lower() in ("off", "0", "no", "false", "none"):
+        return None
+    return Path(chosen).expanduser() if chosen else default_cache_dir() / "samples"
+
+
+def entry_path(folder: Path, path: Path) -> Path:
+    """The entry of a samples file: a hash of its resolved path."""
+    return folder / (hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+                     + ".npz")
+
+
+_READER: str | None = None
+
+
+def _reader_version() -> str:
+    """A hash of the reading code (lines, validation, columns, samples, this module): an entry
+    written by other rules of reading is not used."""
+    global _READER
+    if _READER is None:
+        digest = hashlib.sha256(str(FORMAT).encode())
+        for module in (lines, validation, columns, samples):
+            digest.update(Path(module.__file__).read_bytes())
+        digest.update(Path(__file__).read_bytes())
+        _READER = digest.hexdigest()
+    return _READER
+
+
+def file_key(path: Path, st: os.stat_result) -> dict[str, Any]:
+    """What identifies a samples file's content: size, modification and
+    change times (ns), inode and device, and the SHA-256 of the whole file
+    (up to :data:`WHOLE_HASH_BYTES`) or of :data:`PIECES` pieces of it
+    (the first and last :data:`PIECE_BYTES` and evenly between)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        if st.st_size <= WHOLE_HASH_BYTES:
+            digest.update(fh.read())
+        else:
+            for k in range(PIECES):
+                fh.seek(max(0, st.st_size - PIECE_BYTES) * k // (PIECES - 1))
+                digest.update(fh.read(PIECE_BYTES))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino,
+            "device": st.st_dev, "sha256": digest.hexdigest()}
+
+
+_STAT = ("size", "mtime_ns", "ctime_ns", "inode", "device")
+
+
+def _stat_part(st: os.stat_result) -> tuple:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+
+
+def _key_stat(key: dict[str, Any]) -> tuple:
+    return tuple(key[k] for k in _STAT)
+
+
+def _strings(values: list[str]) -> np.ndarray:
+    """A list of strings as UTF-8 JSON bytes (a uint8 array)."""
+    text = json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return np.frombuffer(text, dtype=np.uint8)
+
+
+def _unstrings(array: np.ndarray) -> list[str]:
+    """The list of strings of :func:`_strings` (its bytes checked by their CRC-32 before)."""
+    values = json.loads(array.tobytes().decode("utf-8", "surrogatepass"))
+    if not isinstance(values, list):
+        raise TypeError("not a list of strings")  # caught as a corrupt entry
+    return values
+
+
+class _Corrupt(Exception):
+    """An entry that cannot be read or whose parts do not fit together."""
+
+
+def _checksums(arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    """The CRC-32 of each array's bytes (the zip member's own CRC is not checked by ``np.load``)."""
+    return {name: zlib.crc32(np.ascontiguousarray(a).view(np.uint8)) for name, a in sorted(arrays.items())}
+
+
+def _header(path: Path, task: str, kind: str, key: dict[str, Any], n: int, crc32: Any) -> dict[str, Any]:
+    return {"format": FORMAT, "reader": _reader_version(), "path": str(path.resolve()), "task": task,
+            "kind": kind, "key": key, "documents": n, "crc32": crc32}
+
+
+def _open_entry(entry: Path, path: Path, task: str, st: os.stat_result) -> TaskSamples | str | None:
+    """The cached samples (or kind) of ``path`` from ``entry``; None when the
+    entry is of another file, task, reader or content. Raises :class:`_Corrupt`."""
+    try:
+        with np.load(entry, allow_pickle=False) as z:
+            header = json.loads(z["header"].tobytes())
+            expected = _header(path, task, header.get("kind"), header.get("key"), header.get("documents"),
+                               header.get("crc32"))
+            if header != expected or _stat_part(st) != _key_stat(header["key"]):
+                return None
+            if header["key"] != file_key(path, st):
+                return None
+            if header["kind"] != "rankacc":
+                return header["kind"]
+            arrays = {name: z[name] for name in z.files if name != "header"}
+            if _checksums(arrays) != header["crc32"]:
+                raise ValueError("its arrays do not match their checksums")
+            strings = {name: _unstrings(arrays.pop(name)) for name in _STRINGS}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as err:
+        raise _Corrupt(str(err).splitlines()[0][:120] if str(err) else type(err).__name__) from None
+    try:
+        if len(strings["ids"]) != header["documents"]:
+            raise ValueError(f"{len(strings['ids'])} ids for {header['documents']} documents")
+        return packed(task, path, strings["ids"], strings["hashes"], strings["dropped"], arrays)
+    except ValueError as err:
+        raise _Corrupt(str(err)) from None
+
+
+def _write(folder: Path, entry: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write an entry atomically: a temporary file in ``folder``, renamed onto ``entry``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".writing-", suffix=".npz")
+    try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as an ordinary file (mkstemp's are private): a shared folder works
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+        os.replace(tmp, entry)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _store(folder: Path, path: Path, task: str, kind: str, key: dict[str, Any], ts: TaskSamples | None,
+           notes: list[str]) -> Path | None:
+    """Cache ``ts`` (or the kind of another task's file) unless the file changed while read; the entry."""
+    try:
+        after = path.stat()
+    except OSError:
+        return None
+    if _stat_part(after) != _key_stat(key):
+        notes.append(f"samples cache: {path} changed while it was read: not cached")
+        return None
+    arrays: dict[str, np.ndarray] = {}
+    if ts is not None:
+        arrays = {**packed_arrays(ts), "ids": _strings(ts.ids), "hashes": _strings(ts.hashes),
+                  "dropped": _strings(ts.dropped)}
+    entry = entry_path(folder, path)
+    try:
+        _write(folder, entry, _header(path, task, kind, key, len(ts) if ts is not None else 0,
+                                      _checksums(arrays)), arrays)
+    except OSError as err:
+        notes.append(f"samples cache: cannot write {folder} ({err.strerror or err}): {path.name} read, not cached")
+        return None
+    return entry
+
+
+def _from_entry(folder: Path, path: Path, task: str, st: os.stat_result, notes: list[str]
+                ) -> TaskSamples | str | None:
+    """The cached samples (or kind) of ``path`` where its entry is valid; None otherwise (a note when
+    the entry cannot be used)."""
+    entry = entry_path(folder, path)
+    if not entry.exists():
+        return None
+    try:
+        found = _open_entry(entry, path, task, st)
+    except _Corrupt as err:
+        notes.append(f"samples cache: entry {entry} of {path.name} cannot be used ({err}): the samples file "
+                     "was read again")
+        return None
+    if isinstance(found, TaskSamples):
+        samples.check_count(found)  # the results file beside may have changed: checked every time
+        found.cache_entry = entry
+    return found
+
+
+def cached_samples(path: str | Path, task: str | None = None, notes: list[str] | None = None,
+                   kind_of: Callable[[Path], str] | None = None) -> TaskSamples | str:
+    """:func:`~lm_eval_rankacc.outputs.samples.read_samples` of ``path``
+    through the cache: from a valid entry without reading the samples file,
+    else read (and cached). With ``kind_of`` (e.g.
+    :func:`~lm_eval_rankacc.outputs.samples.first_kind`) a file whose kind is
+    not ``rankacc`` gives that kind instead (``other`` is cached too).
+    Problems of the cache go to ``notes``; problems of the file are the
+    reader's :class:`RunError`, cached or not."""
+    path, notes = Path(path), notes if notes is not None else []
+    task = task or task_of(path)
+    folder, key = cache_folder(), None
+    try:
+        st = path.stat()
+    except OSError:
+        folder = None  # the reader words the error
+    if folder is not None:
+        found = _from_entry(folder, path, task, st, notes)
+        if isinstance(found, TaskSamples) or (found is not None and kind_of is not None):
+            return found
+        racy = st.st_size > WHOLE_HASH_BYTES and time.time_ns() - st.st_mtime_ns < RACY_NS
+        try:
+            key = None if racy else file_key(path, st)
+        except OSError:
+            folder = None  # unreadable: the reader words the error
+    if kind_of is not None:
+        kind = kind_of(path)
+        if kind != "rankacc":
+            if key is not None and kind == "other":
+                _store(folder, path, task, kind, key, None, notes)
+            return kind
+    ts = samples.read_samples(path, task)
+    if folder is not None and key is None:  # just modified (racy)
+        notes.append(f"samples cache: {path.name} was modified under {RACY_NS // 10**9} s ago: not cached")
+    elif key is not None:
+        ts.cache_entry = _store(folder, path, task, "rankacc", key, ts, notes)
+    return ts
