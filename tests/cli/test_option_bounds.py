@@ -68,3 +68,18 @@ def test_the_smallest_beta_gives_the_human_ranking_without_warnings():
         pair = theory.idealized_rankings_correct(np.array([[-9.0, -1.0]]), np.array([[1, 2]]), np.array([0.75]),
                                                  [theory.MIN_BETA])
     assert got.tolist() == [[True, True]] and pair.tolist() == [[True]]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--timeout", "-1", "--timeout must be a number of seconds > 0, got -1.0"),
+    ("--timeout", "nan", "--timeout must be a number of seconds > 0, got nan"),
+    ("--workers", "0", "--workers must be an integer >= 1, got 0"),
+    ("--workers", "-3", "--workers must be an integer >= 1, got -3"),
+    ("--judge-max-tokens", "0", "--judge-max-tokens must be an integer >= 1, got 0"),
+])
+def test_the_judge_options_are_checked_before_any_run_is_read(option, value, message, capsys):
+    """The same check serves ``judging.winrate`` from Python (``judges.check_judge_options``)."""
+    rc = main(["winrate", MISSING, MISSING, "--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "m",
+               option, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"rankacc winrate: error: {message}"]
