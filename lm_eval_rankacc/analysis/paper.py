@@ -8,8 +8,10 @@ values (fractions of the printed percentages: R as ``rank_acc``, R~ as
 ``rank_acc_norm``, and for Tables 1 and 6 the idealized R* / R~* minimum,
 median and maximum over the beta grid) and the convention
 ``paper (published)``; per task a note on where our documents or rules
-differ from the paper's. The authors computed them with their released code;
-nothing here rescores them.
+differ from the paper's; and per table, task and set of values whether the
+authors' released scripts as published can produce them (:func:`provenance`:
+Table 5, Table 6's R and R~ and the train-split columns of HH-RLHF and SHP
+they cannot). Nothing here rescores them.
 
 A leaderboard row is one model of one row group (the JSON's ``row_group``):
 Tables 2-5 (the full results of App. C.3) give one row per model across their
@@ -64,6 +66,33 @@ def published_tasks() -> list[str]:
 def comparable(task: str) -> str:
     """Where ``task``'s documents or rules differ from those of the paper's numbers."""
     return tables()["tasks"][task]["comparable"]
+
+
+#: The value keys of a published line by kind (``released_scripts`` names the kind).
+VALUE_KINDS = {"observed": ("R", "R~"), "idealized": ("R*", "R~*")}
+
+
+def provenance(table: int, task: str) -> list[dict[str, Any]]:
+    """Whether the released scripts as published can produce Table ``table``'s values of ``task``: one entry
+    per kind of value (``observed`` R, R~; ``idealized`` R*, R~*) with ``produced`` and ``why``.
+
+    Examples:
+        >>> [(e["values"], e["produced"]) for e in provenance(6, "rankacc_alpaca_farm_val_ties")]
+        [('observed', False), ('idealized', True)]
+        >>> provenance(2, "rankacc_hh_rlhf_train")[0]["why"]
+        'calculate_calibration_metrics.py lists Anthropic/hh-rlhf with the test split only'
+    """
+    return [dict(e) for e in tables()["released_scripts"]["columns"] if (e["table"], e["task"]) == (table, task)]
+
+
+def _provenance_text(table: int, task: str) -> str:
+    """``Table 6: R, R~ not from the released scripts as published (...); R*, R~* from them (...)``."""
+    parts = []
+    for e in provenance(table, task):
+        names = ", ".join(VALUE_KINDS[e["values"]])
+        parts.append(f"{names} {'from' if e['produced'] else 'not from'} the released scripts as published "
+                     f"({e['why']})")
+    return f"Table {table}: " + "; ".join(parts)
 
 
 @dataclass
@@ -135,9 +164,9 @@ def _notes(tasks: Sequence[str], lines: list[dict[str, Any]]) -> list[str]:
             continue
         sources = sorted({(line["table"], line["dataset"], line["split"]) for line in own})
         named = "; ".join(f"Table {t} ({d}, {s})" for t, d, s in sources)
-        notes.append(f"{task}: published rows of {CITATION}, {named}: computed by the authors' released code on "
-                     f"their own sample, not rescored here (convention: {tables()['convention']}). "
-                     f"{comparable(task)}")
+        made = ". ".join(_provenance_text(t, task) for t in sorted({line["table"] for line in own}))
+        notes.append(f"{task}: published rows of {CITATION}, {named}: the paper's values as printed, not rescored "
+                     f"here (convention: {tables()['convention']}). {made}. {comparable(task)}")
         ideal = [line for line in own if "R_star_median" in line["values"]]
         if ideal:
             triples = "; ".join(f"{line['model']} (Table {line['table']}): R~* {_triple(line, 'R_norm_star')}, "
@@ -171,7 +200,8 @@ def leaderboard_rows(tasks: Sequence[str], metrics: Sequence[str],
     out.notes = _notes(tasks, lines)
     numbers = sorted({line["table"] for line in lines})
     out.summary = (f"{len(out.rows)} published rows of {CITATION}{', ' + _tables_text(numbers) if numbers else ''}"
-                   ": computed by the authors' released code, not rescored here")
+                   ": the paper's values as printed, not rescored here (which the released scripts can produce: "
+                   "the notes)")
     silent = [t for t in tasks if t not in {line["task"] for line in lines}]
     if silent:
         out.notes.append(f"--paper: {CITATION} publish no {', '.join(metrics)} for {', '.join(silent)} "

@@ -113,8 +113,7 @@ def _tr(row: dict[str, Any]) -> str:
     """A row's opening tag: published rows of the paper marked (class and tooltip)."""
     if not published(row):
         return "<tr>"
-    return ('<tr class="published" title="published in the paper, computed by the authors\' released code; '
-            'not rescored here">')
+    return '<tr class="published" title="published in the paper, as printed; not rescored here">'
 
 
 def _linked(td: str, href: str | None) -> str:

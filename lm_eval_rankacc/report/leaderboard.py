@@ -177,8 +177,8 @@ def legend(report: Report) -> str:
                      "a ratio band of 0.05; rater shares 0.75 / 0.25 where the data has none).")
     if "paper" in report.meta:
         text += (" Rows '<model> (paper, Table N)', backend 'paper': the values published in that table of Chen et "
-                 "al. (2024), computed by the authors' released code on their own sample of the dataset and not "
-                 "rescored here (no standard error; n unknown); see the notes for what differs from the task.")
+                 "al. (2024), as printed and not rescored here (no standard error; n unknown); see the notes for "
+                 "which of them the released scripts can produce and what differs from the task.")
         if "reference" in report.meta:
             text += " Their R* / R~* and gap are the paper's own (Tables 1 and 6: the median over its beta grid)."
     return text

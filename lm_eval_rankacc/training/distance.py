@@ -3,13 +3,14 @@
 callbacks at every evaluation step (``docs/section5.md``, "The distance
 travelled").
 
-The measure is this project's: the paper says only "distance travelled by
-the model weights theta_t from the initialization" and names no norm; the
-released trainer (``dpo_trainer.py``, ``model_weights_l2_norm``) logs
-``||theta_t||_2``, the norm of the weights themselves, not of their
-displacement from theta_ref. We take the Euclidean norm of the
-displacement, which is 0 at the start and does not depend on the size of
-the weights.
+The measure is this project's: the paper's text says "distance travelled
+by the model weights theta_t from the initialization" and its figures' axes
+read ``||theta_t - theta_Ref||_2^2`` (squared); the released trainer
+(``dpo_trainer.py``, ``model_weights_l2_norm``) logs ``||theta_t||_2``, the
+norm of the weights themselves, not of their displacement from theta_ref
+(``docs/conventions.md``, "Section 5"). We take the Euclidean norm of the
+displacement, not squared, which is 0 at the start and does not depend on
+the size of the weights.
 
 How theta_ref is held (:func:`reference_weights`), cheapest first:
 
