@@ -19,12 +19,13 @@ consistency is the share of scored prompts whose two verdicts, read as
 
 The log-probability verdict (``--judge-verdict logprob``, ours) reads, in
 each order, the judge's probabilities of the answer words A, B and tie at
-the answer position instead of its text (:func:`answer_shares`: normalised
-over the three), and :func:`combine_logprob` scores the prompt from the
-mean over the two orders of the policy's preference (:func:`policy_preference`:
+the answer position instead of its text (each word's :data:`ANSWER_FORMS`
+summed; :func:`answer_shares`: normalised over the three), and
+:func:`combine_logprob` scores the prompt from the mean over the two orders
+(:func:`mean_preference`) of the policy's preference (:func:`policy_preference`:
 the share of the policy's label plus half the tie's): a win above
 1/2 + :data:`LOGPROB_MARGIN`, a loss below 1/2 - :data:`LOGPROB_MARGIN`, a tie
-between. A judge that says "A" with the same confidence whatever it is shown
+between, the bounds included. A judge that says "A" with the same confidence whatever it is shown
 has a mean of exactly 1/2: a tie, as in the text rule.
 """
 
@@ -45,6 +46,12 @@ POLICY, BASELINE = "policy", "baseline"
 ORDERS = ("policy_a", "policy_b")
 #: Half the width of the band around 1/2 where the log-probability verdict is a tie.
 LOGPROB_MARGIN = 0.1
+#: How each answer word is spelt when ``--judge-verdict logprob`` reads its probability; every
+#: spelling counts with and without one leading space (:data:`ANSWER_FORMS`).
+ANSWER_SPELLINGS = {A: ("A",), B: ("B",), TIE: ("tie", "Tie", "TIE")}
+#: The answer strings whose probabilities are summed per word: each spelling, bare and after one space.
+ANSWER_FORMS = {label: tuple(p + s for s in spellings for p in ("", " "))
+                for label, spellings in ANSWER_SPELLINGS.items()}
 #: The judge's whole reply, stripped of surrounding white space, with at most one trailing full stop.
 _VERDICT_RE = re.compile(r"^\s*(A|B|tie)\s*\.?\s*$", re.IGNORECASE)
 
@@ -85,6 +92,17 @@ def combine(first: str | None, second: str | None) -> float | None:
     if first == second == BASELINE:
         return 0.0
     return 0.5
+
+
+def answer_label(text: str) -> str | None:
+    """The answer word (``A``, ``B`` or ``tie``) that the string ``text`` (an
+    API's top-logprob token) spells, one of :data:`ANSWER_FORMS` exactly;
+    None for any other string.
+
+    >>> answer_label(" A"), answer_label("Tie"), answer_label("a"), answer_label("The")
+    ('A', 'tie', None, None)
+    """
+    return next((label for label, forms in ANSWER_FORMS.items() if text in forms), None)
 
 
 def answer_shares(probs: Mapping[str, float] | None) -> dict[str, float] | None:
@@ -129,19 +147,27 @@ def side(preference: float | None) -> str | None:
     return POLICY if preference > 0.5 else BASELINE if preference < 0.5 else TIE
 
 
+def mean_preference(first: float | None, second: float | None) -> float | None:
+    """The prompt's combined preference: the mean of its two orders'
+    :func:`policy_preference` values; None when either is None."""
+    if first is None or second is None:
+        return None
+    return (first + second) / 2
+
+
 def combine_logprob(first: float | None, second: float | None, margin: float = LOGPROB_MARGIN) -> float | None:
     """The score of one prompt from its two orders' :func:`policy_preference`:
-    with m their mean, 1 when m > 1/2 + ``margin``, 0 when m < 1/2 - ``margin``,
-    1/2 otherwise; None when either is None.
+    with m their :func:`mean_preference`, 1 when m > 1/2 + ``margin``, 0 when
+    m < 1/2 - ``margin``, 1/2 otherwise (the bounds are ties); None when either is None.
 
     >>> combine_logprob(0.9, 0.1), combine_logprob(0.8, 0.7), combine_logprob(0.3, 0.2)
     (0.5, 1.0, 0.0)
     """
-    if first is None or second is None:
-        return None
     if not 0 <= margin < 0.5:
         raise ValueError(f"margin must be in [0, 1/2), got {margin!r}")
-    mean = (first + second) / 2
+    mean = mean_preference(first, second)
+    if mean is None:
+        return None
     return 1.0 if mean > 0.5 + margin else 0.0 if mean < 0.5 - margin else 0.5
 
 

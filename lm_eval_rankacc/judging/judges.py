@@ -4,7 +4,10 @@ Both see the same two chat messages (:func:`judge_messages`): our own
 wording of the pairwise style of AlpacaEval (Li et al. 2023; Dubois et al.
 2024): an instruction, two outputs labelled A and B, and a request for one
 word. A judge's ``ask(messages)`` returns the raw reply text; parsing it is
-:func:`lm_eval_rankacc.core.verdicts.parse_verdict`.
+:func:`lm_eval_rankacc.core.verdicts.parse_verdict`. Its
+``answer_probs(messages)`` returns the probabilities of the answer words
+(``--judge-verdict logprob``; the strings counted:
+:data:`lm_eval_rankacc.core.verdicts.ANSWER_FORMS`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from typing import Any
 
 from lm_eval_rankacc.core.errors import UsageError
-from lm_eval_rankacc.core.verdicts import A, B, TIE
+from lm_eval_rankacc.core.verdicts import ANSWER_FORMS, answer_label
 from lm_eval_rankacc.judging.http import JudgeError, Refused, RequestRejected, post_json, redact, split_credentials
 
 SYSTEM_PROMPT = (
@@ -30,8 +33,6 @@ USER_TEMPLATE = (
     "# Your verdict\n\n"
     "Which answer is better? Reply with one word and nothing else: A, B, or tie."
 )
-#: The answer words whose probabilities ``--judge-verdict logprob`` reads, as the prompt spells them.
-ANSWER_WORDS = {A: "A", B: "B", TIE: "tie"}
 #: Log-probabilities an API judge is asked for at the answer position (OpenAI's maximum).
 TOP_LOGPROBS = 20
 __all__ = ["JudgeError", "RequestRejected", "ChatJudge", "LocalJudge", "ask_with_retries", "check_judge_options",
@@ -111,22 +112,23 @@ class ChatJudge:
 
     def answer_probs(self, messages: list[dict[str, str]]) -> dict[str, float]:
         """The probabilities of the answer words at the reply's first token,
-        from the API's ``top_logprobs`` (tokens equal to a word once white
-        space is stripped; ``tie`` case-insensitive; summed when several
-        match); a word not among them gets 0."""
+        from the API's ``top_logprobs``: the tokens that are one of the
+        word's :data:`~lm_eval_rankacc.core.verdicts.ANSWER_FORMS`
+        (:func:`~lm_eval_rankacc.core.verdicts.answer_label`), summed; a word
+        none of whose forms is among them gets 0."""
         data = self._post({"model": self.model, "messages": messages, "temperature": 0, "max_tokens": 1,
                            "logprobs": True, "top_logprobs": TOP_LOGPROBS})
         try:
             top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-            pairs = [(str(t["token"]).strip(), float(t["logprob"])) for t in top]
+            pairs = [(str(t["token"]), float(t["logprob"])) for t in top]
         except (KeyError, IndexError, TypeError, ValueError):
             raise JudgeError(redact(f"reply without choices[0].logprobs.content[0].top_logprobs: "
                                     f"{json.dumps(data)[:200]}", self._secrets)) from None
-        probs = {label: 0.0 for label in ANSWER_WORDS}
+        probs = {label: 0.0 for label in ANSWER_FORMS}
         for token, logprob in pairs:
-            for label, word in ANSWER_WORDS.items():
-                if token == word or (label == TIE and token.lower() == word):
-                    probs[label] += math.exp(logprob) if math.isfinite(logprob) else 0.0
+            label = answer_label(token)
+            if label is not None and math.isfinite(logprob):
+                probs[label] += math.exp(logprob)
         return probs
 
 
@@ -181,19 +183,31 @@ class LocalJudge:
             out = self.model.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad)
         return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
-    def answer_token_ids(self) -> dict[str, int]:
-        """The first token of each answer word as the tokenizer spells it alone."""
-        return {label: self.tokenizer(word, add_special_tokens=False)["input_ids"][0]
-                for label, word in ANSWER_WORDS.items()}
+    def answer_sequences(self) -> dict[str, list[tuple[int, ...]]]:
+        """Per answer word, the token ids of each of its
+        :data:`~lm_eval_rankacc.core.verdicts.ANSWER_FORMS` as the tokenizer
+        encodes that string alone (no special tokens), duplicates dropped."""
+        out: dict[str, list[tuple[int, ...]]] = {}
+        for label, forms in ANSWER_FORMS.items():
+            seqs = [tuple(self.tokenizer(form, add_special_tokens=False)["input_ids"]) for form in forms]
+            out[label] = list(dict.fromkeys(s for s in seqs if s))
+        return out
 
     def answer_probs(self, messages: list[dict[str, str]]) -> dict[str, float]:
-        """The next-token probabilities of the answer words' first tokens
-        (:meth:`answer_token_ids`) after the prompt: one forward pass."""
-        ids = self._ids(messages)
+        """Per answer word, the summed probability of its forms' token
+        sequences (:meth:`answer_sequences`) continuing the prompt (the
+        product of their tokens' next-token probabilities, softmax in
+        float64): the prompt run once, the longer forms on its key/value cache
+        (:func:`lm_eval_rankacc.lmeval.models.prefix_cache.score_cached`)."""
+        from lm_eval_rankacc.lmeval.models.prefix_cache import score_cached
+
+        context = self._ids(messages)["input_ids"][0].tolist()
+        seqs = self.answer_sequences()
+        flat = [list(seq) for label in seqs for seq in seqs[label]]
         with self._torch.inference_mode():
-            logits = self.model(**ids).logits[0, -1].float()
-        probs = self._torch.softmax(logits, dim=-1)
-        return {label: float(probs[i]) for label, i in self.answer_token_ids().items()}
+            scores = iter(score_cached(self.model, context, flat, self.device, softmax_dtype=self._torch.float64,
+                                       keeps_logits=False))
+        return {label: sum(math.exp(next(scores)[0]) for _ in seqs[label]) for label in seqs}
 
 
 def ask_with_retries(judge: Any, ask, parse, retries: int,

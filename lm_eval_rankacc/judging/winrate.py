@@ -18,8 +18,8 @@ from lm_eval_rankacc.judging.judges import (ChatJudge, LocalJudge, ask_with_retr
 from lm_eval_rankacc.outputs.names import newest_samples
 from lm_eval_rankacc.core.stats import LEVEL, N_BOOTSTRAP, check_bootstrap
 from lm_eval_rankacc.core.verdicts import (A, B, LOGPROB_MARGIN, ORDERS, TIE, UNPARSED, answer_shares,
-                                           logprob_win_rate, parse_verdict, policy_preference, preferred, side,
-                                           win_rate)
+                                           combine_logprob, logprob_win_rate, mean_preference, parse_verdict,
+                                           policy_preference, preferred, side, win_rate)
 from lm_eval_rankacc.core.winrate_file import JUDGEMENTS_FILE, LEVEL_KEY, SUMMARY_FILE, summary_record
 
 
@@ -142,14 +142,29 @@ def judge_all(judge, calls: list[dict[str, Any]], retries: int = 3, workers: int
     return out
 
 
-def _judged_win_rate(judged: list[dict[str, Any]], n_boot: int, seed: int, level: float,
-                     verdict: str = "text"):  # noqa: ANN202
-    """The :class:`~lm_eval_rankacc.core.verdicts.WinRate` of the judged calls, by prompt."""
-    key = "preferred" if verdict == "text" else "policy_preference"
+def _by_prompt(judged: list[dict[str, Any]], key: str) -> dict[Any, tuple[Any, Any]]:
+    """doc_id -> (policy-as-A, policy-as-B) values of ``key`` in the judged calls."""
     by_doc: dict[Any, dict[str, Any]] = {}
     for j in judged:
         by_doc.setdefault(j["doc_id"], {})[j["order"]] = j[key]
-    pairs = [(v.get(ORDERS[0]), v.get(ORDERS[1])) for v in by_doc.values()]
+    return {d: (v.get(ORDERS[0]), v.get(ORDERS[1])) for d, v in by_doc.items()}
+
+
+def add_prompt_scores(judged: list[dict[str, Any]], margin: float = LOGPROB_MARGIN) -> None:
+    """Give each log-probability judgement its prompt's combined preference
+    (``mean_preference``: the mean over both orders) and ``score`` (1, 1/2,
+    0, or None: unparsed), by :func:`~lm_eval_rankacc.core.verdicts.combine_logprob`."""
+    pairs = _by_prompt(judged, "policy_preference")
+    for j in judged:
+        first, second = pairs[j["doc_id"]]
+        j["mean_preference"] = mean_preference(first, second)
+        j["score"] = combine_logprob(first, second, margin)
+
+
+def _judged_win_rate(judged: list[dict[str, Any]], n_boot: int, seed: int, level: float,
+                     verdict: str = "text"):  # noqa: ANN202
+    """The :class:`~lm_eval_rankacc.core.verdicts.WinRate` of the judged calls, by prompt."""
+    pairs = list(_by_prompt(judged, "preferred" if verdict == "text" else "policy_preference").values())
     if verdict == "text":
         return win_rate(pairs, n_boot, seed, level)
     return logprob_win_rate(pairs, LOGPROB_MARGIN, n_boot, seed, level)
@@ -209,16 +224,20 @@ def winrate(policy_run: str | Path, baseline_run: str | Path, *, judge=None, out
     if output is None:
         notes.append("the judgements are not kept: pass --output DIR for judgements.jsonl")
     if verdict == "logprob":
-        notes.append(f"log-probability verdicts: a win when the mean over both orders of the policy's preference "
-                     f"is above {0.5 + LOGPROB_MARGIN:g}, a loss below {0.5 - LOGPROB_MARGIN:g}, else a tie")
+        notes.append(f"log-probability verdicts: per order, the policy's preference is its label's share of "
+                     f"p(A) + p(B) + p(tie) plus half the tie's; a win when the mean over both orders is above "
+                     f"{0.5 + LOGPROB_MARGIN:g}, a loss below {0.5 - LOGPROB_MARGIN:g}, else a tie "
+                     f"(margin {LOGPROB_MARGIN:g})")
     try:
         judged = judge_all(judge, _calls(both, pol, base), retries, workers, retry_wait, verdict)
     finally:
         getattr(judge, "close", lambda: None)()
+    if verdict == "logprob":
+        add_prompt_scores(judged, LOGPROB_MARGIN)
     if all(j["error"] for j in judged):  # e.g. a wrong URL or port: not a judge's verdicts at all
         raise UsageError(f"the judge never answered ({len(judged)} calls; last error: {judged[-1]['error']})")
     summary = summary_record(
-        _judged_win_rate(judged, bootstrap, seed, level), level=level, bootstrap=bootstrap, seed=seed,
+        _judged_win_rate(judged, bootstrap, seed, level, verdict), level=level, bootstrap=bootstrap, seed=seed,
         judgements=judged, only_in_policy=only_p, only_in_baseline=only_b, judge=judge.name,
         policy=str(policy_run), baseline=str(baseline_run), policy_model=pol.model, baseline_model=base.model,
         task=name, step=step if step is not None else pol.step, retries=retries, notes=notes)
@@ -246,11 +265,11 @@ def markdown_table(summary: dict[str, Any]) -> str:
 def summary_notes(summary: dict[str, Any]) -> list[str]:
     """What a reader of the table must know: prompts of one run only, unparsed verdicts, files ignored."""
     notes = list(summary.get("notes", []))
-    for side in ("policy", "baseline"):
-        ids = summary[f"only_in_{side}_ids"]
+    for run in ("policy", "baseline"):
+        ids = summary[f"only_in_{run}_ids"]
         if ids:
             shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
-            notes.append(f"{len(ids)} prompt(s) only in the {side} run, not judged (doc_id {shown})")
+            notes.append(f"{len(ids)} prompt(s) only in the {run} run, not judged (doc_id {shown})")
     if summary["unparsed"]:
         notes.append(f"{summary['unparsed']} prompt(s) left out of the win rate: {summary['unparsed_verdicts']} "
                      "verdict(s) unparsed (replies, attempts and errors in judgements.jsonl)")

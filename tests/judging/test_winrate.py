@@ -314,20 +314,31 @@ def lm_eval_generate(model_dir: Path, task: str, metadata: dict, output_path: Pa
         tracker.save_results_samples(task_name=name, samples=samples[name])
 
 
-def test_lm_eval_generations_then_winrate_end_to_end(tmp_path, torch_one_thread, capsys):
-    """Two tiny models generate through lm-eval (the generate_until task), then
-    `rankacc winrate` judges them with the longer-answer judge."""
+GEN_TASK = "rankgen_hh_rlhf_test"
+
+
+def lm_eval_generation_runs(tmp_path: Path, n_rows: int, sample_size: int) -> dict[str, Path]:
+    """{"policy", "base"}: the lm-eval output folders of two tiny models (seeds 1 and 0, the
+    policy's at ``dpo/checkpoint-3``) generating for ``sample_size`` of ``n_rows`` HH-style rows."""
     from tests.helpers.tiny_model import make_tiny_model
 
-    gen_task = "rankgen_hh_rlhf_test"
     rows = [{"chosen": f"\n\nHuman: Question {k}?\n\nAssistant: Good {k}.",
-             "rejected": f"\n\nHuman: Question {k}?\n\nAssistant: Bad {k}."} for k in range(5)]
+             "rejected": f"\n\nHuman: Question {k}?\n\nAssistant: Bad {k}."} for k in range(n_rows)]
     data = tmp_path / "test.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     models = {"policy": make_tiny_model(tmp_path / "dpo" / "checkpoint-3", seed=1),
               "base": make_tiny_model(tmp_path / "sft", seed=0)}
+    meta = {"data_files": str(data), "sample_size": sample_size, "seed": 0}
     for name, path in models.items():
-        lm_eval_generate(path, gen_task, {"data_files": str(data), "sample_size": 4, "seed": 0}, tmp_path / name)
+        lm_eval_generate(path, GEN_TASK, meta, tmp_path / name)
+    return {name: tmp_path / name for name in models}
+
+
+def test_lm_eval_generations_then_winrate_end_to_end(tmp_path, torch_one_thread, capsys):
+    """Two tiny models generate through lm-eval (the generate_until task), then
+    `rankacc winrate` judges them with the longer-answer judge."""
+    gen_task = GEN_TASK
+    models = lm_eval_generation_runs(tmp_path, 5, 4)
     outputs = {}
     for name in models:
         (samples,) = (tmp_path / name).rglob(f"samples_{gen_task}_*.jsonl")
