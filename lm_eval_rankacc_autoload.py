@@ -31,6 +31,7 @@ MODULES = {
     "lm_eval.models": "register_models",  # register hf-prefix beside lm-eval's backends
     "lm_eval.api.model": "install_token_counts",  # token counts and the window of rankacc requests
     "lm_eval.loggers.wandb_logger": "install_wandb_samples",  # W&B sample tables of rankacc tasks
+    "lm_eval._cli.harness": "install_cli_errors",  # rankacc's errors as one line, exit code 2
 }
 
 _pending = dict(MODULES)

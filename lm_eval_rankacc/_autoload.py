@@ -15,7 +15,11 @@ name of the install function for it:
 - lm-eval's model API (``lm_eval.api.model``): :func:`install_token_counts`
   makes every tokenizing backend report the token count of each rankacc
   request (:func:`lm_eval_rankacc.lmeval.loglikelihood.install_token_counts`, the
-  unit of R~).
+  unit of R~);
+- lm-eval's command line (``lm_eval._cli.harness``): :func:`install_cli_errors`
+  makes a rankacc data error raised while lm-eval builds or runs a task one
+  line and exit code 2, and names the file and tag of a task YAML that
+  lm-eval skipped (:mod:`lm_eval_rankacc.lmeval.cli_errors`).
 
 Each is an explicit install function of the package, called by the hook and
 nowhere as a side effect of an import. This module (and with it ``inspect``,
@@ -156,12 +160,23 @@ def install_wandb_samples(module) -> bool:
     return install(module)
 
 
+def install_cli_errors(module) -> bool:
+    """Make lm-eval's command line print rankacc's errors as one line, exit code 2."""
+    from lm_eval_rankacc.lmeval.cli_errors import wrap_execute
+
+    cli = getattr(module, "HarnessCLI", None)
+    if cli is None or not wrap_execute(cli):
+        return _give_up("lm_eval._cli.harness.HarnessCLI.execute not found")
+    return True
+
+
 # the names the hook (lm_eval_rankacc_autoload.MODULES) calls run() with
 INSTALL_FUNCTIONS = {
     "patch_task_index": patch_task_index,
     "register_models": register_models,
     "install_token_counts": install_token_counts,
     "install_wandb_samples": install_wandb_samples,
+    "install_cli_errors": install_cli_errors,
 }
 
 

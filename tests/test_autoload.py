@@ -126,7 +126,7 @@ def test_hook_calls_the_install_function_right_after_the_module_runs(tmp_path):
         "print(before, TaskIndex.build(['x'])[0], sorted(hook._pending), hook._finder in sys.meta_path)\n"
     )
     out = run_py(code, PYTHONPATH=str(tmp_path))
-    assert out == f"['lm_eval_rankacc_autoload'] {tasks_dir().resolve()} ['lm_eval.api.model', 'lm_eval.loggers.wandb_logger', 'lm_eval.models'] True"
+    assert out == f"['lm_eval_rankacc_autoload'] {tasks_dir().resolve()} ['lm_eval._cli.harness', 'lm_eval.api.model', 'lm_eval.loggers.wandb_logger', 'lm_eval.models'] True"
 
 
 def test_run_never_breaks_lm_eval(monkeypatch):

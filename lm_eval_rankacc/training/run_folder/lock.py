@@ -14,7 +14,8 @@ process may be opening breaks the lock); it is not a file of the run
 (:data:`.start.RUN_FILES`), so it keeps no folder from being reused.
 
 Where ``fcntl`` is missing (Windows), runs are not locked, with a warning.
-Under ``torchrun`` only the main process takes the lock.
+Under ``torchrun`` only the main process takes the lock; a refusal stops every
+process with the same line (:mod:`.agree`).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from lm_eval_rankacc.core.checkpoint_names import CHECKPOINT_PREFIX
 from lm_eval_rankacc.core.errors import TrainingDataError
 from lm_eval_rankacc.training.figures import FIGURE2, FIGURE3
 from lm_eval_rankacc.training.reference import REFERENCE_CACHE
+from lm_eval_rankacc.training.run_folder.agree import agree
 from lm_eval_rankacc.training.run_folder.checkpoints import resume_point
 from lm_eval_rankacc.training.run_folder.files import CONFIG_FILE, RUN_MARKER, read_config, run_id_of
 from lm_eval_rankacc.training.run_folder.identity import describe, resume_changes
@@ -156,7 +157,18 @@ def start_run(config: TrainingConfig) -> RunStart:
     place compared with the run it continues (:func:`check_resume`), the rule
     on ``--output_dir`` (main process), and the run's id: the earlier one
     when the run resumes in place, else a new one (``training_config.json``
-    records it before training starts: :func:`.result.write_run_config`)."""
+    records it before training starts: :func:`.result.write_run_config`).
+    Under ``torchrun`` every process takes the same decision: a refusal on
+    one stops all with the same line (:func:`.agree.agree`)."""
+    try:
+        start, error = _start_here(config), None
+    except Exception as err:  # shared with the other processes first (.agree)
+        start, error = None, err
+    return agree(start, error)
+
+
+def _start_here(config: TrainingConfig) -> RunStart:
+    """:func:`start_run`'s decision in this process alone."""
     out = Path(config.output_dir)
     main = config.process_index == 0
     lock = lock_run_folder(out) if main else None
