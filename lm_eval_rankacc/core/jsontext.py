@@ -120,3 +120,26 @@ def no_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def strict_dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of ``value`` with every NaN or infinite float written as
+    ``null``, so the text is strict JSON (RFC 8259 has no NaN) that any
+    reader accepts.
+
+    Examples:
+        >>> strict_dumps({"p": [0.5, float("nan")], "q": float("inf")})
+        '{"p": [0.5, null], "q": null}'
+    """
+    return json.dumps(_finite_or_none(value), allow_nan=False, **kwargs)
+
+
+def _finite_or_none(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0.0 else None
+    if kind is dict:
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if kind in (list, tuple):
+        return [_finite_or_none(v) for v in value]
+    return value

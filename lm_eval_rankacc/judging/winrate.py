@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import threading
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.core.errors import RunError, UsageError
+from lm_eval_rankacc.core.jsontext import strict_dumps
 from lm_eval_rankacc.judging.generations import Generations, read_generations
 from lm_eval_rankacc.judging.judges import (ChatJudge, LocalJudge, ask_with_retries, check_judge_options,
                                             judge_messages)
@@ -186,8 +186,8 @@ def _write(output: Path, judged: list[dict[str, Any]], summary: dict[str, Any]) 
         output.mkdir(parents=True, exist_ok=True)
         with (output / JUDGEMENTS_FILE).open("w", encoding="utf-8") as fh:
             for j in judged:
-                fh.write(json.dumps(j, ensure_ascii=False) + "\n")
-        (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+                fh.write(strict_dumps(j, ensure_ascii=False) + "\n")
+        (output / SUMMARY_FILE).write_text(strict_dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except OSError as err:
         raise UsageError(f"--output {output}: cannot write ({err})") from None
 

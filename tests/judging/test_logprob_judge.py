@@ -280,6 +280,13 @@ def test_unusable_probabilities_are_counted_unparsed(tmp_path):
     lines = read_lines(tmp_path / "o")
     assert all(x["verdict"] == "unparsed" and x["score"] is None and x["mean_preference"] is None for x in lines)
     assert any("2 prompt(s) left out" in n for n in judging.summary_notes(s))
+    # strict JSON: the NaN probability is written as null, never as the bare word NaN
+    def refuse(word):
+        raise AssertionError(f"non-standard JSON constant {word} in judgements.jsonl")
+    texts = (tmp_path / "o" / "judgements.jsonl").read_text(encoding="utf-8").splitlines()
+    stored = [json.loads(t, parse_constant=refuse) for t in texts]
+    assert any(x["probs"]["A"] is None for x in stored)
+    json.loads((tmp_path / "o" / "winrate.json").read_text(encoding="utf-8"), parse_constant=refuse)
 
 
 def _hand_api(length_policy: int, length_base: int, p_top: float, order: str) -> float:
