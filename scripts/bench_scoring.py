@@ -30,7 +30,9 @@ the same prompts with 4 responses each (the pair's two responses plus the two
 responses of the next pair), to measure documents with n >= 4; ``many``: 15
 responses each (the next pairs' too), as SHP multi's 10-20. Methods
 ``hf-prefix-packed`` and ``hf-prefix-cached`` force one route of ``hf-prefix``
-(``prefix_route``); ``hf-prefix`` chooses per document.
+(``prefix_route``); ``hf-prefix`` chooses per document. ``--n 0``: every clean
+pair. ``--json PATH`` also writes every run (times, token counts, peak memory,
+MFU, the log-likelihoods) for other scripts to combine (``scripts/gpu_bench.sh``).
 
     python scripts/bench_scoring.py --model "$(rankacc demo-model)" --n 200
 """
@@ -53,17 +55,19 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test
 
 
 def load_docs(path: Path, n: int, kind: str) -> list[dict]:
+    """The first ``n`` clean pairs (``n`` = 0: all), or, for ``multi``/``many``, as many documents of 4 / 15
+    responses (the pair's and the next pairs' responses; the last documents, which would run short, left out)."""
     from lm_eval_rankacc.sources import hh_rlhf
 
     with gzip.open(path, "rt") as f:
         rows = [json.loads(line) for line in f]
-    docs = hh_rlhf.convert(rows, "test").docs[: n + 1]
+    docs = hh_rlhf.convert(rows, "test").docs
     if kind in ("multi", "many"):  # 4, or 15 (SHP multi's 10-20), responses: this pair's and the next pairs'
         count = 4 if kind == "multi" else 15
-        docs = hh_rlhf.convert(rows, "test").docs[: n + count]
+        whole = len(docs) - count // 2  # documents that have count responses
         docs = [dict(d, responses=[r for e in docs[i:i + count // 2 + 1] for r in e["responses"]][:count],
-                     ranks=list(range(1, count + 1))) for i, d in enumerate(docs[:n])]
-    return docs[:n]
+                     ranks=list(range(1, count + 1))) for i, d in enumerate(docs[:min(n, whole) if n > 0 else whole])]
+    return docs[:n] if n > 0 else docs
 
 
 def requests_of(docs):
@@ -123,14 +127,21 @@ def run_one(args) -> dict:
     params = sum(p.numel() for p in lm.model.parameters())
     longest = max(len(c) + len(t) - 1 for c, t in encoded)
     return {"wall": wall, "stock_tokens": stock_tokens, "needed_tokens": needed, "peak_gib": peak, "logliks": out,
-            "params": params, "longest": longest}
+            "params": params, "longest": longest, "docs": len(docs),
+            "mfu": mfu(params, needed, wall, args.peak_tflops) if args.device.startswith("cuda") else None}
+
+
+def mfu(params: int, tokens: int, seconds: float, peak_tflops: float) -> float:
+    """Model FLOPs utilisation of a forward pass: 2 x parameters x tokens / time / peak (tokens with each
+    prompt once, so for stock ``hf`` it is the work it needed, not the work it ran)."""
+    return 2 * params * tokens / seconds / (peak_tflops * 1e12)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="a transformers model folder or hub id")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--n", type=int, default=200, help="documents")
+    ap.add_argument("--n", type=int, default=200, help="documents (0: all)")
     ap.add_argument("--kinds", default="pairs,multi")
     ap.add_argument("--methods", default="hf,hf-prefix,naive")
     ap.add_argument("--batch-size", default="8", help="an integer or auto (see above)")
@@ -139,6 +150,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="for MFU on a GPU (H100/H200 bf16 dense)")
+    ap.add_argument("--json", help="also write every run as JSON to this file")
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -147,12 +159,16 @@ def main() -> None:
         return
     if not Path(args.data).is_file():
         sys.exit(f"bench_scoring: no data at {args.data} (the real HH-RLHF harmless-base test split); pass --data")
+    every: dict[str, dict[str, list[dict]]] = {}
     for kind in args.kinds.split(","):
-        runs: dict[str, list[dict]] = {}
+        runs = every.setdefault(kind, {})
         for _ in range(args.repeats):
             for method in args.methods.split(","):
                 runs.setdefault(method, []).append(run_subprocess(method, kind))
         report(kind, runs, args)
+    if args.json:
+        settings = {k: getattr(args, k) for k in ("model", "batch_size", "device", "dtype", "threads", "peak_tflops")}
+        Path(args.json).write_text(json.dumps({"settings": settings, "runs": every}), encoding="utf-8")
 
 
 def run_subprocess(method: str, kind: str) -> dict:
@@ -173,7 +189,7 @@ def report(kind: str, runs: dict[str, list[dict]], args) -> None:
     bound = stock["stock_tokens"] / stock["needed_tokens"]
     size = args.batch_size
     budget = f"{int(size) * stock['longest']:,} tokens" if size.isdigit() else "detected"
-    print(f"\n{kind}: {args.n} documents, {len(stock['logliks'])} requests, {args.device} {args.dtype}, "
+    print(f"\n{kind}: {stock['docs']} documents, {len(stock['logliks'])} requests, {args.device} {args.dtype}, "
           f"{args.threads} thread(s), {args.repeats} repeat(s), medians")
     print(f"batch size {size}: hf {size} requests per forward pass; hf-prefix a budget of {size} x the longest "
           f"request ({stock['longest']} tokens) = {budget} per forward pass")
@@ -188,8 +204,8 @@ def report(kind: str, runs: dict[str, list[dict]], args) -> None:
         speed = statistics.median(s["wall"] / r["wall"] for s, r in zip(stock_runs, rs))
         whole = statistics.median(s["process"] / r["process"] for s, r in zip(stock_runs, rs))
         diff = max(abs(a - b) for a, b in zip(rs[0]["logliks"], stock["logliks"]))
-        mfu = 2 * rs[0]["params"] * stock["needed_tokens"] / wall / (args.peak_tflops * 1e12)
-        mfu_text = f"{mfu:.1%}" if args.device.startswith("cuda") else "n/a"
+        mfu_text = f"{mfu(rs[0]['params'], stock['needed_tokens'], wall, args.peak_tflops):.1%}" \
+            if args.device.startswith("cuda") else "n/a"
         share = "-" if method == "hf" else f"{speed / bound:.0%}"
         print(f"| {method} | {wall:.2f} | {speed:.2f}x | {share} | {process:.1f} | {whole:.2f}x | "
               f"{stock['stock_tokens'] / wall:,.0f} | {max(r['peak_gib'] for r in rs):.2f} | {diff:.2e} | {mfu_text} |")

@@ -59,6 +59,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-base" / "test.jsonl.gz"
 NEOX_1_4B = dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192,
                  vocab_size=50304, rotary_pct=0.25, max_position_embeddings=2048, use_parallel_residual=True)
+#: A tiny GPT-NeoX of the same family, for a CPU dry run of the GPU command (``--model neox-tiny``).
+NEOX_TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+                 vocab_size=50304, rotary_pct=0.25, max_position_embeddings=2048, use_parallel_residual=True)
+NEOX_SHAPES = {"neox-1.4b": NEOX_1_4B, "neox-tiny": NEOX_TINY}
 PEAK_FLOPS = 989e12
 
 
@@ -88,13 +92,13 @@ def select_pairs(data: Path, tokenizer_path: str, n: int, max_length: int) -> li
     return out
 
 
-def make_neox(path: Path, tokenizer_path: str, dtype: str) -> Path:
-    """A random-initialised GPT-NeoX of Pythia-1.4B's shape, saved with a tokenizer."""
+def make_neox(path: Path, tokenizer_path: str, dtype: str, shape: dict | None = None) -> Path:
+    """A random-initialised GPT-NeoX of Pythia-1.4B's shape (or ``shape``), saved with a tokenizer."""
     import torch
     from transformers import AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tokenizer_path)
-    config = GPTNeoXConfig(**NEOX_1_4B, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    config = GPTNeoXConfig(**(shape or NEOX_1_4B), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(config)
@@ -214,11 +218,114 @@ def run_worker(cfg: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(res))
 
 
+# ----------------------------------------------------------------- row cost calibration
+def calibrate(cfg: argparse.Namespace) -> None:
+    """Fit forward + backward time = c0 + c1 tokens + c2 sum(row width^2) over rows of
+    single sequences under a dense 4-D causal mask (as packed batches run), and print
+    c2 / c1 (the measured attention cost per query-key pair, in token units) beside
+    the counted one of ``training.scoring.attention_cost``."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lm_eval_rankacc.training import scoring
+
+    torch.set_num_threads(cfg.threads)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32, attn_implementation="sdpa").train()
+    vocab = model.config.vocab_size
+
+    def step(rows: int, width: int) -> float:
+        ids = torch.randint(0, vocab, (rows, width))
+        mask = torch.ones(width, width, dtype=torch.bool).tril()[None, None].expand(rows, 1, width, width)
+        keep = torch.zeros(rows, width, dtype=torch.bool)
+        keep[:, width // 2:] = True
+        t0 = time.process_time()
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=torch.arange(width).expand(rows, width),
+                       logits_to_keep=keep, use_cache=False).logits
+        logits.logsumexp(-1).sum().backward()
+        model.zero_grad(set_to_none=True)
+        return time.process_time() - t0
+
+    shapes = [(1, 256), (1, 512), (1, 768), (1, 1024), (2, 256), (4, 256), (2, 512), (3, 341)]
+    step(1, 64)
+    times = {s: [] for s in shapes}
+    for _ in range(cfg.repeats):
+        for s in shapes:
+            times[s].append(step(*s))
+    x = np.array([[1.0, r * w, r * w * w] for r, w in shapes])
+    y = np.array([statistics.median(times[s]) for s in shapes])
+    c = np.linalg.lstsq(x, y, rcond=None)[0]
+    counted = scoring.attention_cost(model) / scoring.MASKED_ATTENTION_SLOWDOWN
+    print(f"CPU seconds, forward + backward, medians of {cfg.repeats}: "
+          + ", ".join(f"{r}x{w}: {t:.3f}" for (r, w), t in zip(shapes, y)))
+    print(f"fit: {c[0]:.3g} s + {c[1]:.3g} s/token + {c[2]:.3g} s/(query-key pair); attention cost measured "
+          f"{c[2] / c[1]:.3g}, counted {counted:.3g}: slowdown {c[2] / c[1] / counted:.2f} "
+          f"(scoring.MASKED_ATTENTION_SLOWDOWN = {scoring.MASKED_ATTENTION_SLOWDOWN})")
+
+
+def run_impls(cfg: argparse.Namespace, pairs_file: Path) -> dict[str, list[dict]]:
+    """Each implementation in its own worker process, in rotation over ``--repeats``."""
+    runs: dict[str, list[dict]] = {}
+    for _ in range(cfg.repeats):
+        for impl in cfg.impls.split(","):
+            python = cfg.trl_python if impl.startswith("trl") else sys.executable
+            cmd = [python, __file__, "--worker", impl, "--pairs-file", str(pairs_file), "--model", cfg.model,
+                   "--batch-size", str(cfg.batch_size), "--max-length", str(cfg.max_length),
+                   "--device", cfg.device, "--dtype", cfg.dtype, "--threads", str(cfg.threads)]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+                   "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1"}
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            process_s = time.perf_counter() - t0
+            lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+            if done.returncode or not lines:
+                print(f"{impl} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+                continue
+            res = json.loads(lines[-1][len("RESULT "):])
+            if "skipped" in res:
+                print(f"{impl}: skipped: {res['skipped']}", file=sys.stderr)
+                continue
+            res["process_s"] = process_s  # the whole worker process: start-up and imports included
+            runs.setdefault(impl, []).append(res)
+    return runs
+
+
+def print_table(cfg: argparse.Namespace, runs: dict[str, list[dict]], pairs: list[dict], params: int) -> None:
+    """The medians of every implementation's runs, ratios to TRL's, as a Markdown table."""
+    tokens = sum(p["tokens"] for p in pairs)
+    packed_tokens = sum(p["packed_tokens"] for p in pairs)
+    steps = len(pairs) // cfg.batch_size
+    print(f"\n{cfg.model}: {params / 1e6:.1f}M parameters; {len(pairs)} HH-RLHF pairs, batch {cfg.batch_size}, "
+          f"{steps} steps, max length {cfg.max_length}, {cfg.device} {cfg.dtype}, {cfg.threads} threads, "
+          f"{cfg.repeats} repeat(s), medians")
+    print(f"tokens (prompt + response, both sequences of each pair): {tokens:,}; "
+          f"with each prompt once (packed): {packed_tokens:,} ({tokens / packed_tokens:.2f}x fewer)")
+    header = ("| implementation | ref + train s | tokens/s | total s | process s | peak GiB | train loss | vs trl "
+              "| vs trl-precompute | process vs trl |")
+    if cfg.device == "cuda":
+        header += " MFU |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    med = {impl: {k: statistics.median(r[k] for r in rs) for k in ("timed_s", "total_s", "process_s")}
+           for impl, rs in runs.items()}
+    ratio = (lambda base, impl, key: f"{med[base][key] / med[impl][key]:.2f}x" if base in med else "")
+    for impl, rs in runs.items():
+        timed = med[impl]["timed_s"]
+        line = (f"| {impl}{' ' + rs[0]['version'] if 'version' in rs[0] else ''} | {timed:.1f} | "
+                f"{tokens / timed:,.0f} | {med[impl]['total_s']:.1f} | {med[impl]['process_s']:.1f} | "
+                f"{max(r['peak_gib'] for r in rs):.2f} | {rs[0]['train_loss']:.4f} | {ratio('trl', impl, 'timed_s')} "
+                f"| {ratio('trl-precompute', impl, 'timed_s')} | {ratio('trl', impl, 'process_s')} |")
+        if cfg.device == "cuda":
+            line += f" {8 * params * tokens / timed / PEAK_FLOPS:.1%} |"
+        print(line)
+
+
 # ----------------------------------------------------------------- driver
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None,
-                    help="a transformers folder; default: the demo SmolLM2-135M-Instruct; 'neox-1.4b': random 1.4B GPT-NeoX")
+                    help="a transformers folder; default: the demo SmolLM2-135M-Instruct; 'neox-1.4b': random 1.4B GPT-NeoX; "
+                         "'neox-tiny': a random 2-layer GPT-NeoX (a CPU dry run of the GPU command)")
     ap.add_argument("--tokenizer", default=None, help="tokenizer for neox-1.4b (default: the demo model's)")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--pairs", type=int, default=48)
@@ -231,11 +338,19 @@ def main() -> None:
                     help="bfloat16: mixed precision (--bf16) with float32 weights, for both")
     ap.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     ap.add_argument("--trl-python", default=sys.executable, help="the interpreter that has TRL installed")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="fit the row-cost model of packed batches on --model (core/batch_rows.py) and exit")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--pairs-file", help=argparse.SUPPRESS)
     cfg = ap.parse_args()
     if cfg.worker:
         run_worker(cfg)
+        return
+    if cfg.calibrate:
+        from lm_eval_rankacc.loading.demo_model import ensure_smollm2
+
+        cfg.model = cfg.model or str(ensure_smollm2())
+        calibrate(cfg)
         return
     if not Path(cfg.data).is_file():
         print(f"bench_training: skipped: no data at {cfg.data} (the real HH-RLHF harmless-base test split); "
@@ -245,17 +360,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         tmp = Path(tmp)
-        tokenizer = cfg.tokenizer or (cfg.model if cfg.model and cfg.model != "neox-1.4b" else str(ensure_smollm2()))
-        if cfg.model == "neox-1.4b":
-            cfg.model = str(make_neox(tmp / "neox-1.4b", tokenizer, cfg.dtype))
+        tokenizer = cfg.tokenizer or (cfg.model if cfg.model and cfg.model not in NEOX_SHAPES else str(ensure_smollm2()))
+        if cfg.model in NEOX_SHAPES:
+            cfg.model = str(make_neox(tmp / cfg.model, tokenizer, cfg.dtype, NEOX_SHAPES[cfg.model]))
         elif not cfg.model:
             cfg.model = tokenizer
         pairs = select_pairs(Path(cfg.data), tokenizer, cfg.pairs, cfg.max_length)
         pairs = pairs[: len(pairs) // cfg.batch_size * cfg.batch_size]  # whole batches only
         pairs_file = tmp / "pairs.json"
         pairs_file.write_text(json.dumps(pairs), encoding="utf-8")
-        tokens = sum(p["tokens"] for p in pairs)
-        packed_tokens = sum(p["packed_tokens"] for p in pairs)
         from transformers import AutoConfig
 
         import torch
@@ -263,46 +376,8 @@ def main() -> None:
 
         with torch.device("meta"):
             params = sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(cfg.model)).parameters())
-        runs: dict[str, list[dict]] = {}
-        for _ in range(cfg.repeats):
-            for impl in cfg.impls.split(","):
-                python = cfg.trl_python if impl.startswith("trl") else sys.executable
-                cmd = [python, __file__, "--worker", impl, "--pairs-file", str(pairs_file), "--model", cfg.model,
-                       "--batch-size", str(cfg.batch_size), "--max-length", str(cfg.max_length),
-                       "--device", cfg.device, "--dtype", cfg.dtype, "--threads", str(cfg.threads)]
-                env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                       "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1"}
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-                if done.returncode or not lines:
-                    print(f"{impl} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
-                    continue
-                res = json.loads(lines[-1][len("RESULT "):])
-                if "skipped" in res:
-                    print(f"{impl}: skipped: {res['skipped']}", file=sys.stderr)
-                    continue
-                runs.setdefault(impl, []).append(res)
-        steps = len(pairs) // cfg.batch_size
-        print(f"\n{cfg.model}: {params / 1e6:.1f}M parameters; {len(pairs)} HH-RLHF pairs, batch {cfg.batch_size}, "
-              f"{steps} steps, max length {cfg.max_length}, {cfg.device} {cfg.dtype}, {cfg.threads} threads, "
-              f"{cfg.repeats} repeat(s), medians")
-        print(f"tokens (prompt + response, both sequences of each pair): {tokens:,}; "
-              f"with each prompt once (packed): {packed_tokens:,} ({tokens / packed_tokens:.2f}x fewer)")
-        header = "| implementation | ref + train s | tokens/s | total s | peak GiB | train loss | vs trl |"
-        if cfg.device == "cuda":
-            header += " MFU |"
-        print(header)
-        print("|" + "---|" * (header.count("|") - 1))
-        base = statistics.median(r["timed_s"] for r in runs["trl"]) if "trl" in runs else None
-        for impl, rs in runs.items():
-            timed = statistics.median(r["timed_s"] for r in rs)
-            line = (f"| {impl}{' ' + rs[0]['version'] if 'version' in rs[0] else ''} | {timed:.1f} | "
-                    f"{tokens / timed:,.0f} | {statistics.median(r['total_s'] for r in rs):.1f} | "
-                    f"{max(r['peak_gib'] for r in rs):.2f} | {rs[0]['train_loss']:.4f} | "
-                    f"{'' if base is None else f'{base / timed:.2f}x'} |")
-            if cfg.device == "cuda":
-                line += f" {8 * params * tokens / timed / PEAK_FLOPS:.1%} |"
-            print(line)
+        runs = run_impls(cfg, pairs_file)
+        print_table(cfg, runs, pairs, params)
 
 
 if __name__ == "__main__":

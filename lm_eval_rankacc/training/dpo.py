@@ -90,7 +90,8 @@ def _make_trainer(config: DPOConfig, tokenizer, pdata: PreferenceData, layout: L
                   ) -> PreferenceTrainer:
     """A :class:`PreferenceTrainer` of this run for ``model`` (the reference, or the policy)."""
     return PreferenceTrainer(
-        model=model, args=config, data_collator=scoring.PairCollator(pad_id(tokenizer), layout.packed),
+        model=model, args=config,
+        data_collator=scoring.PairCollator(pad_id(tokenizer), layout.packed, attention_cost=scoring.attention_cost(model)),
         train_dataset=pdata.train, eval_dataset=pdata.eval_sets(), processing_class=tokenizer,
         callbacks=[tracker, MarkBestCheckpoint(), *callbacks],
         loss=config.loss, beta=config.beta, gamma=config.gamma, tau=config.tau, pair_sets=pdata.named_sets(),

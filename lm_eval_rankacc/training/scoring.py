@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lm_eval_rankacc.core import packing
+from lm_eval_rankacc.core import batch_rows, packing
 
 log = logging.getLogger("lm_eval_rankacc.training")
 
@@ -91,6 +91,9 @@ class PairCollator:
     pad_token_id: int
     packed: bool = True
     pad_to_multiple_of: int | None = None
+    #: packed rows: the cost of attention per query-key pair relative to a token's other work
+    #: (:func:`attention_cost`); None: rows as wide as the longest pair (:mod:`.core.batch_rows`)
+    attention_cost: float | None = None
 
     def _width(self, n: int) -> int:
         m = self.pad_to_multiple_of
@@ -135,29 +138,33 @@ class PairCollator:
         return out
 
     def packed_batch(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """One row per pair in the prompt-once layout of :class:`lm_eval_rankacc.core.packing.PackedSequence`
-        (continuations: the chosen response, then the rejected one unless it is the same)."""
+        """The pairs in the prompt-once layout of :class:`lm_eval_rankacc.core.packing.PackedSequence`
+        (continuations: the chosen response, then the rejected one unless it is the same), side by
+        side in the rows :func:`lm_eval_rankacc.core.batch_rows.plan_rows` picks for
+        ``attention_cost``, each attending within itself only."""
         b = len(items)
         layouts = [packing.PackedSequence(it["prompt_ids"], [it["chosen_ids"]] if _same(it)
                                           else [it["chosen_ids"], it["rejected_ids"]]) for it in items]
-        width = self._width(max(len(seq) for seq in layouts))
-        ids = np.full((b, width), self.pad_token_id, dtype=np.int64)
-        positions = np.zeros((b, width), dtype=np.int64)
-        allowed = np.zeros((b, width, width), dtype=bool)
-        keep = np.zeros((b, width), dtype=bool)
+        plan = batch_rows.plan_rows([len(seq) for seq in layouts], self.attention_cost)
+        width = self._width(max(sum(len(layouts[i]) for i in row) for row in plan))
+        ids = np.full((len(plan), width), self.pad_token_id, dtype=np.int64)
+        positions = np.zeros((len(plan), width), dtype=np.int64)
+        allowed = np.zeros((len(plan), width, width), dtype=bool)
+        keep = np.zeros((len(plan), width), dtype=bool)
         rows, targets, owners = [], [], []
-        for s, seq in enumerate(layouts):
-            n = len(seq)
-            ids[s, :n] = seq.tokens
-            positions[s, :n] = seq.positions
-            allowed[s] = seq.allowed(width)
-            first, end = seq.scored_rows()
-            keep[s, first:end] = True
-            for k, (resp, owner) in enumerate(zip(seq.continuations, (s, b + s))):
-                if resp:
-                    rows.append((s, np.asarray(seq.logit_rows(k), dtype=np.int64)))
-                    targets.append(np.asarray(resp, dtype=np.int64))
-                    owners.append(np.full(len(resp), owner, dtype=np.int64))
+        for r, members in enumerate(plan):
+            tokens, positions[r], allowed[r], offsets = packing.layout_row([layouts[i] for i in members], width)
+            used = sum(len(layouts[i]) for i in members)
+            ids[r, :used] = tokens[:used]
+            for s, offset in zip(members, offsets):
+                seq = layouts[s]
+                first, end = seq.scored_rows()
+                keep[r, offset + first:offset + end] = True
+                for k, (resp, owner) in enumerate(zip(seq.continuations, (s, b + s))):
+                    if resp:
+                        rows.append((r, offset + np.asarray(seq.logit_rows(k), dtype=np.int64)))
+                        targets.append(np.asarray(resp, dtype=np.int64))
+                        owners.append(np.full(len(resp), owner, dtype=np.int64))
         out = self._targets(keep, rows, targets, owners)
         out.update(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(allowed[:, None]),
                    position_ids=torch.from_numpy(positions), **self._common(items))
@@ -230,16 +237,82 @@ def response_logps(model: torch.nn.Module, batch: dict[str, torch.Tensor], n_pai
             )
     else:
         logits = model(**kwargs).logits[keep]
-    logits = logits.float()
-    lse = torch.logsumexp(logits, dim=-1)
-    rows, tids = batch["target_rows"], batch["target_ids"]
-    picked = logits[rows, tids] - lse[rows]
+    picked = target_logps(logits, batch["target_rows"], batch["target_ids"])
     logps = torch.zeros(2 * n_pairs, dtype=picked.dtype, device=picked.device)
     logps = logps.index_add(0, batch["target_owner"], picked)
     chosen, rejected = logps[:n_pairs], logps[n_pairs:]
     if "same_response" in batch:
         rejected = torch.where(batch["same_response"], chosen, rejected)
     return chosen, rejected
+
+
+#: Logit rows per chunk of :func:`target_logps` (a chunk's float32 copy: 256 x vocabulary).
+CHUNK_ROWS = 256
+
+
+class _TargetLogps(torch.autograd.Function):
+    """log softmax(logits[row])[token] for each (row, token), the log-softmax
+    taken in chunks of rows (see :func:`target_logps`)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        lse = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+        for start in range(0, logits.shape[0], CHUNK_ROWS):
+            lse[start:start + CHUNK_ROWS] = torch.logsumexp(logits[start:start + CHUNK_ROWS].float(), dim=-1)
+        ctx.save_for_backward(logits, lse, rows, tokens)
+        return logits[rows, tokens].float() - lse[rows]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        logits, lse, rows, tokens = ctx.saved_tensors
+        # d/dlogits of sum_t g_t (logit[r_t, y_t] - lse[r_t]) = onehot(y_t) g_t - softmax(logits[r]) sum_{t: r_t = r} g_t
+        weight = torch.zeros(logits.shape[0], dtype=torch.float32, device=logits.device).index_add_(0, rows, grad.float())
+        out = torch.empty_like(logits)
+        for start in range(0, logits.shape[0], CHUNK_ROWS):
+            chunk = slice(start, start + CHUNK_ROWS)
+            probs = (logits[chunk].float() - lse[chunk, None]).exp_()
+            out[chunk] = probs.mul_(weight[chunk, None].neg())
+        out.index_put_((rows, tokens), grad.to(out.dtype), accumulate=True)
+        return out, None, None
+
+
+def target_logps(logits: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """float32 ``log_softmax(logits[rows[t]])[tokens[t]]`` for every t, differentiable in ``logits``.
+
+    The log-sum-exp over the vocabulary is computed :data:`CHUNK_ROWS` rows at a
+    time in float32 and the gradient written chunk by chunk into one tensor of
+    the logits' shape and dtype: no full float32 copy of the logits, no
+    log-softmax tensor, no second gradient tensor is held (autograd's
+    ``logits.float().log_softmax(-1)[rows, tokens]`` holds four of
+    [kept positions, vocabulary]). The values are those of ``torch.logsumexp``
+    row by row; the gradient is softmax's, written out."""
+    return _TargetLogps.apply(logits, rows, tokens)
+
+
+#: A FLOP of attention under a dense 4-D mask costs this many FLOPs of the weight products:
+#: fitted on SmolLM2-135M, forward + backward, one CPU thread (``scripts/bench_training.py
+#: --calibrate``: 5.2e-4 measured against 3.25e-4 counted).
+MASKED_ATTENTION_SLOWDOWN = 1.6
+
+
+def attention_cost(model: torch.nn.Module) -> float | None:
+    """The attention cost per query-key pair relative to a token's other work
+    (:mod:`lm_eval_rankacc.core.batch_rows`): ``2 h d / P`` from the model's
+    config (``h`` query heads of size ``d``, ``P`` weights per layer outside
+    the embeddings) times :data:`MASKED_ATTENTION_SLOWDOWN`; None when the
+    config does not say."""
+    config = getattr(model, "config", None)
+    get = (lambda name: getattr(config, name, None))
+    layers, heads, hidden = get("num_hidden_layers"), get("num_attention_heads"), get("hidden_size")
+    if not (layers and heads and hidden):
+        return None
+    head_dim = get("head_dim") or hidden // heads
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if out is not None:
+        embeddings.add(id(out.weight))
+    body = sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
+    return MASKED_ATTENTION_SLOWDOWN * 2.0 * heads * head_dim * layers / body if body else None
 
 
 @torch.no_grad()
