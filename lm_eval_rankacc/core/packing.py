@@ -172,12 +172,12 @@ def route(prompt_tokens: int, continuation_tokens: Sequence[int]) -> str:
     by measurement (docs/hf_prefix.md, "Two routes"): the packed route's
     attention spans every response of the document, so its cost per token
     grows with their number; the cached route pays one more forward pass and
-    a copy of the prompt's cache per response. First measurement (8 real HH
-    documents of 2 and 4 responses, SmolLM2-135M, one CPU thread): cached
-    3.07x / 3.37x stock against packed 2.80x / 3.13x; on 15 responses cached
-    1.07x against packed 2.81x (the per-response cache copies dominate). So
-    cached for :data:`CACHED_FROM` to :data:`CACHED_UP_TO` responses of two
-    tokens or more, else packed."""
+    a copy of the prompt's cache per response. Measured (8 real HH documents
+    of 2, 4 and 15 responses, SmolLM2-135M, one CPU thread, 3 repeats):
+    cached 1.86x / 2.03x / 0.87x stock against packed 1.72x / 2.05x / 2.34x
+    (on 15 the per-response cache copies dominate). So cached for
+    :data:`CACHED_FROM` to :data:`CACHED_UP_TO` responses of two tokens or
+    more, else packed."""
     del prompt_tokens  # the measured rule depends on the count alone
     multi = sum(1 for n in continuation_tokens if n >= 2)
     return "cached" if CACHED_FROM <= multi <= CACHED_UP_TO else "packed"
