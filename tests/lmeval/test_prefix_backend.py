@@ -255,8 +255,10 @@ def test_both_routes_match_hf(tiny_model_dir, hf, route):
     lm = prefix_lm(tiny_model_dir, batch_size=3, prefix_route=route)
     assert_same(lm.loglikelihood(reqs, disable_tqdm=True), hf.loglikelihood(reqs, disable_tqdm=True))
     assert lm._checked is True
-    if route != "packed":
+    if route == "cached":
         assert lm._cache_ok is True  # the cached route passed its own self-check
+    else:
+        assert lm._cache_ok is None  # auto and packed never run (nor check) the cached route
 
 
 def test_cached_route_in_a_short_window(tiny_model_dir):
@@ -270,9 +272,8 @@ def test_cached_route_in_a_short_window(tiny_model_dir):
 def test_route_rule_and_bad_route(tiny_model_dir):
     from lm_eval_rankacc.core import packing
 
-    assert packing.route(100, [5] * (packing.CACHED_FROM - 1) + [1]) == "packed"
-    assert packing.route(100, [5] * packing.CACHED_FROM) == "cached"
-    assert packing.route(100, [5] * (packing.CACHED_UP_TO + 1)) == "packed"
+    # auto takes the packed route for every count (the measured rule; cached only when asked for)
+    assert {packing.route(100, [5] * n + [1]) for n in range(0, 21)} == {"packed"}
     assert packing.route(100, [1] * 20) == "packed"  # one-token responses need no response pass
     with pytest.raises(ValueError, match="prefix_route"):
         prefix_lm(tiny_model_dir, batch_size=1, prefix_route="fast")

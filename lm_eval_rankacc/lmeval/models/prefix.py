@@ -220,7 +220,7 @@ class HFPrefixLM(HFLM):
                 worst,
             )
             return None
-        if self.prefix_route != "packed":
+        if self.prefix_route == "cached":  # auto takes the packed route (packing.route)
             self._cache_ok = self._check_cached(sub, [b[0] for b in expected])
         return got
 
