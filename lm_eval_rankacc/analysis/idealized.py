@@ -95,11 +95,14 @@ def _gap_intervals(star: dict, observed: list[tuple], mask: np.ndarray, boot: tu
         for j, v in enumerate(values):
             if v is None or isinstance(v, str):
                 continue
-            block = np.atleast_2d(np.asarray(v, dtype=float)[..., mask])
+            block = np.atleast_2d(v)
             where[(key, j)] = (top, top + len(block))
             top += len(block)
             blocks.append(block)
-    means = stats.bootstrap_means(np.vstack(blocks), n_boot, seed)
+    stack = np.empty((top, int(mask.sum())))  # the documents of mask, as floats (booleans: 0 / 1)
+    for block, (start, stop) in zip(blocks, where.values()):
+        stack[start:stop] = block if mask.all() else block[:, mask]
+    means = stats.bootstrap_means(stack, n_boot, seed)
     for k in range(len(observed)):
         for name, metric, _, gap in _STARS:
             j = 0 if metric == "rank_acc_norm" else 1

@@ -35,6 +35,28 @@ STREAM_CELLS = 1 << 27
 #: Grouping pays while the groups are at most this share of the documents (a multinomial
 #: category costs about 30 times a drawn document).
 _MAX_GROUP_SHARE = 1 / 32
+#: Rows of verdicts up to which the groups' codes (3^rows of them) are counted rather than sorted.
+_COUNTED_DIGITS = 12
+#: Documents whose verdict codes are computed at once (temporaries that stay in the CPU's caches).
+_CODE_CHUNK = 1 << 15
+
+
+def _verdict_codes(values: np.ndarray) -> np.ndarray | None:
+    """Each document's (column's) verdicts 0, 1, NaN as one base-3 code (digits
+    0, 1, 2; row j weighted 3^j, exact below 2**53), computed
+    :data:`_CODE_CHUNK` documents at a time; None when a value is no verdict
+    or there are more than 33 rows."""
+    k, n = values.shape
+    if k > 33:
+        return None
+    weights, codes = 3.0 ** np.arange(k), np.empty(n)
+    for start in range(0, n, _CODE_CHUNK):
+        part = values[:, start:start + _CODE_CHUNK]
+        digits = np.where(np.isnan(part), 2.0, part)
+        if not ((digits == 0.0) | (digits == 1.0) | (digits == 2.0)).all():
+            return None
+        codes[start:start + _CODE_CHUNK] = weights @ digits
+    return codes
 
 
 def _document_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -43,18 +65,25 @@ def _document_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None
     how many documents each stands for; None when there are more than
     :data:`_MAX_GROUP_SHARE` x N of them."""
     k, n = values.shape
-    kept = ~np.isnan(values)
-    digits = np.where(kept, values, 2.0)
-    if k <= 33 and ((digits == 0.0) | (digits == 1.0) | (digits == 2.0)).all():  # verdicts: one base-3 code each
-        codes = (3.0 ** np.arange(k)) @ digits  # exact below 2**53
+    codes = _verdict_codes(values)
+    if codes is not None and k <= _COUNTED_DIGITS:  # few codes: counted, each group read back from its code
+        counts = np.bincount(codes.astype(np.int64), minlength=1)
+        present = np.flatnonzero(counts)
+        sizes, digits = counts[present], (present[None, :] // 3 ** np.arange(k)[:, None]) % 3
+        held = digits != 2
+        group_values = np.where(held, digits, 0).astype(float)
+    elif codes is not None:
         _, first, sizes = np.unique(codes, return_index=True, return_counts=True)
-        if len(sizes) > _MAX_GROUP_SHARE * n:
-            return None
-        held = kept[:, first]
-        return np.concatenate([np.where(held, values[:, first], 0.0), held], axis=0).T, sizes
-    data = np.concatenate([np.where(kept, values, 0.0), kept], axis=0)  # NaN: (0, not held), apart from 0
-    columns, sizes = np.unique(data, axis=1, return_counts=True)
-    return None if len(sizes) > _MAX_GROUP_SHARE * n else (columns.T, sizes)
+        held = ~np.isnan(values[:, first])
+        group_values = np.where(held, values[:, first], 0.0)
+    else:
+        kept = ~np.isnan(values)
+        data = np.concatenate([np.where(kept, values, 0.0), kept], axis=0)  # NaN: (0, not held), apart from 0
+        columns, sizes = np.unique(data, axis=1, return_counts=True)
+        return None if len(sizes) > _MAX_GROUP_SHARE * n else (columns.T, sizes)
+    if len(sizes) > _MAX_GROUP_SHARE * n:
+        return None
+    return np.concatenate([group_values, held], axis=0).T, sizes
 
 
 def _grouped_means(rows: np.ndarray, sizes: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -127,11 +156,64 @@ def paired_difference_interval(a: np.ndarray, b: np.ndarray, n_boot: int = N_BOO
     return interval(means[:, 1] - means[:, 0], level)
 
 
+#: Up to this many word operations (k x n) McNemar's tail is summed in exact integers; beyond, by
+#: :func:`_binomial_half_pmf` and the terms' ratios in floating point (about 1e-13 relative).
+EXACT_TAIL_WORK = 10**7
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _stirling_error(n: int) -> float:
+    """log n! - log(sqrt(2 pi n) (n / e)^n): from ``lgamma`` up to 15, else
+    Stirling's series to n^-9 (Loader 2000, "Fast and accurate computation of
+    binomial probabilities")."""
+    if n <= 15:
+        return math.lgamma(n + 1.0) - (n + 0.5) * math.log(n) + n - _LOG_SQRT_2PI
+    inv2 = 1.0 / (n * n)
+    return (1 / 12 - (1 / 360 - (1 / 1260 - (1 / 1680 - inv2 / 1188) * inv2) * inv2) * inv2) / n
+
+
+def _deviance(x: float, mean: float) -> float:
+    """x log(x / mean) + mean - x, by its series near x = mean, where the plain form cancels (Loader 2000)."""
+    if abs(x - mean) >= 0.1 * (x + mean):
+        return x * math.log(x / mean) + mean - x
+    v = (x - mean) / (x + mean)
+    total, term, j = (x - mean) * v, 2.0 * x * v, 1
+    while True:
+        term *= v * v
+        grown = total + term / (2 * j + 1)
+        if grown == total:
+            return total
+        total, j = grown, j + 1
+
+
+def _binomial_half_pmf(k: int, n: int) -> float:
+    """P(X = k), X ~ Binomial(n, 1/2), 0 < k < n, by Loader's saddle-point form (relative error ~1e-15)."""
+    log_pmf = (_stirling_error(n) - _stirling_error(k) - _stirling_error(n - k)
+               - _deviance(k, n / 2) - _deviance(n - k, n / 2))
+    return math.exp(log_pmf) * math.sqrt(n / (2.0 * math.pi * k * (n - k)))
+
+
+def _float_tail(k: int, n: int) -> float:
+    """P(X <= k), X ~ Binomial(n, 1/2), 0 < k <= n / 2: P(X = k) times the sum
+    of the ratios P(X = i) / P(X = k) (P(X = i - 1) = P(X = i) i / (n - i + 1)),
+    from i = k downward until the rest is below 1e-20 of the sum."""
+    width = min(k, 64 + int(5 * math.sqrt(n)))  # the terms fall below e^-45 within ~4.7 sqrt(n) of the mode
+    while True:
+        i = np.arange(k, k - width, -1, dtype=float)
+        ratios = np.cumprod(i / (n - i + 1.0))
+        total = 1.0 + float(ratios.sum())
+        if width == k or ratios[-1] < 1e-20 * total:
+            return _binomial_half_pmf(k, n) * total
+        width = min(k, 2 * width)
+
+
 def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     """McNemar's exact two-sided p-value from the discordant documents (``only_a``
     right for A only, ``only_b`` for B only): under no difference each is
     Binomial(only_a + only_b, 1/2), p = min(1, 2 P(X <= min(only_a, only_b)));
-    1 without discordant documents. Exact integer arithmetic.
+    1 without discordant documents. Exact integer arithmetic up to
+    :data:`EXACT_TAIL_WORK`, beyond it :func:`_float_tail` (a million
+    discordant documents: milliseconds rather than seconds).
 
     Examples:
         >>> mcnemar_exact_p(1, 6)  # 1 document only A ranks right, 6 only B: two-sided exact p
@@ -142,6 +224,8 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
         raise ValueError(f"counts must be >= 0, got {only_a}, {only_b}")
     if n == 0:
         return 1.0
+    if k > 0 and k * n > EXACT_TAIL_WORK:
+        return min(1.0, 2.0 * _float_tail(k, n))
     term, tail = 1, 1  # C(n, 0)
     for i in range(k):
         term = term * (n - i) // (i + 1)

@@ -38,14 +38,14 @@ import numpy as np
 
 from lm_eval_rankacc.loading.cache_dir import default_cache_dir
 from lm_eval_rankacc.outputs import columns, lines, samples, validation
-from lm_eval_rankacc.outputs.columns import TaskSamples, packed, packed_arrays
+from lm_eval_rankacc.outputs.columns import Strings, TaskSamples, packed, packed_arrays
 from lm_eval_rankacc.outputs.names import task_of
 
-__all__ = ["CACHE_ENV", "cache_folder", "cached_samples", "entry_path", "file_key"]
+__all__ = ["CACHE_ENV", "cache_folder", "cached_samples", "entry_path", "file_key", "is_fresh"]
 
 CACHE_ENV = "LM_EVAL_RANKACC_SAMPLES_CACHE"
 #: The entry layout; raised when it changes (the reader's code is in the key besides).
-FORMAT = 1
+FORMAT = 2
 #: Files up to this size are hashed whole in the key; bigger ones in :data:`PIECES` pieces.
 WHOLE_HASH_BYTES = 8 << 20
 #: Pieces of :data:`PIECE_BYTES` hashed in a bigger file: the first, the last and evenly between.
@@ -115,13 +115,27 @@ def _key_stat(key: dict[str, Any]) -> tuple:
 
 
 def _strings(values: list[str]) -> np.ndarray:
-    """A list of strings as UTF-8 JSON bytes (a uint8 array)."""
-    text = json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    """A list of strings as UTF-8 bytes (a uint8 array): a NUL byte, then the
+    strings joined by NUL where none holds one (split again at once), else
+    their JSON."""
+    joined = "\0".join(values)
+    if values and joined.count("\0") == len(values) - 1:
+        text = ("\0" + joined).encode("utf-8", "surrogatepass")
+    else:
+        text = json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass")
     return np.frombuffer(text, dtype=np.uint8)
 
 
-def _unstrings(array: np.ndarray) -> list[str]:
-    """The list of strings of :func:`_strings` (its bytes checked by their CRC-32 before)."""
+def _unstrings(array: np.ndarray, n: int | None = None) -> list[str] | Strings:
+    """The strings of :func:`_strings` (its bytes checked by their CRC-32
+    before): NUL-joined ones as :class:`Strings` of ``n`` (made Python strings
+    only when asked for), else the list."""
+    if len(array) and array[0] == 0:
+        count = int(np.count_nonzero(array == 0))  # the marker and one NUL between each two strings
+        if n is not None and count != n:
+            raise ValueError(f"{count} strings where {n} were written")
+        joined = Strings(array[1:], count)
+        return joined if n is not None else list(joined)
     values = json.loads(array.tobytes().decode("utf-8", "surrogatepass"))
     if not isinstance(values, list):
         raise TypeError("not a list of strings")  # caught as a corrupt entry
@@ -142,24 +156,42 @@ def _header(path: Path, task: str, kind: str, key: dict[str, Any], n: int, crc32
             "kind": kind, "key": key, "documents": n, "crc32": crc32}
 
 
+def _header_fits(header: dict[str, Any], path: Path, task: str, st: os.stat_result) -> bool:
+    """Whether an entry's header is of ``path`` as it is now (``st``): format, reader, path, task and key."""
+    expected = _header(path, task, header.get("kind"), header.get("key"), header.get("documents"),
+                       header.get("crc32"))
+    return header == expected and _stat_part(st) == _key_stat(header["key"]) and header["key"] == file_key(path, st)
+
+
+def is_fresh(path: Path) -> bool:
+    """Whether the cache holds an entry of the samples file ``path`` as it is
+    now, by the entry's header alone (its arrays are checked when loaded):
+    what decides whether reading a run is worth a process of its own."""
+    folder = cache_folder()
+    if folder is None:
+        return False
+    try:
+        with np.load(entry_path(folder, path), allow_pickle=False) as z:
+            return _header_fits(json.loads(z["header"].tobytes()), path, task_of(path), path.stat())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile):
+        return False
+
+
 def _open_entry(entry: Path, path: Path, task: str, st: os.stat_result) -> TaskSamples | str | None:
     """The cached samples (or kind) of ``path`` from ``entry``; None when the
     entry is of another file, task, reader or content. Raises :class:`_Corrupt`."""
     try:
         with np.load(entry, allow_pickle=False) as z:
             header = json.loads(z["header"].tobytes())
-            expected = _header(path, task, header.get("kind"), header.get("key"), header.get("documents"),
-                               header.get("crc32"))
-            if header != expected or _stat_part(st) != _key_stat(header["key"]):
-                return None
-            if header["key"] != file_key(path, st):
+            if not _header_fits(header, path, task, st):
                 return None
             if header["kind"] != "rankacc":
                 return header["kind"]
             arrays = {name: z[name] for name in z.files if name != "header"}
             if _checksums(arrays) != header["crc32"]:
                 raise ValueError("its arrays do not match their checksums")
-            strings = {name: _unstrings(arrays.pop(name)) for name in _STRINGS}
+            n = header["documents"] if isinstance(header["documents"], int) else -1
+            strings = {name: _unstrings(arrays.pop(name), None if name == "dropped" else n) for name in _STRINGS}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as err:
         raise _Corrupt(str(err).splitlines()[0][:120] if str(err) else type(err).__name__) from None
     try:

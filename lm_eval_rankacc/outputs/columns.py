@@ -19,7 +19,7 @@ import numpy as np
 from lm_eval_rankacc.core.jsontext import loads
 from lm_eval_rankacc.outputs.lines import line_at
 
-__all__ = ["Columns", "TaskSamples", "packed", "packed_arrays"]
+__all__ = ["Columns", "Strings", "TaskSamples", "packed", "packed_arrays"]
 
 
 class _Ragged(Sequence):
@@ -29,6 +29,8 @@ class _Ragged(Sequence):
 
     def __init__(self, flat: np.ndarray, starts: np.ndarray, nullable: bool = False):
         self.flat, self.starts, self.nullable = flat, starts, nullable
+        self._sizes: np.ndarray | None = None
+        self._one_size: int | None = None  # every document's number of values, where they all hold as many
 
     def __len__(self) -> int:
         return len(self.starts) - 1
@@ -47,11 +49,24 @@ class _Ragged(Sequence):
         return list(self) == (list(other) if isinstance(other, (_Ragged, list, tuple)) else other)
 
     def sizes(self) -> np.ndarray:
-        return np.diff(self.starts)
+        """Each document's number of values (computed once; read-only)."""
+        if self._sizes is None:
+            self._sizes = np.diff(self.starts)
+            self._sizes.flags.writeable = False
+            if len(self._sizes) and (self._sizes == self._sizes[0]).all():
+                self._one_size = int(self._sizes[0])
+        return self._sizes
 
     def block(self, index: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
-        """(len(index), n) array of documents that all hold ``n`` values."""
-        at = self.starts[np.asarray(index, dtype=np.int64)]
+        """(len(index), n) array of documents that all hold ``n`` values (a
+        view of the flat array when ``index`` is every document in order: not
+        to be written to)."""
+        index = np.asarray(index, dtype=np.int64)
+        self.sizes()
+        if self._one_size == n and n:  # one shape for all: rows of the flat array, no gather of single values
+            rows = self.flat.reshape(-1, n)
+            return rows if np.array_equal(index, np.arange(len(rows))) else rows[index]
+        at = self.starts[index]
         return self.flat[at[:, None] + np.arange(n)]
 
     @classmethod
@@ -62,6 +77,41 @@ class _Ragged(Sequence):
             flat += [math.nan if v is None else v for v in values]
         dtype = float if nullable or any(type(v) is float for v in flat) else np.int64
         return cls(np.array(flat, dtype=dtype), np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]), nullable)
+
+
+class Strings(Sequence):
+    """``n`` strings held as their UTF-8 bytes joined by NUL (a uint8 array,
+    none of the strings holding a NUL), made Python strings only when one is
+    asked for: equal runs compare their bytes at once (the samples cache's ids
+    and hashes)."""
+
+    def __init__(self, joined: np.ndarray, n: int):
+        self.joined, self._n = joined, n
+        self._values: list[str] | None = None
+
+    def _list(self) -> list[str]:
+        if self._values is None:
+            values = self.joined.tobytes().decode("utf-8", "surrogatepass").split("\0") if self._n else []
+            if len(values) != self._n:
+                raise ValueError(f"{len(values)} strings where {self._n} were written")
+            self._values = values
+        return self._values
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, k):  # type: ignore[override]
+        return self._list()[k]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Strings):
+            return self._n == other._n and np.array_equal(self.joined, other.joined)
+        return isinstance(other, (list, tuple, Sequence)) and self._list() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class _Doc(Mapping):
@@ -120,8 +170,8 @@ class TaskSamples:
 
     task: str
     path: Path
-    ids: list[str]
-    hashes: list[str]
+    ids: Sequence[str]  # a list, or :class:`Strings` from the samples cache
+    hashes: Sequence[str]
     docs: Sequence[Mapping[str, Any]]
     loglik: Sequence[list[float]]
     n_tokens: Sequence[list[int | None]]
@@ -149,7 +199,7 @@ class TaskSamples:
     @property
     def sizes(self) -> np.ndarray:
         """Number of responses of each document."""
-        return self.ranks.sizes().astype(int)
+        return self.ranks.sizes().astype(int, copy=False)
 
     @property
     def tied(self) -> np.ndarray:
@@ -173,6 +223,9 @@ class TaskSamples:
     def groups(self) -> dict[int, np.ndarray]:
         """Indices of the documents, grouped by number of responses."""
         sizes = self.sizes
+        one = getattr(self.ranks, "_one_size", None)
+        if one is not None:
+            return {one: np.arange(len(sizes))}
         return {int(n): np.flatnonzero(sizes == n) for n in np.unique(sizes)}
 
     def array(self, name: str, index: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -267,7 +320,7 @@ def packed_arrays(ts: TaskSamples) -> dict[str, np.ndarray]:
     return out
 
 
-def packed(task: str, path: Path, ids: list[str], hashes: list[str], dropped: list[str],
+def packed(task: str, path: Path, ids: Sequence[str], hashes: Sequence[str], dropped: list[str],
            arrays: Mapping[str, np.ndarray]) -> TaskSamples:
     """The :class:`TaskSamples` of plain arrays (:func:`packed_arrays`), its
     texts read back from ``path``; ValueError when the arrays do not fit

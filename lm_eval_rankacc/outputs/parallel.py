@@ -17,11 +17,13 @@ __all__ = ["PARALLEL_BYTES", "map_in_processes", "samples_bytes"]
 PARALLEL_BYTES = 256 << 20
 
 
-def samples_bytes(path: Path) -> int:
-    """Bytes of the samples files a run path names, or a folder holds (0 when unknown)."""
+def samples_bytes(path: Path, answered: Callable[[Path], bool] | None = None) -> int:
+    """Bytes of the samples files a run path names, or a folder holds (0 when
+    unknown), leaving out those ``answered`` says need no reading (e.g.
+    :func:`lm_eval_rankacc.outputs.cache.is_fresh`)."""
     try:
         files = [path] if path.is_file() else path.rglob("samples_*.jsonl")
-        return sum(f.stat().st_size for f in files)
+        return sum(f.stat().st_size for f in files if answered is None or not answered(f))
     except OSError:
         return 0
 

@@ -13,13 +13,14 @@ through the samples cache (:mod:`lm_eval_rankacc.outputs.cache`);
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.cache import cached_samples
+from lm_eval_rankacc.outputs.cache import cached_samples, is_fresh
 from lm_eval_rankacc.outputs.columns import TaskSamples
 from lm_eval_rankacc.outputs.names import (
     newest_per_task,
@@ -170,10 +171,12 @@ class _InCache:
 
 
 def _load_run_args(args: tuple) -> Run:
-    """:func:`load_run` in a forked reader; a task it wrote to (or found in) the samples cache comes
-    back as its file only (:class:`_InCache`), not as a pickled copy of its columns."""
-    run = load_run(*args)
-    run.tasks = {task: _InCache(ts.path) if ts.cache_entry is not None else ts for task, ts in run.tasks.items()}
+    """:func:`load_run` of ``args[:-1]``; in a forked reader (a process other than ``args[-1]``, the
+    caller's pid) a task it wrote to (or found in) the samples cache comes back as its file only
+    (:class:`_InCache`), not as a pickled copy of its columns."""
+    run = load_run(*args[:-1])
+    if os.getpid() != args[-1]:
+        run.tasks = {task: _InCache(ts.path) if ts.cache_entry is not None else ts for task, ts in run.tasks.items()}
     return run
 
 
@@ -194,8 +197,8 @@ def as_runs(runs: Sequence[Run | str | Path], tasks: str | Sequence[str] | None 
     says so (the same documents, checks and errors)."""
     require = list(require_match) if require_match is not None else [True] + [False] * (len(runs) - 1)
     todo = [k for k, run in enumerate(runs) if not isinstance(run, Run)]
-    nbytes = sum(samples_bytes(Path(runs[k]).expanduser()) for k in todo)
-    loaded = map_in_processes(_load_run_args, [(runs[k], tasks, require[k]) for k in todo], nbytes)
+    nbytes = sum(samples_bytes(Path(runs[k]).expanduser(), is_fresh) for k in todo)
+    loaded = map_in_processes(_load_run_args, [(runs[k], tasks, require[k], os.getpid()) for k in todo], nbytes)
     out: list[Any] = list(runs)
     for k, run in zip(todo, loaded):
         out[k] = _from_cache(run)

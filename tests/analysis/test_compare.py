@@ -28,6 +28,27 @@ def test_mcnemar_matches_scipy_binomtest(b, c):
     assert stats.mcnemar_exact_p(b, c) == pytest.approx(expected, rel=1e-9, abs=1e-300)
 
 
+
+def _exact_two_sided(b: int, c: int) -> float:
+    """McNemar's p in exact integers, written here: 2 sum_{i <= min} C(n, i) / 2^n, capped at 1."""
+    n, k = b + c, min(b, c)
+    term, tail = 1, 1
+    for i in range(1, k + 1):
+        term = term * (n - i + 1) // i
+        tail += term
+    return min(1.0, 2 * tail / 2**n)
+
+
+@pytest.mark.parametrize("b, c", [(30000, 31000), (100000, 100600), (40000, 45000), (50000, 50001), (7, 400000),
+                                  (2000, 2100), (31, 40)])
+def test_mcnemar_float_tail_matches_exact_integers(b, c, monkeypatch):
+    """The floating-point tail (taken beyond EXACT_TAIL_WORK; forced here) equals the exact sum to 1e-12."""
+    monkeypatch.setattr(stats, "EXACT_TAIL_WORK", 0)
+    expected = _exact_two_sided(b, c)
+    assert stats.mcnemar_exact_p(b, c) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+    assert stats.mcnemar_exact_p(b, c) == pytest.approx(binomtest(min(b, c), b + c, 0.5).pvalue, rel=1e-9,
+                                                        abs=1e-300)
+
 def _loop_means(values, n_boot, seed):
     """The bootstrap as a plain loop: one draw of N documents per replicate."""
     rng = np.random.default_rng(seed)

@@ -67,3 +67,17 @@ def test_many_groups_keep_the_stream(monkeypatch):
     expected = stats.bootstrap_means(values, 30, seed=2)
     monkeypatch.setattr(stats, "STREAM_CELLS", 0)
     np.testing.assert_array_equal(stats.bootstrap_means(values, 30, seed=2), expected)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 12, 13])
+def test_counted_groups_equal_the_sorted_groups(rows, monkeypatch):
+    """Verdict rows (0, 1, NaN) grouped by counting their codes give the groups sorting gives, in the same order."""
+    rng = np.random.default_rng(rows)
+    values = rng.choice([0.0, 1.0, np.nan], size=(rows, 5000), p=[0.45, 0.45, 0.1])
+    monkeypatch.setattr(stats, "_MAX_GROUP_SHARE", 1.0)
+    counted = stats._document_groups(values)
+    monkeypatch.setattr(stats, "_COUNTED_DIGITS", 0)
+    sorted_ = stats._document_groups(values)
+    np.testing.assert_array_equal(counted[0], sorted_[0])
+    np.testing.assert_array_equal(counted[1], sorted_[1])
+    assert counted[1].sum() == values.shape[1]

@@ -279,3 +279,61 @@ def test_a_file_changed_while_read_is_not_cached(tmp_path, cache_dir, monkeypatc
     monkeypatch.setattr(cache.samples, "read_samples", read_then_append)
     run = load_run(sub)
     assert any("changed while it was read" in n for n in run.notes) and not list(cache_dir.glob("*.npz"))
+
+
+def test_ids_with_a_nul_are_kept_exactly(tmp_path, cache_dir):
+    """Ids are stored NUL-joined unless one holds a NUL (then as JSON): both come back the same strings."""
+    entries = _entries(4)
+    entries[2]["doc"]["id"] = "a\u0000b"
+    entries[3]["doc"]["id"] = "caf\u00e9 \U0001F600"
+    sub = write_run(tmp_path / "run", {TASK: entries})
+    expected = _fields(load_run(sub).tasks[TASK])
+    second = load_run(sub).tasks[TASK]
+    assert second.cache_entry is not None and _fields(second) == expected
+    assert list(second.ids)[2:] == ["a\u0000b", "caf\u00e9 \U0001F600"]
+
+
+def test_cached_ids_are_compared_without_making_strings(tmp_path, cache_dir):
+    """Two runs of the same documents from the cache match by their stored bytes: no id made a string."""
+    from lm_eval_rankacc.outputs.columns import Strings
+    from lm_eval_rankacc.outputs.matching import match_documents
+    a, b = write_run(tmp_path / "a", {TASK: _entries()}), write_run(tmp_path / "b", {TASK: _entries(shift=1.0)})
+    load_run(a), load_run(b)
+    ta, tb = load_run(a).tasks[TASK], load_run(b).tasks[TASK]
+    assert isinstance(ta.ids, Strings) and isinstance(tb.hashes, Strings)
+    assert match_documents(ta, tb).tolist() == list(range(12))
+    assert ta.ids._values is None and tb.hashes._values is None  # compared as bytes
+    assert ta.ids == [f"d{k}" for k in range(12)] and ta.ids != [f"d{k}" for k in range(11)]
+    assert ta.ids[3] == "d3" and list(tb.hashes) == list(read_samples(_samples(b), TASK).hashes)
+
+
+def test_a_wrong_string_count_is_a_corrupt_entry(tmp_path, cache_dir, monkeypatch):
+    """An entry whose id bytes hold another number of strings than its documents is read again, with a note."""
+    sub = write_run(tmp_path / "run", {TASK: _entries()})
+    expected = _fields(load_run(sub).tasks[TASK])
+    next(cache_dir.glob("*.npz")).unlink()
+    with monkeypatch.context() as patched:
+        patched.setattr(cache, "_strings", lambda values: np.frombuffer(b"\x00a\x00b", dtype=np.uint8))
+        load_run(sub)  # written with two ids (and hashes) for twelve documents
+    run = load_run(sub)
+    assert len(run.notes) == 1 and "cannot be used" in run.notes[0], run.notes
+    assert _fields(run.tasks[TASK]) == expected
+
+
+def test_fresh_entries_are_loaded_without_forking(tmp_path, cache_dir, monkeypatch):
+    """Runs whose samples the cache answers for are loaded in this process, each entry once."""
+    from lm_eval_rankacc.outputs import parallel, runs
+    monkeypatch.setattr(parallel, "PARALLEL_BYTES", 1)
+    a, b = write_run(tmp_path / "a", {TASK: _entries()}), write_run(tmp_path / "b", {TASK: _entries(shift=1.0)})
+    assert not cache.is_fresh(_samples(a))
+    runs.as_runs([a, b])  # read in two forked processes, cached
+    assert cache.is_fresh(_samples(a)) and cache.is_fresh(_samples(b))
+    opened: list = []
+    real_open = cache._open_entry
+    monkeypatch.setattr(cache, "_open_entry", lambda *args: opened.append(args[1]) or real_open(*args))
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", None)  # a fork would fail
+    loaded = runs.as_runs([a, b])
+    assert [r.tasks[TASK].cache_entry is not None for r in loaded] == [True, True]
+    assert sorted(opened) == sorted([_samples(a), _samples(b)])
+    _samples(a).write_text(_samples(a).read_text() + "\n")
+    assert not cache.is_fresh(_samples(a)) and cache.is_fresh(_samples(b))

@@ -20,7 +20,7 @@ from lm_eval_rankacc.analysis.base import (
 from lm_eval_rankacc.analysis.leaderboard.columns import METRIC_LABELS
 from lm_eval_rankacc.analysis.leaderboard.document_sets import docs_digest
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.cache import cached_samples
+from lm_eval_rankacc.outputs.cache import cached_samples, is_fresh
 from lm_eval_rankacc.outputs.columns import TaskSamples
 from lm_eval_rankacc.outputs.parallel import map_in_processes, samples_bytes
 from lm_eval_rankacc.outputs.results import (
@@ -121,7 +121,7 @@ def read_runs(runs: Sequence[str | Path], patterns: list[str] | None, notes: lis
                 found.append((run, p, found_notes))
                 found_notes = []
         notes += found_notes
-    nbytes = sum(samples_bytes(p.parent) for _, p, _ in found)
+    nbytes = sum(samples_bytes(p.parent, is_fresh) for _, p, _ in found)
     read = map_in_processes(_read_one, [(p, patterns, skip_bad, convention) for _, p, _ in found], nbytes)
     files: list[ResultsFile] = []
     for (run, p, found_notes), (rf, read_notes) in zip(found, read):
