@@ -17,7 +17,7 @@ from typing import Any
 from lm_eval_rankacc.core.errors import RunError
 from lm_eval_rankacc.core.jsontext import loads, utf8_error, without_bom
 
-#: Bytes read at once by :func:`_blocks` (cut at the last newline): small enough to stay in
+#: Bytes read at once by :func:`blocks` (cut at the last newline): small enough to stay in
 #: the CPU cache across the passes over them (UTF-8 check, line split, decoding).
 _READ_BYTES = 1 << 20
 
@@ -31,7 +31,7 @@ def _open(path: Path):  # noqa: ANN202 - a binary file
         raise RunError(f"{path}: cannot be read ({err.strerror or err})") from None
 
 
-def _blocks(path: Path) -> Iterator[tuple[bytes, int, bool]]:
+def blocks(path: Path) -> Iterator[tuple[bytes, int, bool]]:
     """(a block of whole lines, its byte offset, whether it is known to be
     UTF-8) of a file read in blocks of about
     :data:`_READ_BYTES`, each cut after a newline (the file's last line may
@@ -63,18 +63,40 @@ def raw_lines(path: Path) -> Iterator[tuple[int, memoryview, bool, int, bool]]:
     """(1-based line number, its bytes without the newline (a view into its
     block), whether it is the file's last line without a newline, its byte
     offset, whether its block is known to be UTF-8) of every line of
-    :func:`_blocks`, split on newline bytes only."""
+    :func:`blocks`, split on newline bytes only."""
     line_no = 0
-    for block, at, utf8 in _blocks(path):
-        view, start, size = memoryview(block), 0, len(block)
-        while start < size:
-            stop = block.find(b"\n", start)
-            line_no += 1
-            if stop < 0:
-                yield line_no, view[start:], True, at + start, utf8
-                return
-            yield line_no, view[start:stop], False, at + start, utf8
-            start = stop + 1
+    for block, at, utf8 in blocks(path):
+        yield from block_lines(block, at, utf8, line_no)
+        line_no += block.count(b"\n") + (not block.endswith(b"\n"))
+
+
+def block_lines(block: bytes, at: int, utf8: bool, line_no: int) -> Iterator[tuple[int, memoryview, bool, int, bool]]:
+    """:func:`raw_lines` of one block (at byte ``at``, after ``line_no`` lines)."""
+    view, start, size = memoryview(block), 0, len(block)
+    while start < size:
+        stop = block.find(b"\n", start)
+        line_no += 1
+        if stop < 0:
+            yield line_no, view[start:], True, at + start, utf8
+            return
+        yield line_no, view[start:stop], False, at + start, utf8
+        start = stop + 1
+
+
+def object_line_starts(block: bytes) -> list[int] | None:
+    """The offset of each line of a block of whole lines when every line
+    starts with ``{`` (no blank line, no byte-order mark, no leading space),
+    else None."""
+    starts, start, find = [], 0, block.find
+    while start < len(block):
+        if block[start] != 0x7B:  # "{"
+            return None
+        starts.append(start)
+        stop = find(b"\n", start)
+        if stop < 0:
+            break
+        start = stop + 1
+    return starts
 
 
 def line_text(path: Path, line_no: int, raw: bytes | memoryview) -> str | None:

@@ -19,16 +19,17 @@ the field.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from lm_eval_rankacc.core.errors import RunError
 from lm_eval_rankacc.core.jsontext import no_cyclic_gc
 from lm_eval_rankacc.outputs.columns import Columns, TaskSamples
-from lm_eval_rankacc.outputs.lines import line_text, parsed, raw_lines, text_lines
+from lm_eval_rankacc.outputs import lines
+from lm_eval_rankacc.outputs.lines import line_text, parsed, text_lines
 from lm_eval_rankacc.outputs.names import results_data_for, task_of
-from lm_eval_rankacc.outputs.validation import InvalidField, fast_sample, valid_sample
+from lm_eval_rankacc.outputs.validation import InvalidField, fast_lines, fast_sample, valid_sample
 
 __all__ = ["check_count", "dropped_note", "examples", "first_kind", "not_rankacc", "read_samples"]
 
@@ -91,9 +92,36 @@ def _sample_fields(path: Path, line_no: int, raw: bytes | memoryview, last: bool
         rec, (loglik, n_tokens, n_bytes) = _sample(path, line_no, line, last, task)
         doc = rec["doc"]
         fields = doc["id"], rec["doc_hash"], doc.get("alpha"), doc["ranks"], loglik, n_tokens, n_bytes
+    return _unknown_as_nan(fields)
+
+
+def _unknown_as_nan(fields: tuple) -> tuple:
+    """Fields with unknown token counts (None) as NaN."""
     if None in fields[5]:
         return *fields[:5], [math.nan if v is None else v for v in fields[5]], fields[6]
     return fields
+
+
+def _documents(path: Path, task: str) -> Iterator[tuple[int, int, tuple]]:
+    """(line number, byte offset, checked fields) of each document line of a
+    samples file: a block of whole lines that each start with ``{`` decoded
+    at once where msgspec vouches for all of them (:func:`fast_lines`), every
+    other block line by line (:func:`_sample_fields`: the same checks, and
+    the reference path words any error). The first block goes line by line:
+    line 1 tells the file's kind."""
+    line_no = 0
+    for block, at, utf8 in lines.blocks(path):
+        starts = lines.object_line_starts(block) if utf8 and at else None
+        rows = fast_lines(block, len(starts)) if starts else None
+        if rows is not None:
+            for k, (start, fields) in enumerate(zip(starts, rows), start=line_no + 1):
+                yield k, at + start, _unknown_as_nan(fields)
+            line_no += len(rows)
+            continue
+        for line_no, raw, last, offset, _ in lines.block_lines(block, at, utf8, line_no):
+            fields = _sample_fields(path, line_no, raw, last, utf8, task)
+            if fields is not None:
+                yield line_no, offset, fields
 
 
 def check_count(ts: TaskSamples) -> None:
@@ -121,10 +149,7 @@ def read_samples(path: str | Path, task: str | None = None) -> TaskSamples:
     columns = Columns()
     seen: dict[str, int] = {}
     with no_cyclic_gc():
-        for line_no, raw, last, at, utf8 in raw_lines(path):
-            fields = _sample_fields(path, line_no, raw, last, utf8, task)
-            if fields is None:
-                continue
+        for line_no, at, fields in _documents(path, task):
             doc_id = str(fields[0])
             if doc_id in seen:
                 raise RunError(f"{path}: line {line_no}: document id {doc_id!r} already on line {seen[doc_id]}")

@@ -142,26 +142,16 @@ if _msgspec is not None:  # the checks of :func:`valid_sample` msgspec can make 
         scores: _FastScores
 
     _FAST_DECODE = _msgspec.json.Decoder(_FastRecord).decode
+    _FAST_LINES = _msgspec.json.Decoder(_FastRecord).decode_lines
     _FAST_ERRORS: tuple = (_msgspec.DecodeError, _msgspec.ValidationError)
     _UNSET = _msgspec.UNSET
 else:  # pragma: no cover
-    _FAST_DECODE = None
+    _FAST_DECODE = _FAST_LINES = None
     _FAST_ERRORS, _UNSET = (), None
 
 
-def fast_sample(line: bytes | memoryview) -> tuple | None:
-    """A samples line that passes every check of :func:`valid_sample`, as
-    (doc id, doc_hash, alpha, ranks, loglik or None (dropped), n_tokens,
-    n_bytes), decoded by msgspec (types and ranges checked while decoding,
-    the texts' neighbours (arguments, resps, ...) skipped); None for any line
-    it cannot vouch for, and for every line without msgspec (then the
-    reference path reads it and words the error)."""
-    if _FAST_DECODE is None:
-        return None
-    try:
-        rec = _FAST_DECODE(line)
-    except _FAST_ERRORS:
-        return None
+def _fast_fields(rec: Any) -> tuple | None:
+    """The fields of :func:`fast_sample` of one record msgspec decoded; None where it cannot vouch for it."""
     doc, scores = rec.doc, rec.scores
     loglik, n_tokens = scores.loglik, scores.n_tokens
     n = len(doc.responses)
@@ -176,3 +166,40 @@ def fast_sample(line: bytes | memoryview) -> tuple | None:
     elif any(value > 0 for value in loglik):  # NaN compares False: allowed, as in valid_sample
         return None
     return doc.id, rec.doc_hash, doc.alpha, doc.ranks, loglik, n_tokens, scores.n_bytes
+
+
+def fast_sample(line: bytes | memoryview) -> tuple | None:
+    """A samples line that passes every check of :func:`valid_sample`, as
+    (doc id, doc_hash, alpha, ranks, loglik or None (dropped), n_tokens,
+    n_bytes), decoded by msgspec (types and ranges checked while decoding,
+    the texts' neighbours (arguments, resps, ...) skipped); None for any line
+    it cannot vouch for, and for every line without msgspec (then the
+    reference path reads it and words the error)."""
+    if _FAST_DECODE is None:
+        return None
+    try:
+        return _fast_fields(_FAST_DECODE(line))
+    except _FAST_ERRORS:
+        return None
+
+
+def fast_lines(block: bytes, count: int) -> list[tuple] | None:
+    """:func:`fast_sample` of each of the ``count`` lines of a block of whole
+    lines, decoded in one call (msgspec's ``decode_lines``: a quarter less
+    time than line by line); None unless it vouches for every line, and
+    without msgspec."""
+    if _FAST_LINES is None:
+        return None
+    try:
+        records = _FAST_LINES(block)
+    except _FAST_ERRORS:
+        return None
+    if len(records) != count:
+        return None
+    out = []
+    for rec in records:
+        fields = _fast_fields(rec)
+        if fields is None:
+            return None
+        out.append(fields)
+    return out

@@ -53,7 +53,7 @@ def test_reports_equal_with_and_without_the_cache(tmp_path, monkeypatch, paralle
     def refuse(path):
         raise AssertionError(f"read the samples file {path}")
 
-    monkeypatch.setattr(lines, "_blocks", refuse)
+    monkeypatch.setattr(lines, "blocks", refuse)
     warm = _reports(tmp_path, ref, pol, "warm")
     assert plain == cold == warm
     assert not any(b"samples cache" in report for report in warm.values())

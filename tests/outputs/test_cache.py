@@ -64,7 +64,7 @@ def test_second_read_comes_from_the_cache_with_the_same_fields(tmp_path, cache_d
     assert len(list(cache_dir.glob("*.npz"))) == 1 and first.notes == []
     expected = _fields(first.tasks[TASK])
     assert {k: expected[k] for k in ("ids", "loglik", "hashes")} == _independent(_samples(sub))
-    monkeypatch.setattr(lines, "_blocks", lambda path: (_ for _ in ()).throw(AssertionError(f"read {path}")))
+    monkeypatch.setattr(lines, "blocks", lambda path: (_ for _ in ()).throw(AssertionError(f"read {path}")))
     second = load_run(sub)  # no line of the samples file read, texts included only when asked
     assert second.notes == [] and second.tasks[TASK].cache_entry is not None
     monkeypatch.undo()
@@ -252,7 +252,7 @@ def test_another_tasks_file_is_cached_as_such(tmp_path, cache_dir, monkeypatch):
     (sub / f"samples_arc_easy_{TS}.jsonl").write_text(json.dumps({"doc_id": 0, "doc": {"q": 1}, "resps": []}) + "\n")
     notes = load_run(sub).notes
     assert notes == ["not rankacc tasks, left out: arc_easy"]
-    monkeypatch.setattr(lines, "_blocks", lambda path: (_ for _ in ()).throw(AssertionError(f"read {path}")))
+    monkeypatch.setattr(lines, "blocks", lambda path: (_ for _ in ()).throw(AssertionError(f"read {path}")))
     assert load_run(sub).notes == notes
 
 

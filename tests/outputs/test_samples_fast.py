@@ -26,6 +26,7 @@ def _read(path, fast: bool, monkeypatch):
     with monkeypatch.context() as m:
         if not fast:
             m.setattr(validation, "_FAST_DECODE", None)
+            m.setattr(validation, "_FAST_LINES", None)
         try:
             return read_samples(path)
         except RunError as err:
@@ -114,11 +115,16 @@ FAULTS = [
 ]
 
 
+@pytest.mark.parametrize("block", [1 << 24, 2000])
 @pytest.mark.parametrize("where, key, value", FAULTS)
-def test_fast_reader_words_every_fault_as_the_reference(tmp_path, monkeypatch, where, key, value):
+def test_fast_reader_words_every_fault_as_the_reference(tmp_path, monkeypatch, where, key, value, block):
+    """Block 2000: lines 3 and 4 in a block of their own, read by the block decoder (it gives up
+    on a fault and the block is read line by line, worded by the reference path)."""
+    monkeypatch.setattr(line_reader, "_READ_BYTES", block)
     docs = [doc(f"d{k}", [-1.0 - k, -2.0], [1, 2]) for k in range(4)]
     path = write_samples(tmp_path / f"samples_rankacc_a_{TS}.jsonl", docs)
     lines = path.read_text(encoding="utf-8").splitlines()
+    assert block > 1 << 20 or len("\n".join(lines[:2])) < block < len("\n".join(lines[:3]))
     rec = json.loads(lines[2])
     _change(rec, where, key, value)
     lines[2] = json.dumps(rec)
@@ -174,3 +180,27 @@ def test_the_fast_path_reads_the_valid_lines(tmp_path, monkeypatch):
     docs = [doc(f"d{k}", [-1.0 - k, -2.0], [1, 2]) for k in range(4)]
     assert len(read_samples(write_samples(tmp_path / f"samples_rankacc_a_{TS}.jsonl", docs))) == 4
     assert len(calls) == 3  # line 1 tells the file's kind: read by the reference path
+
+
+def test_whole_blocks_are_decoded_at_once(tmp_path, monkeypatch):
+    """Blocks after the first whose lines all start with ``{`` go through one ``decode_lines`` call
+    each; a block with a blank line goes line by line; offsets and line numbers stay the file's."""
+    monkeypatch.setattr(line_reader, "_READ_BYTES", 2500)
+    docs = [doc(f"d{k}", [-1.0 - k, -2.0], [1, 2]) for k in range(30)]
+    path = write_samples(tmp_path / f"samples_rankacc_a_{TS}.jsonl", docs)
+    text = path.read_bytes().split(b"\n")
+    text.insert(20, b"")  # a blank line 21
+    text[25] = text[25].replace(b'"d24"', b'"d3"')  # line 26 repeats the id of line 4
+    path.write_bytes(b"\n".join(text))
+    blocks: list = []
+    decode_lines = validation._FAST_LINES
+    monkeypatch.setattr(validation, "_FAST_LINES", lambda block: blocks.append(block.count(b"\n")) or decode_lines(block))
+    with pytest.raises(RunError, match="line 26: document id 'd3' already on line 4"):
+        read_samples(path)
+    assert len(blocks) >= 3 and max(blocks) >= 2  # several blocks of several lines decoded at once
+    text[25] = text[25].replace(b'"d3"', b'"d24"')
+    path.write_bytes(b"\n".join(text))
+    fast, slow = _read(path, True, monkeypatch), _read(path, False, monkeypatch)
+    _same(fast, slow)
+    starts = [k for k, line in zip(np.cumsum([0] + [len(t) + 1 for t in text[:-1]]), text) if line]
+    assert fast.offsets.tolist() == starts[:30] and list(fast.ids) == [f"d{k}" for k in range(30)]
