@@ -163,6 +163,16 @@ def observed_correct(ts: TaskSamples, metric: str = "rank_acc", convention: str 
         array([ True, False,  True, False])
     """
     check_convention(convention, [metric])
+    key = ("observed_correct", metric, convention)
+    if key not in ts.derived:  # computed once per run (flips asks for each metric twice), read-only
+        out = _observed(ts, metric, convention)
+        if out is not None:
+            out.flags.writeable = False
+        ts.derived[key] = out
+    return ts.derived[key]
+
+
+def _observed(ts: TaskSamples, metric: str, convention: str) -> np.ndarray | None:
     if convention == "released":
         return _released_observed(ts, metric)
     out = np.zeros(len(ts), dtype=bool)

@@ -6,9 +6,12 @@ An entry holds what :func:`~lm_eval_rankacc.outputs.samples.read_samples`
 gives (document ids, ``doc_hash``, ranks, alpha, log-likelihoods, token and
 byte counts, the dropped ids, each line's byte offset, from which a
 document's texts are read back when asked) or, for another task's file, its
-kind. It is one uncompressed ``.npz`` per samples file (named by a hash of
-its resolved path), written to a temporary file in the cache folder and
-renamed into place, so a reader or a second writer never sees half an entry.
+kind. It is one file per samples file (named by a hash of its resolved
+path): a magic line, a JSON header (what the entry is of, and where each
+array lies with its dtype, length and CRC-32), then the arrays' bytes, each
+at a multiple of 64, read back in one read and used in place. It is written
+to a temporary file in the cache folder and renamed into place, so a reader
+or a second writer never sees half an entry.
 It is used only when its format, the reader's code, the path, the task and
 the file's key (:func:`file_key`) all match and its arrays fit together;
 an entry that cannot be read is never trusted: the file is read again, with a
@@ -28,7 +31,6 @@ import json
 import os
 import tempfile
 import time
-import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +47,7 @@ __all__ = ["CACHE_ENV", "cache_folder", "cached_samples", "entry_path", "file_ke
 
 CACHE_ENV = "LM_EVAL_RANKACC_SAMPLES_CACHE"
 #: The entry layout; raised when it changes (the reader's code is in the key besides).
-FORMAT = 2
+FORMAT = 3
 #: Files up to this size are hashed whole in the key; bigger ones in :data:`PIECES` pieces.
 WHOLE_HASH_BYTES = 8 << 20
 #: Pieces of :data:`PIECE_BYTES` hashed in a bigger file: the first, the last and evenly between.
@@ -54,6 +56,14 @@ PIECES, PIECE_BYTES = 16, 64 << 10
 #: is not cached: a same-size rewrite within one tick of a coarse clock could keep its stat.
 RACY_NS = 2_000_000_000
 _STRINGS = ("ids", "hashes", "dropped")
+#: An entry's file name ends so; it starts with :data:`MAGIC` and the header's length (8 bytes, little-endian).
+SUFFIX, MAGIC = ".rankacc-samples", b"RANKACC-SAMPLES\n"
+#: The dtypes an entry's arrays may have; each starts at a multiple of :data:`_ALIGN` bytes.
+_DTYPES = {"<f8": np.dtype("<f8"), "<i8": np.dtype("<i8"), "|u1": np.dtype("|u1")}
+_ALIGN = 64
+#: The most bytes an entry's header may hold (a corrupt length is refused before reading).
+_MAX_HEADER = 1 << 20
+_ENTRY_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 def cache_folder() -> Path | None:
@@ -67,7 +77,7 @@ def cache_folder() -> Path | None:
 def entry_path(folder: Path, path: Path) -> Path:
     """The entry of a samples file: a hash of its resolved path."""
     return folder / (hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
-                     + ".npz")
+                     + SUFFIX)
 
 
 _READER: str | None = None
@@ -147,20 +157,67 @@ class _Corrupt(Exception):
 
 
 def _checksums(arrays: dict[str, np.ndarray]) -> dict[str, int]:
-    """The CRC-32 of each array's bytes (the zip member's own CRC is not checked by ``np.load``)."""
+    """The CRC-32 of each array's bytes."""
     return {name: zlib.crc32(np.ascontiguousarray(a).view(np.uint8)) for name, a in sorted(arrays.items())}
 
 
-def _header(path: Path, task: str, kind: str, key: dict[str, Any], n: int, crc32: Any) -> dict[str, Any]:
+def _layout(arrays: dict[str, np.ndarray]) -> list[list]:
+    """[name, dtype, length, offset] of each array in an entry's data (offsets from its start, aligned)."""
+    out, at = [], 0
+    for name, a in arrays.items():
+        out.append([name, a.dtype.str, int(a.size), at])
+        at += -(-a.nbytes // _ALIGN) * _ALIGN
+    return out
+
+
+def _header(path: Path, task: str, kind: str, key: dict[str, Any], n: int, crc32: Any, layout: Any
+            ) -> dict[str, Any]:
     return {"format": FORMAT, "reader": _reader_version(), "path": str(path.resolve()), "task": task,
-            "kind": kind, "key": key, "documents": n, "crc32": crc32}
+            "kind": kind, "key": key, "documents": n, "crc32": crc32, "arrays": layout}
 
 
 def _header_fits(header: dict[str, Any], path: Path, task: str, st: os.stat_result) -> bool:
     """Whether an entry's header is of ``path`` as it is now (``st``): format, reader, path, task and key."""
     expected = _header(path, task, header.get("kind"), header.get("key"), header.get("documents"),
-                       header.get("crc32"))
+                       header.get("crc32"), header.get("arrays"))
     return header == expected and _stat_part(st) == _key_stat(header["key"]) and header["key"] == file_key(path, st)
+
+
+def _read_header(fh: Any) -> tuple[dict[str, Any], int]:
+    """An entry's header and where its data starts. Raises ValueError for what is no entry."""
+    lead = fh.read(len(MAGIC) + 8)
+    if len(lead) != len(MAGIC) + 8 or not lead.startswith(MAGIC):
+        raise ValueError("not a samples cache entry")
+    size = int.from_bytes(lead[len(MAGIC):], "little")
+    if size > _MAX_HEADER:
+        raise ValueError(f"a header of {size} bytes")
+    text = fh.read(size)
+    if len(text) != size:
+        raise ValueError("truncated")
+    header = json.loads(text)
+    if not isinstance(header, dict):
+        raise ValueError("its header is not an object")
+    return header, -(-(len(lead) + size) // _ALIGN) * _ALIGN
+
+
+def _read_arrays(fh: Any, header: dict[str, Any], start: int) -> dict[str, np.ndarray]:
+    """The arrays of an entry, read in one read and used in place, checked against their CRC-32."""
+    layout = header["arrays"]
+    size = max((offset + -(-length * _DTYPES[dtype].itemsize // _ALIGN) * _ALIGN
+                for _, dtype, length, offset in layout), default=0)
+    data = np.empty(size, dtype=np.uint8)
+    fh.seek(start)
+    if fh.readinto(data) != size or fh.read(1):
+        raise ValueError("truncated or longer than its header says")
+    arrays = {}
+    for name, dtype, length, offset in layout:
+        nbytes = length * _DTYPES[dtype].itemsize
+        if not (isinstance(offset, int) and 0 <= offset and offset % _ALIGN == 0 and offset + nbytes <= size):
+            raise ValueError(f"array {name!r} lies outside the entry")
+        arrays[name] = data[offset:offset + nbytes].view(_DTYPES[dtype])
+    if _checksums(arrays) != header["crc32"]:
+        raise ValueError("its arrays do not match their checksums")
+    return arrays
 
 
 def is_fresh(path: Path) -> bool:
@@ -171,9 +228,9 @@ def is_fresh(path: Path) -> bool:
     if folder is None:
         return False
     try:
-        with np.load(entry_path(folder, path), allow_pickle=False) as z:
-            return _header_fits(json.loads(z["header"].tobytes()), path, task_of(path), path.stat())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile):
+        with entry_path(folder, path).open("rb") as fh:
+            return _header_fits(_read_header(fh)[0], path, task_of(path), path.stat())
+    except _ENTRY_ERRORS:
         return False
 
 
@@ -181,18 +238,16 @@ def _open_entry(entry: Path, path: Path, task: str, st: os.stat_result) -> TaskS
     """The cached samples (or kind) of ``path`` from ``entry``; None when the
     entry is of another file, task, reader or content. Raises :class:`_Corrupt`."""
     try:
-        with np.load(entry, allow_pickle=False) as z:
-            header = json.loads(z["header"].tobytes())
+        with entry.open("rb") as fh:
+            header, start = _read_header(fh)
             if not _header_fits(header, path, task, st):
                 return None
             if header["kind"] != "rankacc":
                 return header["kind"]
-            arrays = {name: z[name] for name in z.files if name != "header"}
-            if _checksums(arrays) != header["crc32"]:
-                raise ValueError("its arrays do not match their checksums")
-            n = header["documents"] if isinstance(header["documents"], int) else -1
-            strings = {name: _unstrings(arrays.pop(name), None if name == "dropped" else n) for name in _STRINGS}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as err:
+            arrays = _read_arrays(fh, header, start)
+        n = header["documents"] if isinstance(header["documents"], int) else -1
+        strings = {name: _unstrings(arrays.pop(name), None if name == "dropped" else n) for name in _STRINGS}
+    except _ENTRY_ERRORS as err:
         raise _Corrupt(str(err).splitlines()[0][:120] if str(err) else type(err).__name__) from None
     try:
         if len(strings["ids"]) != header["documents"]:
@@ -205,13 +260,19 @@ def _open_entry(entry: Path, path: Path, task: str, st: os.stat_result) -> TaskS
 def _write(folder: Path, entry: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write an entry atomically: a temporary file in ``folder``, renamed onto ``entry``."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".writing-", suffix=".npz")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".writing-", suffix=SUFFIX)
     try:
         umask = os.umask(0o022)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as an ordinary file (mkstemp's are private): a shared folder works
+        text = json.dumps(header).encode()
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+            fh.write(MAGIC + len(text).to_bytes(8, "little") + text)
+            fh.write(bytes(-fh.tell() % _ALIGN))
+            for a in arrays.values():
+                data = np.ascontiguousarray(a).view(np.uint8)
+                fh.write(data)
+                fh.write(bytes(-len(data) % _ALIGN))
         os.replace(tmp, entry)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -235,7 +296,7 @@ def _store(folder: Path, path: Path, task: str, kind: str, key: dict[str, Any], 
     entry = entry_path(folder, path)
     try:
         _write(folder, entry, _header(path, task, kind, key, len(ts) if ts is not None else 0,
-                                      _checksums(arrays)), arrays)
+                                      _checksums(arrays), _layout(arrays)), arrays)
     except OSError as err:
         notes.append(f"samples cache: cannot write {folder} ({err.strerror or err}): {path.name} read, not cached")
         return None

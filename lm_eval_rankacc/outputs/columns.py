@@ -181,6 +181,7 @@ class TaskSamples:
     alpha: np.ndarray | None = None  # per document, NaN when None; default: from docs
     offsets: np.ndarray | None = None  # byte offset of each document's line (docs read back from the file)
     cache_entry: Path | None = field(default=None, compare=False, repr=False)  # the samples cache's entry, if any
+    derived: dict = field(default_factory=dict, compare=False, repr=False)  # what analyses computed of it, kept
 
     def __post_init__(self) -> None:
         if self.ranks is None and all("ranks" in d for d in self.docs):  # built by hand: maybe without ranks

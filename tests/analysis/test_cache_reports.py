@@ -48,7 +48,7 @@ def test_reports_equal_with_and_without_the_cache(tmp_path, monkeypatch, paralle
     plain = _reports(tmp_path, ref, pol, "off")
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
     cold = _reports(tmp_path, ref, pol, "cold")
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    assert len(list((tmp_path / "cache").glob("*" + cache.SUFFIX))) == 2
 
     def refuse(path):
         raise AssertionError(f"read the samples file {path}")

@@ -61,7 +61,7 @@ def _independent(path: Path) -> dict:
 def test_second_read_comes_from_the_cache_with_the_same_fields(tmp_path, cache_dir, monkeypatch):
     sub = write_run(tmp_path / "run", {TASK: _entries()})
     first = load_run(sub)
-    assert len(list(cache_dir.glob("*.npz"))) == 1 and first.notes == []
+    assert len(list(cache_dir.glob("*" + cache.SUFFIX))) == 1 and first.notes == []
     expected = _fields(first.tasks[TASK])
     assert {k: expected[k] for k in ("ids", "loglik", "hashes")} == _independent(_samples(sub))
     monkeypatch.setattr(lines, "blocks", lambda path: (_ for _ in ()).throw(AssertionError(f"read {path}")))
@@ -155,26 +155,33 @@ def test_file_key_sees_a_changed_piece_of_a_big_file(tmp_path, monkeypatch):
     assert cache.file_key(path, path.stat())["sha256"] == before
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped", "empty", "other header"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped", "empty", "other header", "appended"])
 def test_a_corrupt_entry_is_read_again_with_a_note(tmp_path, cache_dir, damage):
     sub = write_run(tmp_path / "run", {TASK: _entries()})
     expected = _fields(load_run(sub).tasks[TASK])
-    (entry,) = cache_dir.glob("*.npz")
+    (entry,) = cache_dir.glob("*" + cache.SUFFIX)
     data = entry.read_bytes()
     if damage == "garbage":
         entry.write_bytes(b"not a cache entry")
     elif damage == "truncated":
         entry.write_bytes(data[: len(data) // 2])
-    elif damage == "flipped":  # the last byte of the log-likelihoods (before the next member): a checksum tells
-        at = data.index(b"PK\x03\x04", data.index(b"loglik.npy")) - 1
+    elif damage == "flipped":  # the last byte of the log-likelihoods: a checksum tells
+        with entry.open("rb") as fh:
+            header, start = cache._read_header(fh)
+        _, _, length, offset = next(a for a in header["arrays"] if a[0] == "loglik")
+        at = start + offset + 8 * length - 1
         entry.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:])
     elif damage == "empty":
         entry.write_bytes(b"")
-    else:  # a well-formed entry whose arrays do not fit together
-        with np.load(entry) as z:
-            arrays = dict(z)
+    elif damage == "appended":
+        entry.write_bytes(data + b"\0" * 64)
+    else:  # a well-formed entry (checksums right) whose arrays do not fit together
+        with entry.open("rb") as fh:
+            header, start = cache._read_header(fh)
+            arrays = dict(cache._read_arrays(fh, header, start))
         arrays["loglik_starts"] = arrays["loglik_starts"][:-1]
-        np.savez(entry, **arrays)
+        header.update(crc32=cache._checksums(arrays), arrays=cache._layout(arrays))
+        cache._write(entry.parent, entry, header, arrays)
     run = load_run(sub)
     assert len(run.notes) == 1 and "cannot be used" in run.notes[0] and "read again" in run.notes[0], run.notes
     assert _fields(run.tasks[TASK]) == expected
@@ -263,7 +270,7 @@ def test_a_big_file_just_written_is_not_cached(tmp_path, cache_dir, monkeypatch)
     assert len(run.notes) == 1 and "modified under 2 s ago" in run.notes[0] and not cache_dir.exists()
     old = _samples(sub).stat().st_mtime_ns - 10**10
     os.utime(_samples(sub), ns=(old, old))
-    assert load_run(sub).notes == [] and len(list(cache_dir.glob("*.npz"))) == 1
+    assert load_run(sub).notes == [] and len(list(cache_dir.glob("*" + cache.SUFFIX))) == 1
 
 
 def test_a_file_changed_while_read_is_not_cached(tmp_path, cache_dir, monkeypatch):
@@ -278,7 +285,7 @@ def test_a_file_changed_while_read_is_not_cached(tmp_path, cache_dir, monkeypatc
 
     monkeypatch.setattr(cache.samples, "read_samples", read_then_append)
     run = load_run(sub)
-    assert any("changed while it was read" in n for n in run.notes) and not list(cache_dir.glob("*.npz"))
+    assert any("changed while it was read" in n for n in run.notes) and not list(cache_dir.glob("*" + cache.SUFFIX))
 
 
 def test_ids_with_a_nul_are_kept_exactly(tmp_path, cache_dir):
@@ -311,7 +318,7 @@ def test_a_wrong_string_count_is_a_corrupt_entry(tmp_path, cache_dir, monkeypatc
     """An entry whose id bytes hold another number of strings than its documents is read again, with a note."""
     sub = write_run(tmp_path / "run", {TASK: _entries()})
     expected = _fields(load_run(sub).tasks[TASK])
-    next(cache_dir.glob("*.npz")).unlink()
+    next(cache_dir.glob("*" + cache.SUFFIX)).unlink()
     with monkeypatch.context() as patched:
         patched.setattr(cache, "_strings", lambda values: np.frombuffer(b"\x00a\x00b", dtype=np.uint8))
         load_run(sub)  # written with two ids (and hashes) for twelve documents
