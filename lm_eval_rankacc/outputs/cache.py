@@ -43,7 +43,7 @@ from lm_eval_rankacc.outputs import columns, lines, samples, validation
 from lm_eval_rankacc.outputs.columns import Strings, TaskSamples, packed, packed_arrays
 from lm_eval_rankacc.outputs.names import task_of
 
-__all__ = ["CACHE_ENV", "cache_folder", "cached_samples", "entry_path", "file_key", "is_fresh"]
+__all__ = ["CACHE_ENV", "cache_folder", "cached_samples", "entry_path", "file_key", "is_fresh", "remembered"]
 
 CACHE_ENV = "LM_EVAL_RANKACC_SAMPLES_CACHE"
 #: The entry layout; raised when it changes (the reader's code is in the key besides).
@@ -220,18 +220,62 @@ def _read_arrays(fh: Any, header: dict[str, Any], start: int) -> dict[str, np.nd
     return arrays
 
 
+def _fresh_header(folder: Path, path: Path, task: str) -> dict[str, Any] | None:
+    """The header of the entry of ``path`` where it is of the file as it is now, else None."""
+    try:
+        with entry_path(folder, path).open("rb") as fh:
+            header = _read_header(fh)[0]
+        return header if _header_fits(header, path, task, path.stat()) else None
+    except _ENTRY_ERRORS:
+        return None
+
+
 def is_fresh(path: Path) -> bool:
     """Whether the cache holds an entry of the samples file ``path`` as it is
     now, by the entry's header alone (its arrays are checked when loaded):
     what decides whether reading a run is worth a process of its own."""
     folder = cache_folder()
-    if folder is None:
-        return False
+    return folder is not None and _fresh_header(folder, path, task_of(path)) is not None
+
+
+def _kept_path(folder: Path, path: Path) -> Path:
+    return entry_path(folder, path).with_suffix(".kept.json")
+
+
+def _kept(folder: Path, path: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """The values kept beside the entry of ``path`` (whose header is ``header``); {} when none are, or
+    they were kept for another entry or cannot be read."""
     try:
-        with entry_path(folder, path).open("rb") as fh:
-            return _header_fits(_read_header(fh)[0], path, task_of(path), path.stat())
-    except _ENTRY_ERRORS:
-        return False
+        kept = json.loads(_kept_path(folder, path).read_bytes())
+        return kept["values"] if kept["entry"] == header and isinstance(kept["values"], dict) else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def remembered(path: str | Path, task: str | None, name: str, compute: Callable[[TaskSamples], Any],
+               notes: list[str] | None = None) -> Any:
+    """``compute(samples)`` of a samples file (a small JSON value: a digest, a
+    count), kept beside its cache entry (``<entry>.kept.json``, written
+    atomically, valid only with the entry it was computed from) so that a
+    second analysis takes it from there without loading the entry at all;
+    computed from :func:`cached_samples` otherwise. A kept file that cannot
+    be read or written is recomputed, silently (the value is the same)."""
+    path = Path(path)
+    task = task or task_of(path)
+    folder = cache_folder()
+    header = _fresh_header(folder, path, task) if folder is not None else None
+    if header is not None and name in (kept := _kept(folder, path, header)):
+        return kept[name]
+    ts = cached_samples(path, task, notes)
+    value = compute(ts)
+    header = _fresh_header(folder, path, task) if folder is not None and ts.cache_entry is not None else None
+    if header is not None:
+        text = json.dumps({"entry": header, "values": {**_kept(folder, path, header), name: value}}).encode()
+        try:
+            _replace_atomically(folder, _kept_path(folder, path), lambda fh: fh.write(text))
+        except OSError:
+            pass  # computed again next time
+    return value
 
 
 def _open_entry(entry: Path, path: Path, task: str, st: os.stat_result) -> TaskSamples | str | None:
@@ -257,26 +301,35 @@ def _open_entry(entry: Path, path: Path, task: str, st: os.stat_result) -> TaskS
         raise _Corrupt(str(err)) from None
 
 
-def _write(folder: Path, entry: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Write an entry atomically: a temporary file in ``folder``, renamed onto ``entry``."""
+def _replace_atomically(folder: Path, target: Path, write: Callable[[Any], None]) -> None:
+    """``write(binary file)`` to a temporary file in ``folder``, renamed onto ``target``: a reader or a
+    second writer never sees half a file."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".writing-", suffix=SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".writing-", suffix=target.suffix)
     try:
         umask = os.umask(0o022)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as an ordinary file (mkstemp's are private): a shared folder works
-        text = json.dumps(header).encode()
         with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + len(text).to_bytes(8, "little") + text)
-            fh.write(bytes(-fh.tell() % _ALIGN))
-            for a in arrays.values():
-                data = np.ascontiguousarray(a).view(np.uint8)
-                fh.write(data)
-                fh.write(bytes(-len(data) % _ALIGN))
-        os.replace(tmp, entry)
+            write(fh)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write(folder: Path, entry: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write an entry atomically: its magic, header and aligned arrays."""
+    text = json.dumps(header).encode()
+
+    def write(fh: Any) -> None:
+        fh.write(MAGIC + len(text).to_bytes(8, "little") + text)
+        fh.write(bytes(-fh.tell() % _ALIGN))
+        for a in arrays.values():
+            data = np.ascontiguousarray(a).view(np.uint8)
+            fh.write(data)
+            fh.write(bytes(-len(data) % _ALIGN))
+    _replace_atomically(folder, entry, write)
 
 
 def _store(folder: Path, path: Path, task: str, kind: str, key: dict[str, Any], ts: TaskSamples | None,

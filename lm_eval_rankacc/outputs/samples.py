@@ -31,7 +31,7 @@ from lm_eval_rankacc.outputs.lines import line_text, parsed, text_lines
 from lm_eval_rankacc.outputs.names import results_data_for, task_of
 from lm_eval_rankacc.outputs.validation import InvalidField, fast_lines, fast_sample, valid_sample
 
-__all__ = ["check_count", "dropped_note", "examples", "first_kind", "not_rankacc", "read_samples"]
+__all__ = ["check_count", "check_document_count", "dropped_note", "examples", "first_kind", "not_rankacc", "read_samples"]
 
 
 def _kind(rec: Any) -> str:
@@ -126,10 +126,15 @@ def _documents(path: Path, task: str) -> Iterator[tuple[int, int, tuple]]:
 
 def check_count(ts: TaskSamples) -> None:
     """The number of documents against the number lm-eval scored (its results file, when beside)."""
-    results = results_data_for(ts.path)
-    expected = (((results or {}).get("n-samples") or {}).get(ts.task) or {}).get("effective")
-    if isinstance(expected, int) and expected != len(ts) + len(ts.dropped):
-        raise RunError(f"{ts.path}: holds {len(ts) + len(ts.dropped)} documents but lm-eval scored {expected} in "
+    check_document_count(ts.path, ts.task, len(ts) + len(ts.dropped))
+
+
+def check_document_count(path: Path, task: str, held: int) -> None:
+    """:func:`check_count` of a samples file holding ``held`` documents (kept and dropped)."""
+    results = results_data_for(path)
+    expected = (((results or {}).get("n-samples") or {}).get(task) or {}).get("effective")
+    if isinstance(expected, int) and expected != held:
+        raise RunError(f"{path}: holds {held} documents but lm-eval scored {expected} in "
                        "that run (a truncated file?)")
 
 

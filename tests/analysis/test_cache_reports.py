@@ -57,3 +57,25 @@ def test_reports_equal_with_and_without_the_cache(tmp_path, monkeypatch, paralle
     warm = _reports(tmp_path, ref, pol, "warm")
     assert plain == cold == warm
     assert not any(b"samples cache" in report for report in warm.values())
+
+
+def test_the_leaderboard_checks_the_count_with_remembered_documents(tmp_path, monkeypatch):
+    """A second leaderboard takes the documents' digest from beside the cache entry (no entry loaded)
+    and still checks the samples' count against a results file changed since."""
+    import json
+
+    from lm_eval_rankacc.analysis import leaderboard
+    from lm_eval_rankacc.core.errors import RunError
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    entries = [doc(f"d{k}", [-1.0 - k, -2.0], [1, 2]) for k in range(6)]
+    results = lm_run(tmp_path / "run", {"rankacc_demo": entries}, "model-a")
+    first = leaderboard([results.parent])
+    assert list((tmp_path / "cache").glob("*.kept.json"))
+    with monkeypatch.context() as patched:
+        patched.setattr(cache, "_open_entry", lambda *a: (_ for _ in ()).throw(AssertionError("entry loaded")))
+        assert leaderboard([results.parent]).sections[0].rows == first.sections[0].rows
+    data = json.loads(results.read_text())
+    data["n-samples"]["rankacc_demo"]["effective"] = 7
+    results.write_text(json.dumps(data))
+    with pytest.raises(RunError, match="holds 6 documents but lm-eval scored 7"):
+        leaderboard([results.parent])

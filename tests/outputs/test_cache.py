@@ -344,3 +344,27 @@ def test_fresh_entries_are_loaded_without_forking(tmp_path, cache_dir, monkeypat
     assert sorted(opened) == sorted([_samples(a), _samples(b)])
     _samples(a).write_text(_samples(a).read_text() + "\n")
     assert not cache.is_fresh(_samples(a)) and cache.is_fresh(_samples(b))
+
+
+def test_remembered_values_are_kept_beside_the_entry(tmp_path, cache_dir, monkeypatch):
+    """A value computed of a cached run is taken from beside its entry the second time (the entry
+    not even loaded), computed again once the samples file changes or the kept file is damaged."""
+    sub = write_run(tmp_path / "run", {TASK: _entries()})
+    calls: list = []
+
+    def count(ts):
+        calls.append(1)
+        return {"n": len(ts), "first": ts.ids[0]}
+    assert cache.remembered(_samples(sub), TASK, "count", count) == {"n": 12, "first": "d0"} and len(calls) == 1
+    with monkeypatch.context() as patched:
+        patched.setattr(cache, "_open_entry", lambda *a: (_ for _ in ()).throw(AssertionError("entry loaded")))
+        assert cache.remembered(_samples(sub), TASK, "count", count) == {"n": 12, "first": "d0"}
+    assert len(calls) == 1
+    (kept,) = cache_dir.glob("*.kept.json")
+    kept.write_text("{not json")
+    assert cache.remembered(_samples(sub), TASK, "count", count)["n"] == 12 and len(calls) == 2
+    write_run(tmp_path / "run", {TASK: _entries(7)})  # the samples file rewritten
+    assert cache.remembered(_samples(sub), TASK, "count", count) == {"n": 7, "first": "d0"} and len(calls) == 3
+    monkeypatch.setenv(cache.CACHE_ENV, "off")
+    assert cache.remembered(_samples(sub), TASK, "count", count)["n"] == 7 and len(calls) == 4
+

@@ -20,7 +20,7 @@ from lm_eval_rankacc.analysis.base import (
 from lm_eval_rankacc.analysis.leaderboard.columns import METRIC_LABELS
 from lm_eval_rankacc.analysis.leaderboard.document_sets import docs_digest
 from lm_eval_rankacc.core.errors import RunError
-from lm_eval_rankacc.outputs.cache import cached_samples, is_fresh
+from lm_eval_rankacc.outputs.cache import cached_samples, is_fresh, remembered
 from lm_eval_rankacc.outputs.columns import TaskSamples
 from lm_eval_rankacc.outputs.parallel import map_in_processes, samples_bytes
 from lm_eval_rankacc.outputs.results import (
@@ -29,6 +29,7 @@ from lm_eval_rankacc.outputs.results import (
     find_results,
     read_results,
 )
+from lm_eval_rankacc.outputs.samples import check_document_count
 
 
 def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
@@ -44,13 +45,21 @@ def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
                 raise RunError(f"{path}: no samples of {tr.task} from this run beside it: --convention released "
                                "recomputes R and R~ from lm-eval's samples (rerun lm_eval with --log_samples)")
             continue
-        ts = cached_samples(tr.samples, tr.task, notes)
-        tr.docs = docs_digest(ts.ids, ts.hashes)
-        if tr.n is None:
-            tr.n = len(ts)
         if convention == "released":
+            ts = cached_samples(tr.samples, tr.task, notes)
             _released_values(tr, ts, notes if notes is not None else [])
+        docs = remembered(tr.samples, tr.task, "documents", _documents, notes)
+        check_document_count(tr.samples, tr.task, docs["held"])  # the results file may have changed
+        tr.docs = docs["digest"]
+        if tr.n is None:
+            tr.n = docs["n"]
     return rf
+
+
+def _documents(ts: TaskSamples) -> dict:
+    """What the leaderboard reads of a task's samples (kept beside the cache entry): the digest of its
+    documents, their number, and the number lm-eval logged (dropped ones too)."""
+    return {"digest": docs_digest(ts.ids, ts.hashes), "n": len(ts), "held": len(ts) + len(ts.dropped)}
 
 
 def _mean_stderr(outcomes) -> tuple[float | None, float | None]:
