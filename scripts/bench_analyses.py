@@ -19,7 +19,8 @@ first run: it reads the samples and writes the cache) and again with the
 full one (the second run: it reads no samples file), side by side, medians of
 ``--repeats``; the output of the three must be the same bytes (``same``).
 ``--many K --many-n M`` adds a leaderboard of K runs of M documents each
-(first and second run).
+(first and second run). The commands run with Python's bytecode cache on
+(``PYTHONDONTWRITEBYTECODE`` removed), as an installed package runs.
 
     python scripts/bench_analyses.py --n 1000000 --dir /some/scratch/folder
     python scripts/bench_analyses.py --n 1000000 --many 20 --many-n 100000 --commands flips --dir DIR
@@ -156,6 +157,7 @@ def timed(args: list[str], tree: str | None = None, timeout: float | None = None
     seconds, exit status -9)."""
     cmd = [sys.executable, "-c", "import sys; from lm_eval_rankacc.cli import main; sys.exit(main())", *args]
     env = dict(os.environ, LM_EVAL_RANKACC_SAMPLES_CACHE=cache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed package runs: compiled once, not on every start
     if tree:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")]))
     start = time.perf_counter()

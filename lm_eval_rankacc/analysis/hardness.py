@@ -72,15 +72,26 @@ def _summary(task: str, ts: TaskSamples, cv: np.ndarray, beta: float) -> dict[st
     }
 
 
+def _first_smallest(values: np.ndarray, top: int) -> np.ndarray:
+    """The indices of the ``top`` smallest ``values`` (finite), ties in index
+    order: ``np.argsort(values, kind="stable")[:top]``, sorting only the
+    values up to the ``top``-th smallest."""
+    if top >= len(values):
+        return np.argsort(values, kind="stable")
+    bound = np.partition(values, top - 1)[top - 1]
+    candidates = np.flatnonzero(values <= bound)  # every tie of the bound, in index order
+    return candidates[np.argsort(values[candidates], kind="stable")[:top]]
+
+
 def _lists(pairs: _Pairs, finite: np.ndarray, top: int) -> list[Section]:
     """The ``top`` hard-to-learn (largest c > 0), easy (most negative c,
     c <= 0) and easy-to-flip (smallest c > 0) datapoints; ties in c keep file order."""
     c = pairs.c
     positive, easy = np.flatnonzero(finite & (c > 0)), np.flatnonzero(finite & (c <= 0))
     chosen = {
-        "hard to learn": positive[np.argsort(-c[positive], kind="stable")[:top]],
-        "easy": easy[np.argsort(c[easy], kind="stable")[:top]],
-        "easy to flip": positive[np.argsort(c[positive], kind="stable")[:top]],
+        "hard to learn": positive[_first_smallest(-c[positive], top)],
+        "easy": easy[_first_smallest(c[easy], top)],
+        "easy to flip": positive[_first_smallest(c[positive], top)],
     }
     sections = []
     for name in LISTS:

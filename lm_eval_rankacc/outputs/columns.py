@@ -88,6 +88,7 @@ class Strings(Sequence):
     def __init__(self, joined: np.ndarray, n: int):
         self.joined, self._n = joined, n
         self._values: list[str] | None = None
+        self._ends: np.ndarray | None = None  # where each string ends (its NUL, or the end)
 
     def _list(self) -> list[str]:
         if self._values is None:
@@ -101,7 +102,16 @@ class Strings(Sequence):
         return self._n
 
     def __getitem__(self, k):  # type: ignore[override]
-        return self._list()[k]
+        if self._values is not None or not isinstance(k, (int, np.integer)):
+            return self._list()[k]
+        if k < 0:
+            k += self._n
+        if not 0 <= k < self._n:
+            raise IndexError(k)
+        if self._ends is None:  # one string asked for: found by the NULs, the rest left as bytes
+            self._ends = np.append(np.flatnonzero(self.joined == 0), len(self.joined))
+        start = int(self._ends[k - 1]) + 1 if k else 0
+        return self.joined[start:int(self._ends[k])].tobytes().decode("utf-8", "surrogatepass")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._list())

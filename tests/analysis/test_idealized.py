@@ -467,3 +467,12 @@ def test_hardness_reads_texts_of_the_listed_documents_only(tmp_path, monkeypatch
     assert len(reread) == 1 and row["id"] == "p5" and row["chosen"] == "w5" and len(rep.documents) == 40
     c = [e["loglik"][1] - e["loglik"][0] for e in entries]  # Thm. 4.1: log pRef(y_l) - log pRef(y_w)
     assert [r["c"] for r in rep.documents] == pytest.approx(c)
+
+
+@pytest.mark.parametrize("top", [1, 3, 7, 50])
+def test_hardness_partial_selection_is_the_stable_sort(top):
+    """The lists' partial selection equals a stable sort's first ``top``, ties in file order."""
+    from lm_eval_rankacc.analysis.hardness import _first_smallest
+    rng = np.random.default_rng(top)
+    values = rng.integers(0, 6, size=40).astype(float)  # many ties
+    assert _first_smallest(values, top).tolist() == np.argsort(values, kind="stable")[:top].tolist()

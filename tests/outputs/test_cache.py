@@ -368,3 +368,14 @@ def test_remembered_values_are_kept_beside_the_entry(tmp_path, cache_dir, monkey
     monkeypatch.setenv(cache.CACHE_ENV, "off")
     assert cache.remembered(_samples(sub), TASK, "count", count)["n"] == 7 and len(calls) == 4
 
+
+
+def test_strings_give_one_string_without_making_all():
+    """Strings: items by index (negative too) from the NUL positions, slices and iteration as a list."""
+    from lm_eval_rankacc.outputs.columns import Strings
+    values = ["a", "", "caf\u00e9", "\U0001F600x", "last"]
+    joined = Strings(np.frombuffer("\0".join(values).encode(), dtype=np.uint8), len(values))
+    assert [joined[k] for k in range(5)] == values and joined[-1] == "last" and joined._values is None
+    with pytest.raises(IndexError):
+        joined[5]
+    assert joined[1:3] == values[1:3] and list(joined) == values and joined == values
