@@ -99,7 +99,8 @@ def _gap_intervals(star: dict, observed: list[tuple], mask: np.ndarray, boot: tu
             where[(key, j)] = (top, top + len(block))
             top += len(block)
             blocks.append(block)
-    stack = np.empty((top, int(mask.sum())))  # the documents of mask, as floats (booleans: 0 / 1)
+    floats = any(block.dtype != bool for block in blocks)  # booleans (the paper's rules) stay booleans
+    stack = np.empty((top, int(mask.sum())), dtype=float if floats else bool)  # the documents of mask
     for block, (start, stop) in zip(blocks, where.values()):
         stack[start:stop] = block if mask.all() else block[:, mask]
     means = stats.bootstrap_means(stack, n_boot, seed)

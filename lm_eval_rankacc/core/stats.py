@@ -52,6 +52,9 @@ def _verdict_codes(values: np.ndarray) -> np.ndarray | None:
     weights, codes = 3.0 ** np.arange(k), np.empty(n)
     for start in range(0, n, _CODE_CHUNK):
         part = values[:, start:start + _CODE_CHUNK]
+        if part.dtype == bool:  # verdicts already, none unknown
+            codes[start:start + _CODE_CHUNK] = weights @ part
+            continue
         digits = np.where(np.isnan(part), 2.0, part)
         if not ((digits == 0.0) | (digits == 1.0) | (digits == 2.0)).all():
             return None
@@ -74,9 +77,11 @@ def _document_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None
         group_values = np.where(held, digits, 0).astype(float)
     elif codes is not None:
         _, first, sizes = np.unique(codes, return_index=True, return_counts=True)
-        held = ~np.isnan(values[:, first])
-        group_values = np.where(held, values[:, first], 0.0)
+        chosen = values[:, first].astype(float)
+        held = ~np.isnan(chosen)
+        group_values = np.where(held, chosen, 0.0)
     else:
+        values = values.astype(float, copy=False)
         kept = ~np.isnan(values)
         data = np.concatenate([np.where(kept, values, 0.0), kept], axis=0)  # NaN: (0, not held), apart from 0
         columns, sizes = np.unique(data, axis=1, return_counts=True)
@@ -103,8 +108,11 @@ def bootstrap_means(values: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = 0
     of each row over the drawn documents. NaN entries are left out of their
     row's mean (NaN where a replicate draws none). Up to :data:`STREAM_CELLS`
     cells the replicates of the module's plain-loop stream, beyond it drawn
-    per group of identical documents (:func:`_grouped_means`)."""
-    values = np.atleast_2d(np.asarray(values, dtype=float))
+    per group of identical documents (:func:`_grouped_means`). Booleans are
+    taken as 0 / 1 (and grouped without a float copy)."""
+    values = np.atleast_2d(np.asarray(values))
+    if values.dtype != bool:
+        values = values.astype(float, copy=False)
     k, n = values.shape
     if n == 0 or n_boot < 1:
         raise ValueError(f"need documents and replicates, got N = {n}, n_boot = {n_boot}")
@@ -113,6 +121,7 @@ def bootstrap_means(values: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = 0
         grouped = _document_groups(values)
         if grouped is not None:
             return _grouped_means(*grouped, n_boot, rng)
+    values = values.astype(float, copy=False)
     kept = ~np.isnan(values)
     data = np.concatenate([np.where(kept, values, 0.0), kept], axis=0).T  # (N, 2K): sums, then counts
     out = np.empty((n_boot, k))

@@ -81,3 +81,14 @@ def test_counted_groups_equal_the_sorted_groups(rows, monkeypatch):
     np.testing.assert_array_equal(counted[0], sorted_[0])
     np.testing.assert_array_equal(counted[1], sorted_[1])
     assert counted[1].sum() == values.shape[1]
+
+
+@pytest.mark.parametrize("cells", [0, 1 << 40])
+def test_booleans_bootstrap_as_their_floats(cells, monkeypatch):
+    """Boolean rows give the replicates of the same rows as 0.0 / 1.0, grouped or streamed."""
+    monkeypatch.setattr(stats, "STREAM_CELLS", cells)
+    rng = np.random.default_rng(5)
+    values = rng.random((3, 400)) < 0.5
+    values[2] = values[0]
+    np.testing.assert_array_equal(stats.bootstrap_means(values, 300, 2),
+                                  stats.bootstrap_means(values.astype(float), 300, 2))
