@@ -45,10 +45,12 @@ def _read(path: Path, patterns: list[str] | None, convention: str = "paper",
                 raise RunError(f"{path}: no samples of {tr.task} from this run beside it: --convention released "
                                "recomputes R and R~ from lm-eval's samples (rerun lm_eval with --log_samples)")
             continue
-        if convention == "released":
+        if convention == "released":  # the samples are loaded anyway: their documents taken from them
             ts = cached_samples(tr.samples, tr.task, notes)
             _released_values(tr, ts, notes if notes is not None else [])
-        docs = remembered(tr.samples, tr.task, "documents", _documents, notes)
+            docs = _documents(ts)
+        else:
+            docs = remembered(tr.samples, tr.task, "documents", _documents, notes)
         check_document_count(tr.samples, tr.task, docs["held"])  # the results file may have changed
         tr.docs = docs["digest"]
         if tr.n is None:
